@@ -1,0 +1,51 @@
+# The two commands: `make demo` and `make test`.  Both work on a fresh machine:
+# they create .venv, install Python packages, htmx from npm, and the Debian
+# packages the lab needs (Dovecot, Chromium) when missing.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HTMX := plugin/static/vendor/htmx.min.js
+DEBS := dovecot-imapd dovecot-pop3d dovecot-lmtpd chromium
+
+.PHONY: demo test bench install system-packages lint clean
+
+demo: install system-packages
+	$(PY) -m examples.demo
+
+test: install system-packages
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install system-packages
+	$(PY) bench/import_speed.py --messages 10000
+	$(PY) bench/idle_poll.py
+	$(PY) bench/pop3_import.py --messages 10000
+
+install: $(STAMP) $(HTMX)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,postgres]'
+	touch $@
+
+# htmx comes from the npm registry at install time; it is never committed.
+$(HTMX): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	mkdir -p $(dir $@)
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+
+system-packages:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+lint: install
+	$(VENV)/bin/ruff check plugin examples tests bench
+
+clean:
+	rm -rf $(VENV) node_modules plugin/static/vendor examples/host_ats/instance

@@ -1,0 +1,1 @@
+"""Example hosts that run the Integrated Email add-on."""

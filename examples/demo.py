@@ -1,0 +1,161 @@
+"""`make demo`: the reference host ATS with Integrated Email, on SQLite, with a
+sandbox mail server (the test lab's Dovecot and SMTP) already holding mail from
+demo candidates, so set-up can be finished and mail seen within two minutes.
+
+The sandbox is for the demo only: it listens on 127.0.0.1, and 127.0.0.1 is
+allow-listed for mail hosts in this process alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from sqlalchemy import select
+
+from examples.host_ats import create_app
+from examples.host_ats.models import Candidate, Contact
+from examples.host_ats.seed import DEMO_USERS, seed_demo
+from tests.lab.ca import make_certs
+from tests.lab.dovecot import Dovecot
+from tests.lab.smtp import SmtpLab
+
+INSTANCE = Path(__file__).resolve().parent / "host_ats" / "instance"
+WEB_PORT = int(os.environ.get("DEMO_PORT", "5000"))
+MAIL_PASSWORD = "mailpass"
+SUBJECTS = [
+    ("Application for the {title} role", "Hello,\n\nI would like to apply for the {title} "
+     "position. My CV is attached to my profile.\n\nBest regards,\n{name}"),
+    ("Re: Interview on Thursday", "Hi,\n\nThursday at 10:00 works for me. Looking forward "
+     "to it.\n\nThanks,\n{name}"),
+    ("Question about the offer", "Hello,\n\nCould you tell me more about the notice period "
+     "and remote work?\n\nKind regards,\n{name}"),
+]
+
+
+def _message(sender: str, sender_name: str, to: str, subject: str, body: str,
+             when: datetime) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"{sender_name} <{sender}>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_msgid(domain=sender.split("@")[1])
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def fill_demo_mailboxes(dovecot: Dovecot, app) -> list[tuple[str, str]]:  # noqa: ANN001
+    """One sandbox mailbox per demo user, each holding mail from a few candidates."""
+    db = app.extensions["host_ats.db"]
+    with db.sessions() as s:
+        candidates = [c for c in s.scalars(select(Candidate).order_by(Candidate.id)) if c.email]
+        contacts = [c for c in s.scalars(select(Contact).order_by(Contact.id)) if c.email]
+    logins = []
+    now = datetime.now(timezone.utc)
+    for n, (email, _pw, _role, _name) in enumerate(DEMO_USERS):
+        local = email.split("@")[0]
+        user = dovecot.user(local) or dovecot.add_user(local, MAIL_PASSWORD)
+        if not dovecot.list_messages(user, "INBOX"):
+            picks = candidates[n * 5:(n + 1) * 5]
+            for i, cand in enumerate(picks):
+                subject, body = SUBJECTS[i % len(SUBJECTS)]
+                name = f"{cand.first_name} {cand.last_name}"
+                raw = _message(cand.email, name, email, subject.format(title=cand.title),
+                               body.format(title=cand.title, name=name),
+                               now - timedelta(hours=5 * i + n))
+                dovecot.deliver(user, raw)
+            contact = contacts[n % len(contacts)]
+            dovecot.deliver(user, _message(
+                contact.email, f"{contact.first_name} {contact.last_name}", email,
+                "Shortlist for the open roles", "Hi,\n\nPlease send the shortlist by Friday."
+                "\n\nThanks", now - timedelta(days=1)))
+            dovecot.deliver(user, _message(
+                "newsletter@example.test", "Industry News", email, "This week in hiring",
+                "Not from a candidate: this one is not recorded on any record.",
+                now - timedelta(days=2)))
+        logins.append((email, MAIL_PASSWORD))
+    return logins
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _pick_ports(wanted: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The demo's usual ports when all are free, else let the lab choose."""
+    return wanted if all(_port_free(p) for p in wanted) else None
+
+
+def main() -> int:
+    if not _port_free(WEB_PORT):
+        print(f"Port {WEB_PORT} is in use; stop what runs there or set DEMO_PORT.",
+              file=sys.stderr)
+        return 1
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    certs = make_certs(INSTANCE / "sandbox-certs")
+    # Fixed ports and a kept mail folder, so a mailbox set up yesterday still works.
+    mail_dir = INSTANCE / "sandbox-mail"
+    mail_dir.mkdir(exist_ok=True)
+    dovecot = Dovecot(certs, workdir=mail_dir)
+    dovecot.start(ports=_pick_ports((10143, 10993, 10110, 10995)))
+    smtp = SmtpLab(dovecot, with_plain=False).start(ports=_pick_ports((10587, 10465)))
+
+    app = create_app({
+        "INSTANCE_PATH": str(INSTANCE),
+        "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1,localhost",
+        "IE_CA_FILE": str(certs.ca_cert),
+        "IE_GENERATE_SECRET_KEY": True,
+        "IE_DISPATCH_SECONDS": 10,
+    })
+    with app.app_context():
+        db = app.extensions["host_ats.db"]
+        with db.sessions() as s:
+            seed_demo(s)
+            s.commit()
+    logins = fill_demo_mailboxes(dovecot, app)
+
+    print("\n" + "=" * 72)
+    print(f"Acme Recruit with Integrated Email: http://127.0.0.1:{WEB_PORT}")
+    print("ATS logins:")
+    for email, pw, role, name in DEMO_USERS:
+        print(f"  {email:<18} {pw:<10} {role:<10} {name}")
+    print("Sandbox mail server (use these in Integrated email set-up):")
+    print(f"  incoming: IMAP  host localhost  port {dovecot.imaps}  SSL/TLS"
+          f"   (STARTTLS on {dovecot.imap}; POP3 SSL/TLS on {dovecot.pop3s})")
+    print(f"  outgoing: SMTP  host localhost  port {smtp.tls_port}  SSL/TLS"
+          f"   (STARTTLS on {smtp.starttls_port})")
+    for email, pw in logins:
+        print(f"  mailbox {email:<18} password {pw}")
+    print("First: sign in as admin, Settings > Manage plugins and add-ons > Activate.")
+    print("=" * 72 + "\n", flush=True)
+
+    def stop(*_a) -> None:  # noqa: ANN002
+        smtp.stop()
+        dovecot.stop()
+        dovecot.cleanup()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        app.run(host="127.0.0.1", port=WEB_PORT, threaded=True, use_reloader=False)
+    finally:
+        smtp.stop()
+        dovecot.stop()
+        dovecot.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The add-on object a host ATS creates: ``IntegratedEmail(app, host=...)``.
+
+It follows the Flask extension pattern (``__init__(app=None)`` then
+``init_app``), keeps everything it owns in its own namespace (``ie_`` tables,
+``IE_*`` settings, the ``plugin.integrated_email`` logger, the
+``integrated_email`` blueprint), and is stored in
+``app.extensions["integrated_email"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, url_for
+from markupsafe import Markup
+from sqlalchemy import select
+
+from plugin import config as ie_config
+from plugin.crypto import SecretBox, load_keys
+from plugin.csrf import csrf_token
+from plugin.db import make_engine, make_session_factory, resolve_url
+from plugin.host import HOST_API_VERSION, HostAdapter
+
+EXTENSION_KEY = "integrated_email"
+MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
+log = logging.getLogger("plugin.integrated_email")
+
+
+class IntegratedEmail:
+    """The Integrated Email add-on, bound to one Flask app and one host adapter."""
+
+    def __init__(self, app: Flask | None = None, host: HostAdapter | None = None):
+        self.app: Flask | None = None
+        self.host: HostAdapter | None = host
+        if app is not None:
+            self.init_app(app, host=host)
+
+    # ------------------------------------------------------------------ wiring
+    def init_app(self, app: Flask, host: HostAdapter | None = None) -> None:
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "Integrated Email is already registered on this app; call init_app once.")
+        host = host or self.host
+        if host is None:
+            raise TypeError("init_app needs host=: an object implementing plugin.host.HostAdapter")
+        if not isinstance(host, HostAdapter):
+            raise TypeError("host does not implement plugin.host.HostAdapter")
+        self.app, self.host = app, host
+        ie_config.apply_defaults(app)
+        instance = app.instance_path
+        if app.config["IE_SECRET_KEY_FILE"] is None and app.config["IE_GENERATE_SECRET_KEY"]:
+            app.config["IE_SECRET_KEY_FILE"] = str(Path(instance) / "integrated_email.key")
+        if app.config["IE_BLOB_DIR"] is None:
+            app.config["IE_BLOB_DIR"] = str(Path(instance) / "ie_blobs")
+
+        self.database_url = resolve_url(app.config, instance)
+        self.engine = make_engine(self.database_url)
+        self.session = make_session_factory(self.engine)
+        app.teardown_appcontext(lambda _exc: self.session.remove())
+
+        from plugin.routes import make_blueprint
+        app.register_blueprint(make_blueprint(self), url_prefix=app.config["IE_URL_PREFIX"])
+        app.jinja_env.globals.setdefault("integrated_email", self)
+        app.jinja_env.globals.setdefault("csrf_token", csrf_token)
+
+        from plugin.cli import cli_group
+        app.cli.add_command(cli_group)
+        app.extensions[EXTENSION_KEY] = self
+
+        from plugin.jobs import start_scheduler_if_embedded
+        start_scheduler_if_embedded(self)
+
+    # ---------------------------------------------------------------- secrets
+    @cached_property
+    def secrets(self) -> SecretBox:
+        return SecretBox(load_keys(self.app.config))
+
+    # ------------------------------------------------------------ migrations
+    def migrate(self, revision: str = "head") -> None:
+        from plugin.migrations import upgrade
+        upgrade(self.engine, revision)
+
+    def downgrade(self, revision: str = "base") -> None:
+        from plugin.migrations import downgrade
+        downgrade(self.engine, revision)
+
+    # ------------------------------------------------------------- lifecycle
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        return json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
+
+    @property
+    def host_api_version(self) -> str:
+        return HOST_API_VERSION
+
+    def is_active(self) -> bool:
+        """Whether the host's plugin manager has activated the add-on."""
+        from plugin.models import AddonState
+        with self.engine.connect() as conn:
+            active = conn.execute(
+                select(AddonState.active).where(AddonState.id == 1)).scalar_one_or_none()
+        return bool(active)
+
+    def set_active(self, active: bool) -> None:
+        """Activate or deactivate; deactivating keeps every table and row."""
+        from plugin.models import AddonState
+        with self.session() as s, s.begin():
+            state = s.get(AddonState, 1) or AddonState(id=1)
+            state.active = bool(active)
+            state.changed_at = datetime.now(timezone.utc)
+            s.add(state)
+        log.info("integrated email %s", "activated" if active else "deactivated")
+
+    # ----------------------------------------------------- host integration
+    def menu_entries(self) -> list[dict[str, str]]:
+        """Entries for the host's Settings menu (none while inactive)."""
+        if not self.is_active():
+            return []
+        return [{"label": "Integrated email", "url": url_for("integrated_email.home")}]
+
+    def record_panels(self, ref) -> list[Markup]:  # noqa: ANN001
+        """HTML panels the host embeds on a candidate/contact page."""
+        if not self.is_active():
+            return []
+        from plugin.routes.records import panels_for
+        return panels_for(self, ref)
+
+    def email_link(self, address: str, record=None) -> str:  # noqa: ANN001
+        """URL for an email address the host shows: our compose, or mailto:."""
+        from plugin.services.links import email_link
+        return email_link(self, address, record)
+
+    def htmx_url(self) -> str:
+        return current_app.config["IE_HTMX_URL"] or url_for(
+            "integrated_email.static", filename="vendor/htmx.min.js")
+
+
+def get_addon() -> IntegratedEmail:
+    """The add-on of the current app."""
+    return current_app.extensions[EXTENSION_KEY]

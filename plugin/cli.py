@@ -1,0 +1,55 @@
+"""``flask integrated-email ...``: the add-on's command-line group."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from plugin.crypto import SecretKeyError
+
+
+@click.group("integrated-email", help="Integrated Email add-on commands.")
+def cli_group() -> None:
+    pass
+
+
+@cli_group.command("migrate")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@with_appcontext
+def migrate_cmd(revision: str) -> None:
+    """Create or upgrade the add-on's tables."""
+    from plugin.addon import get_addon
+    get_addon().migrate(revision)
+    click.echo(f"Integrated Email tables are at revision {revision}.")
+
+
+@cli_group.command("downgrade")
+@click.argument("revision", default="base")
+@with_appcontext
+def downgrade_cmd(revision: str) -> None:
+    """Step the add-on's tables back (base removes them all)."""
+    from plugin.addon import get_addon
+    get_addon().downgrade(revision)
+    click.echo(f"Integrated Email tables are at revision {revision}.")
+
+
+@cli_group.command("rotate-keys")
+@with_appcontext
+def rotate_keys_cmd() -> None:
+    """Re-encrypt every stored secret under the first key of IE_SECRET_KEYS."""
+    from plugin.addon import get_addon
+    from plugin.services.secrets import rotate_all
+    try:
+        done, total = rotate_all(get_addon())
+    except SecretKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Re-encrypted {done} of {total} stored secrets under the first key.")
+
+
+@cli_group.command("activate")
+@with_appcontext
+def activate_cmd() -> None:
+    """Activate the add-on (what the host's plugin page does)."""
+    from plugin.addon import get_addon
+    get_addon().set_active(True)
+    click.echo("Integrated Email is active.")

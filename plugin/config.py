@@ -1,0 +1,49 @@
+"""Every ``IE_*`` setting of the add-on, with its default and one line of meaning.
+
+Hosts set these in ``app.config`` before ``init_app``; ``apply_defaults`` fills
+the rest with ``setdefault`` so a host's value always wins.  Settings an admin
+changes at run time (fetch interval, sharing options, ...) live in the database
+instead: see ``plugin.models.settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+#: name -> (default, meaning).  The single place where settings are documented.
+SETTINGS: dict[str, tuple[Any, str]] = {
+    "IE_DATABASE_URL": (None, "SQLAlchemy URL of the add-on's tables; default: the host's "
+                        "SQLALCHEMY_DATABASE_URI, else a SQLite file in the instance folder"),
+    "IE_URL_PREFIX": ("/integrated-email", "where the blueprint is mounted"),
+    "IE_SECRET_KEYS": (None, "comma-separated Fernet keys; the first encrypts, all decrypt"),
+    "IE_SECRET_KEY_FILE": (None, "file holding a generated key when IE_SECRET_KEYS is unset "
+                           "(the demo: instance/integrated_email.key, mode 0600)"),
+    "IE_GENERATE_SECRET_KEY": (False, "create IE_SECRET_KEY_FILE when missing (demo only)"),
+    "IE_BLOB_DIR": (None, "directory of raw message bytes; default instance/ie_blobs"),
+    "IE_ALLOWED_MAIL_HOSTS": ("", "comma-separated hosts, IPs or CIDRs allowed even when not "
+                              "globally routable (the tests and demo allow 127.0.0.1)"),
+    "IE_CA_FILE": (None, "extra CA bundle trusted for mail servers, on top of the system store"),
+    "IE_MAIL_TIMEOUT": (15.0, "seconds before a mail server that does not answer is given up"),
+    "IE_SCHEDULER": ("embedded", "'embedded': run jobs in this process; 'off': a worker does"),
+    "IE_DISPATCH_SECONDS": (15, "how often the dispatcher looks for due mailboxes"),
+    "IE_WORKER_THREADS": (8, "mailboxes synced at once per process"),
+    "IE_TEST_CONNECTION_PER_MINUTE": (6, "Test connection clicks allowed per user per minute"),
+    "IE_MAX_ATTACHMENT_MB": (20, "largest total attachment size on a composed message"),
+    "IE_HTMX_URL": (None, "URL of htmx.min.js when the host supplies it; default: the copy "
+                    "installed from npm into the add-on's static folder"),
+}
+
+
+def apply_defaults(app: Flask) -> None:
+    """Fill every unset ``IE_*`` key with its default."""
+    for key, (default, _meaning) in SETTINGS.items():
+        app.config.setdefault(key, default)
+
+
+def allowed_hosts(app: Flask) -> list[str]:
+    raw = app.config.get("IE_ALLOWED_MAIL_HOSTS") or ""
+    if isinstance(raw, (list, tuple, set, frozenset)):
+        return [str(h).strip() for h in raw if str(h).strip()]
+    return [h.strip() for h in str(raw).split(",") if h.strip()]

@@ -1,0 +1,65 @@
+"""APScheduler wiring: one scheduler per process, running the short dispatcher job.
+
+Embedded (the default, the demo): a background scheduler inside the web process.
+Production: ``IE_SCHEDULER=off`` in web processes and ``flask integrated-email
+worker`` in one or more worker processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger("plugin.integrated_email.jobs")
+_lock = threading.Lock()
+
+
+def _is_reloader_parent(app) -> bool:  # noqa: ANN001
+    # Under `flask run --reload` the parent only watches files; the child (which
+    # has WERKZEUG_RUN_MAIN set) serves requests and should own the scheduler.
+    return bool(app.debug) and os.environ.get("WERKZEUG_RUN_MAIN") != "true" \
+        and os.environ.get("FLASK_RUN_FROM_CLI") == "true"
+
+
+def build_scheduler(addon, scheduler_cls=BackgroundScheduler):  # noqa: ANN001
+    """A scheduler with the add-on's jobs (listed in manifest.json) added."""
+    from plugin.jobs.fetch import dispatch
+    app = addon.app
+    sched = scheduler_cls(job_defaults={"coalesce": True, "max_instances": 1,
+                                        "misfire_grace_time": 30})
+
+    def run_dispatch() -> None:
+        with app.app_context():
+            dispatch(addon)
+
+    sched.add_job(run_dispatch, "interval", seconds=int(app.config["IE_DISPATCH_SECONDS"]),
+                  id="integrated_email.dispatch_fetch", name="Fetch due mailboxes",
+                  next_run_time=None if app.testing else _soon())
+    return sched
+
+
+def _soon():  # noqa: ANN202
+    from datetime import datetime, timedelta, timezone
+    return datetime.now(timezone.utc) + timedelta(seconds=2)
+
+
+def start_scheduler_if_embedded(addon) -> BackgroundScheduler | None:  # noqa: ANN001
+    """Start the in-process scheduler once, unless IE_SCHEDULER is 'off'."""
+    app = addon.app
+    if str(app.config.get("IE_SCHEDULER", "embedded")).lower() != "embedded":
+        return None
+    if _is_reloader_parent(app):
+        return None
+    with _lock:
+        if getattr(addon, "scheduler", None) is not None:
+            return addon.scheduler
+        sched = build_scheduler(addon)
+        sched.start()
+        addon.scheduler = sched
+        atexit.register(lambda: sched.shutdown(wait=False) if sched.running else None)
+        log.info("embedded scheduler started")
+        return sched

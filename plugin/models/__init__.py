@@ -1,0 +1,11 @@
+"""The add-on's tables (all prefixed ``ie_``), one module per aggregate."""
+
+from plugin.db import Base
+from plugin.models.settings import AddonState, GlobalSettings
+from plugin.models.mailbox import FetchCursor, Mailbox
+from plugin.models.message import Attachment, Message, MessageLocation, Quarantine, RecordLink
+
+__all__ = [
+    "Base", "AddonState", "GlobalSettings", "Mailbox", "FetchCursor", "Message",
+    "MessageLocation", "Attachment", "Quarantine", "RecordLink",
+]

@@ -1,0 +1,69 @@
+"""Global settings (admins only), with the admin's own mailbox on the same page."""
+
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+
+from plugin.addon import get_addon
+from plugin.models import Mailbox
+from plugin.models.settings import SHARING_OPTIONS
+from plugin.routes.setup import form_state, save_mailbox, wants_fragment
+from plugin.services import settings as settings_service
+from plugin.services import setup as setup_service
+from plugin.services.policy import connection_policy
+
+MAILBOX_TOUCHED = ("in_host", "in_password", "out_host")
+
+
+def global_settings():  # noqa: ANN201
+    """Show and save the global settings."""
+    if not g.ie_user.is_admin:
+        abort(403)
+    addon = get_addon()
+    s = addon.session()
+    gs = settings_service.load(s)
+    own = next((m for m in setup_service.user_mailboxes(s, g.ie_user.id) if m.is_active), None)
+    settings_errors: dict[str, str] = {}
+    if request.method == "POST":
+        parsed = settings_service.parse_settings_form(request.form)
+        settings_errors = parsed.errors
+        mb_values = setup_service.read_form(request.form)
+        # The admin's own mailbox is optional here: only checked when they started it.
+        touched = own is not None or any(mb_values.get(k) for k in MAILBOX_TOUCHED)
+        mb_errors: dict[str, str] = {}
+        if not settings_errors:
+            outbound_only = parsed.values["outbound_only"]
+            choices = [c for c in parsed.values["sharing_allowed"].split(",") if c]
+            if touched:
+                mb_errors = setup_service.validate(
+                    mb_values, outbound_only=outbound_only, sharing_choices=choices,
+                    existing=own, policy=connection_policy(addon, s))
+            if not mb_errors:
+                settings_service.save(s, gs, parsed.values, g.ie_user.id)
+                if touched:
+                    save_mailbox(s, own or Mailbox(user_id=g.ie_user.id), mb_values,
+                                 outbound_only)
+                s.commit()
+                flash("Integrated email settings saved. Users can now set up their mailboxes.")
+                return redirect(url_for("integrated_email.admin_settings"))
+        state = form_state(mb_values, mb_errors, own, gs_override=parsed.values)
+        form_values = {**_settings_values(gs), **parsed.values,
+                       "sharing_allowed": parsed.values["sharing_allowed"]}
+    else:
+        state = form_state(setup_service.values_from_mailbox(own) if own
+                           else setup_service.initial_values(g.ie_user, gs), {}, own)
+        form_values = _settings_values(gs)
+    status = 422 if request.method == "POST" else 200
+    tpl = ("integrated_email/_partials/admin_form.html" if wants_fragment()
+           else "integrated_email/admin_settings.html")
+    return render_template(tpl, gs=gs, sv=form_values, serr=settings_errors, state=state,
+                           sharing_options=SHARING_OPTIONS,
+                           sharing_labels=settings_service.SHARING_LABELS,
+                           own=own), status
+
+
+def _settings_values(gs) -> dict:  # noqa: ANN001
+    return {c: getattr(gs, c) for c in (
+        "outbound_only", "webmail_links", "auto_import", "sharing_allowed", "sharing_default",
+        "fetch_interval_minutes", "initial_sync_days", "initial_sync_messages", "bulk_per_send",
+        "bulk_per_day", "bulk_spacing_seconds", "allowed_mail_hosts")}

@@ -1,0 +1,19 @@
+"""The add-on's front door: where "Settings > Integrated email" lands."""
+
+from __future__ import annotations
+
+from flask import g, redirect, render_template, url_for
+
+from plugin.addon import get_addon
+from plugin.services import settings as settings_service
+
+
+def home():  # noqa: ANN201
+    """Send admins to global settings until saved; others to their mailboxes or the gate."""
+    addon = get_addon()
+    s = addon.session()
+    if g.ie_user.is_admin and not settings_service.is_complete(s):
+        return redirect(url_for("integrated_email.admin_settings"))
+    if not settings_service.is_complete(s):
+        return render_template("integrated_email/gate.html")
+    return redirect(url_for("integrated_email.mailboxes"))

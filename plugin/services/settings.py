@@ -1,0 +1,111 @@
+"""Reading and saving the admin's global settings (the gate of the set-up)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from plugin.mail.presets import min_poll_minutes
+from plugin.models import GlobalSettings
+from plugin.models.settings import SHARING_OPTIONS
+
+SHARING_LABELS = {
+    "private": "Private – only me",
+    "custom": "Custom – mail with the candidates and contacts I tick 'Share email' on",
+    "public": "Public – all my mail with candidates and contacts",
+    "admin": "Admin – administrators only",
+}
+#: never below this, whatever the admin types: providers throttle faster polling
+MIN_FETCH_MINUTES = 5
+MAX_FETCH_MINUTES = 24 * 60
+
+
+def load(session) -> GlobalSettings:  # noqa: ANN001
+    """The one settings row (an unsaved default when none exists yet)."""
+    gs = session.get(GlobalSettings, 1)
+    if gs is None:
+        gs = GlobalSettings(id=1, outbound_only=False, webmail_links=True, auto_import=True,
+                            sharing_allowed=",".join(SHARING_OPTIONS), sharing_default="private",
+                            fetch_interval_minutes=10, initial_sync_days=30,
+                            initial_sync_messages=500, bulk_per_send=200, bulk_per_day=500,
+                            bulk_spacing_seconds=2, allowed_mail_hosts="",
+                            public_excluded_users="", public_excluded_domains="")
+    return gs
+
+
+def is_complete(session) -> bool:  # noqa: ANN001
+    gs = session.get(GlobalSettings, 1)
+    return bool(gs and gs.saved_at)
+
+
+def fetch_interval_for(gs: GlobalSettings, host: str | None) -> int:
+    """Minutes between fetches for a mailbox on ``host``: never below the
+    provider's floor (10 minutes for Gmail)."""
+    return max(gs.fetch_interval_minutes, min_poll_minutes(host or ""), MIN_FETCH_MINUTES)
+
+
+@dataclass
+class SettingsForm:
+    """The global-settings half of the admin page, parsed and checked."""
+
+    values: dict = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _yes(form, name: str) -> bool:  # noqa: ANN001
+    return str(form.get(name, "")).lower() in ("yes", "on", "true", "1")
+
+
+def _int(form, name: str, errors: dict, lo: int, hi: int, label: str) -> int | None:  # noqa: ANN001
+    raw = str(form.get(name, "")).strip()
+    try:
+        val = int(raw)
+    except ValueError:
+        errors[name] = f"Enter {label} as a whole number."
+        return None
+    if not lo <= val <= hi:
+        errors[name] = f"Enter {label} between {lo} and {hi}."
+        return None
+    return val
+
+
+def parse_settings_form(form) -> SettingsForm:  # noqa: ANN001
+    errors: dict[str, str] = {}
+    allowed = [s for s in SHARING_OPTIONS if s in form.getlist("sharing_allowed")]
+    default = form.get("sharing_default", "")
+    if not allowed:
+        errors["sharing_allowed"] = "Allow at least one sharing option."
+    elif default not in allowed:
+        errors["sharing_default"] = "Pick a default that is among the allowed options."
+    values = {
+        "outbound_only": _yes(form, "outbound_only"),
+        "webmail_links": _yes(form, "webmail_links"),
+        "auto_import": _yes(form, "auto_import"),
+        "sharing_allowed": ",".join(allowed),
+        "sharing_default": default,
+        "fetch_interval_minutes": _int(form, "fetch_interval_minutes", errors,
+                                       MIN_FETCH_MINUTES, MAX_FETCH_MINUTES, "the fetch interval"),
+        "initial_sync_days": _int(form, "initial_sync_days", errors, 1, 3650, "the number of days"),
+        "initial_sync_messages": _int(form, "initial_sync_messages", errors, 1, 100000,
+                                      "the number of messages"),
+        "bulk_per_send": _int(form, "bulk_per_send", errors, 1, 10000, "recipients per send"),
+        "bulk_per_day": _int(form, "bulk_per_day", errors, 1, 100000, "messages per day"),
+        "bulk_spacing_seconds": _int(form, "bulk_spacing_seconds", errors, 0, 3600,
+                                     "the spacing"),
+        "allowed_mail_hosts": "\n".join(
+            h.strip().lower() for h in str(form.get("allowed_mail_hosts", "")).splitlines()
+            if h.strip()),
+    }
+    hosts = values["allowed_mail_hosts"].splitlines()
+    bad = [h for h in hosts if any(c in h for c in " /@\\\"'<>") or len(h) > 253]
+    if bad:
+        errors["allowed_mail_hosts"] = "One host per line, like mail.example.com or 203.0.113.7."
+    return SettingsForm(values=values, errors=errors)
+
+
+def save(session, gs: GlobalSettings, values: dict, admin_id: str) -> None:  # noqa: ANN001
+    for key, val in values.items():
+        setattr(gs, key, val)
+    gs.saved_at = datetime.now(timezone.utc)
+    gs.saved_by = admin_id
+    session.add(gs)

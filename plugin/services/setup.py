@@ -1,0 +1,290 @@
+"""Personal mailbox set-up: the form's values, derived defaults, checks, and saving.
+
+The form is a flat dict of strings (what a browser posts).  ``derive`` applies
+what changes in place when the user edits one field (provider preset, default
+ports, pre-filled login); ``validate`` returns one sentence per bad field;
+``apply`` writes a Mailbox, encrypting passwords and keeping stored ones when
+a password field is left blank.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select, update
+
+from plugin.mail.account import ServerSettings
+from plugin.mail.connect import ConnectionPolicy, check_host
+from plugin.mail.errors import MailError
+from plugin.mail.presets import default_port, preset_for
+from plugin.models import GlobalSettings, Mailbox
+
+PROTOCOLS = {"imap": "IMAP", "pop3": "POP3"}
+SECURITIES = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "None (not encrypted)"}
+DELETE_POLICIES = {
+    "leave": "Leave messages on the server",
+    "after_retrieval": "Delete from the server after retrieval",
+    "after_days": "Delete from the server after some days",
+}
+CHECKBOXES = ("same_credentials", "out_auth")
+TEXT_FIELDS = ("account_name", "email", "protocol", "in_login", "in_password", "in_host",
+               "in_port", "in_security", "out_login", "out_password", "out_host", "out_port",
+               "out_security", "delete_policy", "delete_after_days", "sharing")
+HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,253}$")
+
+
+@dataclass
+class FormState:
+    """What the template needs to draw the mailbox form."""
+
+    values: dict
+    errors: dict
+    outbound_only: bool
+    sharing_choices: list[str]
+    preset_notes: list[str]
+    preset_name: str | None
+    has_in_password: bool = False
+    has_out_password: bool = False
+
+    @property
+    def show_incoming(self) -> bool:
+        return not self.outbound_only
+
+    @property
+    def show_out_credentials(self) -> bool:
+        return self.values.get("out_auth") == "on" and (
+            self.outbound_only or self.values.get("same_credentials") != "on")
+
+    @property
+    def show_delete_policy(self) -> bool:
+        return not self.outbound_only and self.values.get("protocol") == "pop3"
+
+
+def read_form(form) -> dict:  # noqa: ANN001
+    """The posted fields as a flat dict (checkboxes as 'on' or '')."""
+    values = {name: str(form.get(name, "")).strip() for name in TEXT_FIELDS}
+    for pw in ("in_password", "out_password"):
+        values[pw] = str(form.get(pw, ""))  # passwords may have spaces at the ends
+    for name in CHECKBOXES:
+        values[name] = "on" if form.get(name) in ("on", "yes", "1", "true") else ""
+    return values
+
+
+def initial_values(user, gs: GlobalSettings) -> dict:  # noqa: ANN001
+    """A new mailbox form pre-filled from the user's ATS profile and the preset."""
+    values = {name: "" for name in TEXT_FIELDS}
+    values.update(account_name="Work email", email=user.email, in_login=user.email,
+                  protocol="imap", in_security="ssl", out_security="ssl",
+                  in_port="993", out_port="465", same_credentials="on", out_auth="on",
+                  delete_policy="leave", sharing=gs.sharing_default)
+    return derive(values, "email", previous_email="")
+
+
+def values_from_mailbox(mb: Mailbox) -> dict:
+    def s(v) -> str:  # noqa: ANN001
+        return "" if v is None else str(v)
+    return {
+        "account_name": mb.account_name, "email": mb.email, "protocol": s(mb.protocol or "imap"),
+        "in_login": s(mb.in_login), "in_password": "", "in_host": s(mb.in_host),
+        "in_port": s(mb.in_port), "in_security": s(mb.in_security or "ssl"),
+        "same_credentials": "on" if mb.same_credentials else "",
+        "out_login": s(mb.out_login), "out_password": "", "out_host": mb.out_host,
+        "out_port": s(mb.out_port), "out_security": mb.out_security,
+        "out_auth": "on" if mb.out_auth else "", "delete_policy": mb.delete_policy,
+        "delete_after_days": s(mb.delete_after_days), "sharing": mb.sharing,
+    }
+
+
+def derive(values: dict, changed: str, previous_email: str = "") -> dict:
+    """Apply what follows from editing ``changed``: preset hosts, default ports, login."""
+    v = dict(values)
+    if changed == "email":
+        email = v.get("email", "")
+        if not v.get("in_login") or v.get("in_login") == previous_email:
+            v["in_login"] = email
+        preset = preset_for(email)
+        if preset:
+            proto = v.get("protocol") or "imap"
+            if proto == "pop3" and not preset.pop3:
+                v["protocol"] = proto = "imap"
+            incoming = preset.pop3 if proto == "pop3" else preset.imap
+            if incoming:
+                v["in_host"], v["in_port"], v["in_security"] = (
+                    incoming.host, str(incoming.port), incoming.security)
+            smtp = preset.smtp[0]
+            v["out_host"], v["out_port"], v["out_security"] = (
+                smtp.host, str(smtp.port), smtp.security)
+    elif changed in ("protocol", "in_security"):
+        proto = v.get("protocol") or "imap"
+        preset = preset_for(v.get("email", ""))
+        server = None
+        if preset and changed == "protocol":
+            server = preset.pop3 if proto == "pop3" else preset.imap
+        if server:
+            v["in_host"], v["in_port"], v["in_security"] = (
+                server.host, str(server.port), server.security)
+        else:
+            v["in_port"] = str(default_port(proto, v.get("in_security") or "ssl"))
+    elif changed == "out_security":
+        v["out_port"] = str(default_port("smtp", v.get("out_security") or "ssl"))
+    return v
+
+
+def preset_info(values: dict) -> tuple[str | None, list[str]]:
+    preset = preset_for(values.get("email", ""))
+    if not preset:
+        return None, []
+    notes = list(preset.notes)
+    if values.get("protocol") == "pop3":
+        notes += list(getattr(preset, "pop3_notes", ()) or ())
+    return preset.name, notes
+
+
+def _port(v: dict, name: str, errors: dict) -> int | None:
+    try:
+        port = int(v.get(name) or "")
+    except ValueError:
+        errors[name] = "Enter the port as a number, like 993."
+        return None
+    if not 1 <= port <= 65535:
+        errors[name] = "Enter a port between 1 and 65535."
+        return None
+    return port
+
+
+def _host(v: dict, name: str, errors: dict, policy: ConnectionPolicy | None) -> None:
+    host = v.get(name, "")
+    if not host:
+        errors[name] = "Enter the server name, like imap.example.com."
+        return
+    if not HOST_RE.match(host):
+        errors[name] = "Enter only the server name, like mail.example.com."
+        return
+    if policy is not None:
+        try:
+            check_host(host, 1, policy)
+        except MailError as exc:
+            if exc.kind == "host_not_allowed":
+                errors[name] = exc.sentence
+            # An unknown name is reported by Test connection, not a reason to lose the form.
+
+
+def validate(v: dict, *, outbound_only: bool, sharing_choices: list[str],
+             existing: Mailbox | None, policy: ConnectionPolicy | None,
+             only: str | None = None) -> dict[str, str]:
+    """One sentence per bad field.  ``only`` limits the answer to one field (htmx)."""
+    errors: dict[str, str] = {}
+    if not v.get("account_name"):
+        errors["account_name"] = "Give this mailbox a name, like 'Work email'."
+    elif len(v["account_name"]) > 120:
+        errors["account_name"] = "Keep the name under 120 characters."
+    try:
+        validate_email(v.get("email", ""), check_deliverability=False)
+    except EmailNotValidError:
+        errors["email"] = "Enter an email address like name@example.com."
+    if not outbound_only:
+        if v.get("protocol") not in PROTOCOLS:
+            errors["protocol"] = "Choose IMAP or POP3."
+        if not v.get("in_login"):
+            errors["in_login"] = "Enter the login for the incoming server (usually your email)."
+        if not v.get("in_password") and not (existing and existing.in_password):
+            errors["in_password"] = "Enter your email password (not your ATS password)."
+        _host(v, "in_host", errors, policy)
+        _port(v, "in_port", errors)
+        if v.get("in_security") not in SECURITIES:
+            errors["in_security"] = "Choose SSL/TLS, STARTTLS or None."
+        if v.get("protocol") == "pop3":
+            if v.get("delete_policy") not in DELETE_POLICIES:
+                errors["delete_policy"] = "Choose when messages are deleted from the server."
+            elif v["delete_policy"] == "after_days":
+                try:
+                    if not 1 <= int(v.get("delete_after_days") or "") <= 3650:
+                        raise ValueError
+                except ValueError:
+                    errors["delete_after_days"] = "Enter a number of days between 1 and 3650."
+    _host(v, "out_host", errors, policy)
+    _port(v, "out_port", errors)
+    if v.get("out_security") not in SECURITIES:
+        errors["out_security"] = "Choose SSL/TLS, STARTTLS or None."
+    needs_own_out = v.get("out_auth") == "on" and (
+        outbound_only or v.get("same_credentials") != "on")
+    if needs_own_out:
+        if not v.get("out_login"):
+            errors["out_login"] = "Enter the login for the outgoing server."
+        if not v.get("out_password") and not (existing and existing.out_password):
+            errors["out_password"] = "Enter the password for the outgoing server."
+    if v.get("sharing") not in sharing_choices:
+        errors["sharing"] = "Choose one of the sharing options your administrator allows."
+    if only is not None:
+        return {k: e for k, e in errors.items() if k == only}
+    return errors
+
+
+def server_settings(v: dict, existing: Mailbox | None, secrets,  # noqa: ANN001
+                    outbound_only: bool) -> tuple[ServerSettings | None, ServerSettings | None]:
+    """Incoming and outgoing settings from the form (stored passwords fill blanks)."""
+    def stored(col: str) -> str:
+        token = getattr(existing, col, None) if existing else None
+        return secrets.decrypt(token) if token else ""
+
+    incoming = None
+    in_password = v.get("in_password") or stored("in_password")
+    if not outbound_only:
+        incoming = ServerSettings(v["in_host"], int(v["in_port"]), v["in_security"],
+                                  v["in_login"], in_password)
+    if v.get("same_credentials") == "on" and not outbound_only:
+        out_login, out_password = v["in_login"], in_password
+    else:
+        out_login = v.get("out_login", "")
+        out_password = v.get("out_password") or stored("out_password")
+    outgoing = ServerSettings(v["out_host"], int(v["out_port"]), v["out_security"],
+                              out_login, out_password)
+    return incoming, outgoing
+
+
+def apply(mb: Mailbox, v: dict, secrets, outbound_only: bool) -> bool:  # noqa: ANN001
+    """Write the form into ``mb``.  Returns True when a password was changed."""
+    mb.account_name = v["account_name"]
+    mb.email = v["email"]
+    if outbound_only:
+        mb.protocol = mb.in_host = mb.in_port = mb.in_security = mb.in_login = None
+    else:
+        mb.protocol = v["protocol"]
+        mb.in_host, mb.in_port, mb.in_security = v["in_host"], int(v["in_port"]), v["in_security"]
+        mb.in_login = v["in_login"]
+    mb.same_credentials = v.get("same_credentials") == "on" and not outbound_only
+    mb.out_host, mb.out_port, mb.out_security = v["out_host"], int(v["out_port"]), v["out_security"]
+    mb.out_auth = v.get("out_auth") == "on"
+    mb.out_login = None if mb.same_credentials else (v.get("out_login") or None)
+    mb.delete_policy = v.get("delete_policy") or "leave" if mb.protocol == "pop3" else "leave"
+    mb.delete_after_days = (int(v["delete_after_days"])
+                            if mb.delete_policy == "after_days" else None)
+    mb.sharing = v["sharing"]
+    changed = False
+    if v.get("in_password") and not outbound_only:
+        mb.in_password = secrets.encrypt(v["in_password"])
+        changed = True
+    if v.get("out_password") and not mb.same_credentials:
+        mb.out_password = secrets.encrypt(v["out_password"])
+        changed = True
+    return changed
+
+
+def make_active(session, mb: Mailbox) -> None:  # noqa: ANN001
+    """Exactly one active mailbox per user: this one."""
+    session.execute(update(Mailbox).where(Mailbox.user_id == mb.user_id, Mailbox.id != mb.id)
+                    .values(is_active=False))
+    mb.is_active = True
+
+
+def user_mailboxes(session, user_id: str) -> list[Mailbox]:  # noqa: ANN001
+    return list(session.scalars(select(Mailbox).where(Mailbox.user_id == user_id)
+                                .order_by(Mailbox.id)))
+
+
+def owned_mailbox(session, user_id: str, mailbox_id: int) -> Mailbox | None:  # noqa: ANN001
+    """The user's own mailbox by id; another user's is None (the route answers 404)."""
+    mb = session.get(Mailbox, mailbox_id)
+    return mb if mb is not None and mb.user_id == user_id else None

@@ -1,0 +1,99 @@
+"""pytest plugin exposing the real-server lab (loaded via pytest_plugins).
+
+Why session scope: Dovecot/SMTP/PG start once per run (~0.2 s) and each test gets its
+own fresh mailbox user instead, so tests stay isolated without restarting servers.
+Missing binaries fail loudly: a skipped lab would hide that nothing was tested.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+
+import pytest
+
+from .ca import LabCerts, make_certs
+from .dovecot import DOVECOT, Dovecot, MailUser
+from .postgres import create_database
+from .servers import SilentServer
+from .smtp import SmtpLab
+
+CHROMIUM = "/usr/bin/chromium"
+_user_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def lab_certs(tmp_path_factory) -> LabCerts:
+    return make_certs(tmp_path_factory.mktemp("lab-certs"))
+
+
+@pytest.fixture(scope="session")
+def dovecot(lab_certs):
+    if not os.access(DOVECOT, os.X_OK):
+        pytest.fail(f"{DOVECOT} not installed: run `make test` (it installs the lab)",
+                    pytrace=False)
+    # Own mkdtemp, not tmp_path_factory: pytest's root is 0700 and Dovecot's unprivileged
+    # processes must traverse the path.
+    server = Dovecot(lab_certs).start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def smtp_lab(dovecot):
+    lab = SmtpLab(dovecot).start()
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    db = create_database()
+    yield db.url
+    db.drop()
+
+
+@pytest.fixture
+def mail_user(dovecot) -> MailUser:
+    """A fresh Dovecot user per test: u<counter><random> so parallel runs never collide."""
+    login = f"u{next(_user_counter)}{secrets.token_hex(3)}"
+    return dovecot.add_user(login, f"pw-{secrets.token_urlsafe(9)}")
+
+
+@pytest.fixture
+def silent_server():
+    """A port that accepts connections and never answers (timeout tests)."""
+    with SilentServer() as srv:
+        yield srv
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _with_debian_chromium(launch_args: dict) -> dict:
+    """Idempotently point Playwright at Debian's Chromium (never a downloaded browser)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} not installed: run `make test` (it apt-installs chromium)",
+                    pytrace=False)
+    launch_args["executable_path"] = CHROMIUM
+    args = list(launch_args.get("args") or [])
+    launch_args["args"] = args + [a for a in CHROMIUM_ARGS if a not in args]
+    return launch_args
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright override (wins when this module is loaded from a conftest)."""
+    return _with_debian_chromium(dict(browser_type_launch_args))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Why also a hook: with `-p tests.lab.fixtures` this module registers before the
+    pytest-playwright entry point, whose fixture then shadows ours. Patching the value
+    in place makes the override hold whatever the plugin order."""
+    result = yield
+    if fixturedef.argname == "browser_type_launch_args" and isinstance(result, dict):
+        _with_debian_chromium(result)
+    return result

@@ -1,0 +1,157 @@
+"""aiosmtpd-based submission servers for the lab (STARTTLS, implicit TLS, and no TLS).
+
+Why aiosmtpd instead of a real MTA: we need to see exactly what the add-on sent
+(envelope + raw bytes) and to deliver it into the lab Dovecot without running Postfix.
+"""
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Self
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from .dovecot import Dovecot
+from .servers import HOST, free_port
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes              # exactly as received (CRLF, after dot-unstuffing)
+    login: str | None        # AUTH identity, None if unauthenticated
+    port: int
+
+
+def default_refuse(address: str) -> bool:
+    """Recipients whose local part starts with 'reject' get 550 (for partial-failure tests)."""
+    return address.split("@", 1)[0].lower().startswith("reject")
+
+
+class _Handler:
+    def __init__(self, lab: SmtpLab) -> None:
+        self.lab = lab
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.lab.refuse(address):
+            return "550 5.1.1 Recipient refused by lab policy"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
+        if isinstance(login, bytes):
+            login = login.decode("utf-8", "replace")
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        rec = Received(envelope.mail_from, tuple(envelope.rcpt_tos), raw, login,
+                       server.transport.get_extra_info("sockname")[1])
+        # Deliver before recording so wait_for() implies "already in the INBOX".
+        for rcpt in rec.rcpt_tos:
+            user = self.lab.dovecot.user(rcpt) if rcpt.lower().endswith("@example.test") else None
+            if user is not None:
+                self.lab.dovecot.deliver(user, raw)
+        with self.lab._cond:
+            self.lab.received.append(rec)
+            self.lab._cond.notify_all()
+        return "250 Message accepted for delivery"
+
+
+class _ImplicitTlsSMTP(SMTP):
+    """aiosmtpd 1.4 only counts STARTTLS as TLS; mark implicit-TLS sessions as secure too,
+    otherwise auth_require_tls hides AUTH on the SMTPS port."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        ssl_obj = transport.get_extra_info("ssl_object")
+        if ssl_obj is not None and self._original_transport is None:
+            self._tls_protocol = ssl_obj  # only used as a truth value on this path
+            self.session.ssl = {"ssl_object": ssl_obj}
+
+
+class _ImplicitTlsController(Controller):
+    def factory(self):
+        return _ImplicitTlsSMTP(self.handler, **self.SMTP_kwargs)
+
+
+class SmtpLab:
+    host = HOST
+
+    def __init__(self, dovecot: Dovecot, refuse: Callable[[str], bool] = default_refuse,
+                 with_plain: bool = True) -> None:
+        self.dovecot = dovecot
+        self.refuse = refuse
+        self.with_plain = with_plain
+        self.received: list[Received] = []
+        self._cond = threading.Condition()
+        self._controllers: list[Controller] = []
+        self.starttls_port = self.tls_port = self.plain_port = 0
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        user = self.dovecot.user(login)  # same rule as Dovecot's %Ln
+        if user is not None and user.password == password:
+            return AuthResult(success=True, auth_data=auth_data)
+        # handled=False makes aiosmtpd answer 535; handled=True would leave the client hanging.
+        return AuthResult(success=False, handled=False)
+
+    def _server_ctx(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.dovecot.certs.cert, self.dovecot.certs.key)
+        return ctx
+
+    def start(self, ports: tuple[int, int] | None = None) -> SmtpLab:
+        """Start; ``ports`` (starttls, implicit TLS) fixes the ports (the demo does)."""
+        common = {"handler": _Handler(self), "hostname": HOST, "authenticator": self._authenticate,
+                      "auth_required": True, "auth_require_tls": True, "ident": "lab-smtp"}
+        self.starttls_port, self.tls_port = ports or (free_port(), free_port())
+        starttls = Controller(port=self.starttls_port, tls_context=self._server_ctx(),
+                              require_starttls=True, **common)
+        implicit = _ImplicitTlsController(port=self.tls_port, ssl_context=self._server_ctx(),
+                                          **common)
+        ctrls = [starttls, implicit]
+        if self.with_plain:
+            # No TLS at all and STARTTLS never offered: for "STARTTLS not offered" tests.
+            self.plain_port = free_port()
+            ctrls.append(Controller(_Handler(self), hostname=HOST, port=self.plain_port,
+                                    ident="lab-smtp-plain"))
+        for c in ctrls:
+            c.start()
+            self._controllers.append(c)
+        return self
+
+    def stop(self) -> None:
+        while self._controllers:
+            self._controllers.pop().stop()
+
+    def clear(self) -> None:
+        with self._cond:
+            self.received.clear()
+
+    def wait_for(self, count: int = 1, timeout: float = 5) -> list[Received]:
+        """Block until at least `count` messages were received; returns a copy of the list."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.received) >= count, timeout):
+                raise TimeoutError(f"expected {count} messages, got {len(self.received)}")
+            return list(self.received)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# aiosmtpd 1.4 logs "Session.login_data is deprecated" (logger mail.log) on every AUTH,
+# from its own code path; drop just that record so test logs stay readable.
+logging.getLogger("mail.log").addFilter(lambda r: "login_data is deprecated" not in r.getMessage())
