@@ -31,8 +31,16 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "IE_WORKER_THREADS": (8, "mailboxes synced at once per process"),
     "IE_TEST_CONNECTION_PER_MINUTE": (6, "Test connection clicks allowed per user per minute"),
     "IE_MAX_ATTACHMENT_MB": (20, "largest total attachment size on a composed message"),
+    "IE_BLOB_FSYNC": (False, "fsync each raw-message blob before its row commits (slower; "
+                      "for filesystems that lose renamed files on power loss)"),
     "IE_HTMX_URL": (None, "URL of htmx.min.js when the host supplies it; default: the copy "
                     "installed from npm into the add-on's static folder"),
+}
+
+#: Environment variables (not app config) the add-on reads, for completeness.
+ENVIRONMENT: dict[str, str] = {
+    "IE_CRASHPOINT": "fault-test hook: SIGKILL the process at the named sync step "
+                     "(after_fetch, after_store, before_commit, after_commit, before_delete)",
 }
 
 

@@ -12,7 +12,8 @@ from plugin.services import settings as settings_service
 from plugin.services import setup as setup_service
 from plugin.services.policy import connection_policy
 
-MAILBOX_TOUCHED = ("in_host", "in_password", "out_host")
+#: the admin's own mailbox is saved only once they typed a password (or have one)
+MAILBOX_TOUCHED = ("in_password", "out_password")
 
 
 def global_settings():  # noqa: ANN201
@@ -24,6 +25,7 @@ def global_settings():  # noqa: ANN201
     gs = settings_service.load(s)
     own = next((m for m in setup_service.user_mailboxes(s, g.ie_user.id) if m.is_active), None)
     settings_errors: dict[str, str] = {}
+    test_result = None
     if request.method == "POST":
         parsed = settings_service.parse_settings_form(request.form)
         settings_errors = parsed.errors
@@ -38,7 +40,11 @@ def global_settings():  # noqa: ANN201
                 mb_errors = setup_service.validate(
                     mb_values, outbound_only=outbound_only, sharing_choices=choices,
                     existing=own, policy=connection_policy(addon, s))
-            if not mb_errors:
+            if not mb_errors and request.form.get("action") == "test" and touched:
+                # No JavaScript: Test connection posted the whole page here.
+                from plugin.routes.setup import _run_probe
+                test_result = _run_probe(mb_values, own, outbound_only)
+            elif not mb_errors:
                 settings_service.save(s, gs, parsed.values, g.ie_user.id)
                 if touched:
                     save_mailbox(s, own or Mailbox(user_id=g.ie_user.id), mb_values,
@@ -53,13 +59,14 @@ def global_settings():  # noqa: ANN201
         state = form_state(setup_service.values_from_mailbox(own) if own
                            else setup_service.initial_values(g.ie_user, gs), {}, own)
         form_values = _settings_values(gs)
-    status = 422 if request.method == "POST" else 200
+    status = 422 if request.method == "POST" and (settings_errors or state.errors) else 200
     tpl = ("integrated_email/_partials/admin_form.html" if wants_fragment()
            else "integrated_email/admin_settings.html")
     return render_template(tpl, gs=gs, sv=form_values, serr=settings_errors, state=state,
                            sharing_options=SHARING_OPTIONS,
                            sharing_labels=settings_service.SHARING_LABELS,
-                           own=own), status
+                           own=own, test_result=test_result,
+                           outbound_only=form_values["outbound_only"]), status
 
 
 def _settings_values(gs) -> dict:  # noqa: ANN001

@@ -194,7 +194,8 @@ def test_connection():  # noqa: ANN201
     existing = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id) if mailbox_id else None
     errors = setup_service.validate(values, outbound_only=outbound_only,
                                     sharing_choices=gs.sharing_choices + ["_any"],
-                                    existing=existing, policy=connection_policy(addon, s))
+                                    existing=existing, policy=None)
+    # The host policy is the probe's to report, as one sentence per server.
     errors.pop("sharing", None)
     errors.pop("account_name", None)
     result, message = None, None
@@ -208,7 +209,8 @@ def test_connection():  # noqa: ANN201
         except MailError as exc:  # a failure before either server was reached
             message = exc.sentence
     return render_template("integrated_email/_partials/test_result.html", test_result=result,
-                           message=message, errors=errors, outbound_only=outbound_only)
+                           message=message, errors=errors, outbound_only=outbound_only,
+                           out_auth=values.get("out_auth") == "on")
 
 
 def mailbox_activate(mailbox_id: int):  # noqa: ANN201

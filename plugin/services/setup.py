@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 
 from plugin.mail.account import ServerSettings
+from plugin.mail.addresses import normalize_address
 from plugin.mail.connect import ConnectionPolicy, check_host
 from plugin.mail.errors import MailError
 from plugin.mail.presets import default_port, preset_for
@@ -180,9 +180,7 @@ def validate(v: dict, *, outbound_only: bool, sharing_choices: list[str],
         errors["account_name"] = "Give this mailbox a name, like 'Work email'."
     elif len(v["account_name"]) > 120:
         errors["account_name"] = "Keep the name under 120 characters."
-    try:
-        validate_email(v.get("email", ""), check_deliverability=False)
-    except EmailNotValidError:
+    if normalize_address(v.get("email", "")) is None:
         errors["email"] = "Enter an email address like name@example.com."
     if not outbound_only:
         if v.get("protocol") not in PROTOCOLS:

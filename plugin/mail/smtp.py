@@ -1,0 +1,242 @@
+"""SMTP client: one authenticated connection reused for many messages (stdlib ``smtplib``).
+
+Messages go out as ``EmailMessage`` objects (``send_message``), so smtplib flattens
+them with CRLF line endings and dot-stuffs them. Raw bytes are normalised to CRLF
+here first: smtplib sends bytes as they are apart from dot-stuffing, and a bare LF
+before a dot is the raw material of SMTP smuggling.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.message
+import functools
+import logging
+import re
+import smtplib
+import ssl
+import time
+from typing import Self
+
+from plugin.mail.account import ServerSettings
+from plugin.mail.connect import ConnectionPolicy, check_host, connect_addresses, ssl_context
+from plugin.mail.errors import (
+    AUTH_FAILED,
+    AUTH_UNAVAILABLE,
+    PROTOCOL,
+    STARTTLS_MISSING,
+    MailError,
+    classify,
+)
+
+log = logging.getLogger("plugin.integrated_email.mail")
+
+_SMTP_ERRORS = (smtplib.SMTPException, OSError, EOFError, ValueError)
+# Servers drop idle clients after a few minutes; check with NOOP after this long.
+_IDLE_CHECK_SECONDS = 30.0
+_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+class _CheckedSMTP(smtplib.SMTP):
+    def __init__(self, addresses: list[str], timeout: float, local_hostname: str | None) -> None:
+        self._addresses = addresses
+        super().__init__(local_hostname=local_hostname, timeout=timeout)
+
+    def _get_socket(self, host, port, timeout):
+        # smtplib only sets _host (the name STARTTLS verifies) when given a host at
+        # construction; we connect later, so record it here.
+        self._host = host
+        return connect_addresses(self._addresses, port, timeout)
+
+
+class _CheckedSMTP_SSL(smtplib.SMTP_SSL):
+    def __init__(
+        self,
+        addresses: list[str],
+        context: ssl.SSLContext,
+        timeout: float,
+        local_hostname: str | None,
+    ) -> None:
+        self._addresses = addresses
+        super().__init__(local_hostname=local_hostname, timeout=timeout, context=context)
+
+    def _get_socket(self, host, port, timeout):
+        self._host = host
+        sock = connect_addresses(self._addresses, port, timeout)
+        try:
+            # The certificate must match the name the user typed, not the checked address.
+            return self.context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+def normalise_line_endings(raw: bytes) -> bytes:
+    """Turn bare CR and bare LF into CRLF."""
+    return _BARE_LINE_END.sub(b"\r\n", raw)
+
+
+def _guarded(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except MailError:
+            raise
+        except _SMTP_ERRORS as exc:
+            log.debug("smtp %s failed: %s", method.__name__, type(exc).__name__)
+            raise classify(exc) from None
+
+    return wrapper
+
+
+class SmtpSession:
+    """An SMTP connection, authenticated when ``use_auth``; use as a context manager."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        policy: ConnectionPolicy,
+        use_auth: bool = True,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.use_auth = use_auth
+        #: name sent in EHLO; None lets smtplib use this machine's FQDN
+        self.local_hostname = local_hostname
+        self._smtp: smtplib.SMTP | None = None
+        self._last_used = 0.0
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(polite=exc_type is None)
+
+    @_guarded
+    def open(self) -> None:
+        """Connect, secure the connection as configured, and authenticate."""
+        s = self.settings
+        addresses = check_host(s.host, s.port, self.policy)
+        try:
+            self._connect(addresses)
+            if self.use_auth:
+                self._authenticate()
+        except BaseException:
+            self.close(polite=False)
+            raise
+        self._last_used = time.monotonic()
+        log.info("smtp connected to %s:%d (%s, auth=%s)", s.host, s.port, s.security, self.use_auth)
+
+    def _connect(self, addresses: list[str]) -> None:
+        s, timeout = self.settings, self.policy.timeout
+        if s.security == "ssl":
+            smtp: smtplib.SMTP = _CheckedSMTP_SSL(
+                addresses, ssl_context(self.policy), timeout, self.local_hostname
+            )
+        else:
+            smtp = _CheckedSMTP(addresses, timeout, self.local_hostname)
+        self._smtp = smtp
+        smtp.connect(s.host, s.port)
+        smtp.ehlo()
+        if s.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise MailError(STARTTLS_MISSING)
+            smtp.starttls(context=ssl_context(self.policy))
+            smtp.ehlo()
+
+    def _authenticate(self) -> None:
+        smtp, s = self._smtp, self.settings
+        if not smtp.has_extn("auth"):
+            raise MailError(AUTH_UNAVAILABLE)
+        try:
+            if (s.login + s.password).isascii():
+                smtp.login(s.login, s.password)
+            else:
+                self._auth_plain_utf8()
+        except smtplib.SMTPAuthenticationError as exc:
+            raise MailError(AUTH_FAILED, code=exc.smtp_code) from None
+        except smtplib.SMTPException as exc:
+            if isinstance(exc, (smtplib.SMTPServerDisconnected,)):
+                raise
+            # "No suitable authentication method found" and friends.
+            raise MailError(AUTH_UNAVAILABLE, detail=type(exc).__name__) from None
+
+    def _auth_plain_utf8(self) -> None:
+        # smtplib encodes credentials as ASCII; AUTH PLAIN (RFC 4616) is UTF-8.
+        s = self.settings
+        if "PLAIN" not in self._smtp.esmtp_features.get("auth", "").upper().split():
+            raise MailError(AUTH_UNAVAILABLE, detail="no AUTH PLAIN for UTF-8 credentials")
+        token = base64.b64encode(b"\0" + s.login.encode() + b"\0" + s.password.encode())
+        code, _text = self._smtp.docmd("AUTH", "PLAIN " + token.decode("ascii"))
+        if code != 235:
+            raise MailError(AUTH_FAILED, code=code)
+
+    def close(self, polite: bool = True) -> None:
+        """QUIT (when ``polite``) and close; never raises."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            if polite and smtp.sock is not None:
+                smtp.quit()
+            else:
+                smtp.close()
+        except (smtplib.SMTPException, OSError) as exc:
+            # Closing must not hide the error that got us here.
+            log.debug("smtp close failed: %s", type(exc).__name__)
+            try:
+                smtp.close()
+            except OSError:
+                log.debug("smtp socket close failed")
+
+    def _ensure_open(self) -> None:
+        if self._smtp is not None and time.monotonic() - self._last_used > _IDLE_CHECK_SECONDS:
+            try:
+                code, _ = self._smtp.noop()
+                if code != 250:
+                    raise smtplib.SMTPServerDisconnected("noop")
+            except (smtplib.SMTPServerDisconnected, OSError):
+                self.close(polite=False)
+        if self._smtp is None or self._smtp.sock is None:
+            self._smtp = None
+            self.open()
+
+    @_guarded
+    def send(
+        self,
+        from_addr: str,
+        rcpts: list[str],
+        message: email.message.EmailMessage | bytes,
+    ) -> dict[str, int]:
+        """Send one message; returns refused recipient -> SMTP code (the others got it).
+
+        Raises ``MailError`` (``recipient_refused`` when all were refused,
+        ``too_large``, ``sender_refused``, ...) when nothing was sent.
+        """
+        if not rcpts:
+            raise ValueError("no recipients")
+        self._ensure_open()
+        smtp = self._smtp
+        try:
+            if isinstance(message, email.message.Message):
+                refused = smtp.send_message(message, from_addr, rcpts)
+            else:
+                refused = smtp.sendmail(from_addr, rcpts, normalise_line_endings(message))
+        except smtplib.SMTPServerDisconnected:
+            self.close(polite=False)
+            raise
+        self._last_used = time.monotonic()
+        if refused:
+            log.info("smtp server refused %d of %d recipients", len(refused), len(rcpts))
+        # Keep only the codes: the reply texts are server-controlled.
+        return {rcpt: code for rcpt, (code, _text) in refused.items()}
+
+    @_guarded
+    def noop(self) -> None:
+        """Check the connection is alive."""
+        if self._smtp is None:
+            raise MailError(PROTOCOL, detail="not connected")
+        self._smtp.noop()
