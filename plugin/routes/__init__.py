@@ -1,4 +1,4 @@
-"""The add-on's blueprint: every URL rule in one table, handlers in the modules.
+"""The add-on's blueprint: each routes module lists its URL rules in ``RULES``.
 
 Every request first passes ``guard``: 404 while the add-on is inactive, sign-in
 required, CSRF checked on state-changing methods.
@@ -11,29 +11,19 @@ from flask import Blueprint, abort, current_app, g
 from plugin.csrf import protect
 
 
+#: Modules that contribute URL rules; each has RULES = [(rule, endpoint, view, methods)].
+ROUTE_MODULES = ("lifecycle", "admin", "setup", "fetch", "compose", "webmail", "records")
+
+
 def make_blueprint(addon) -> Blueprint:  # noqa: ANN001
-    from plugin.routes import admin, lifecycle, setup
+    import importlib
 
     bp = Blueprint("integrated_email", __name__, template_folder="../templates",
                    static_folder="../static")
-
-    # (rule, endpoint, view, methods)
-    rules = [
-        ("/", "home", lifecycle.home, ["GET"]),
-        ("/admin/settings", "admin_settings", admin.global_settings, ["GET", "POST"]),
-        ("/mailboxes", "mailboxes", setup.mailbox_list, ["GET"]),
-        ("/mailboxes/new", "mailbox_new", setup.mailbox_form, ["GET", "POST"]),
-        ("/mailboxes/<int:mailbox_id>", "mailbox_edit", setup.mailbox_form, ["GET", "POST"]),
-        ("/mailboxes/<int:mailbox_id>/activate", "mailbox_activate", setup.mailbox_activate,
-         ["POST"]),
-        ("/mailboxes/<int:mailbox_id>/delete", "mailbox_delete", setup.mailbox_delete,
-         ["GET", "POST"]),
-        ("/mailboxes/<int:mailbox_id>/status", "mailbox_status", setup.mailbox_status, ["GET"]),
-        ("/setup/fields", "setup_fields", setup.form_fields, ["POST"]),
-        ("/setup/test", "setup_test", setup.test_connection, ["POST"]),
-    ]
-    for rule, endpoint, view, methods in rules:
-        bp.add_url_rule(rule, endpoint, view, methods=methods)
+    for name in ROUTE_MODULES:
+        module = importlib.import_module(f"plugin.routes.{name}")
+        for rule, endpoint, view, methods in module.RULES:
+            bp.add_url_rule(rule, endpoint, view, methods=methods)
 
     @bp.before_request
     def guard():  # noqa: ANN202

@@ -74,3 +74,8 @@ def _settings_values(gs) -> dict:  # noqa: ANN001
         "outbound_only", "webmail_links", "auto_import", "sharing_allowed", "sharing_default",
         "fetch_interval_minutes", "initial_sync_days", "initial_sync_messages", "bulk_per_send",
         "bulk_per_day", "bulk_spacing_seconds", "allowed_mail_hosts")}
+
+
+RULES = [
+    ("/admin/settings", "admin_settings", global_settings, ["GET", "POST"]),
+]

@@ -12,3 +12,6 @@ def panels_for(addon, ref) -> list[Markup]:  # noqa: ANN001
     and timeline work lands; until then a record page shows no add-on panel.
     """
     return []
+
+
+RULES: list = []

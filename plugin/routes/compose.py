@@ -1,0 +1,3 @@
+"""Compose, reply, forward and bulk email."""
+
+RULES: list = []

@@ -1,0 +1,3 @@
+"""Fetch now and the admin's mailbox health page."""
+
+RULES: list = []

@@ -1,0 +1,3 @@
+"""The webmail: folders, message list, message view, actions."""
+
+RULES: list = []
