@@ -72,6 +72,9 @@ class IntegratedEmail:
         app.cli.add_command(cli_group)
         app.extensions[EXTENSION_KEY] = self
 
+        from plugin.services.importer import register as register_import
+        register_import()
+
         from plugin.jobs import start_scheduler_if_embedded
         start_scheduler_if_embedded(self)
 

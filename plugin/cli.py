@@ -53,3 +53,18 @@ def activate_cmd() -> None:
     from plugin.addon import get_addon
     get_addon().set_active(True)
     click.echo("Integrated Email is active.")
+
+
+@cli_group.command("worker")
+@click.option("--threads", type=int, default=None, help="Mailboxes synced at once "
+              "(default IE_WORKER_THREADS).")
+@with_appcontext
+def worker_cmd(threads: int | None) -> None:
+    """Run the fetch dispatcher in this process until stopped (production set-up).
+
+    Run web processes with IE_SCHEDULER=off and one or more of these, on any
+    number of machines, against the same PostgreSQL database.
+    """
+    from plugin.addon import get_addon
+    from plugin.jobs.worker import run_worker
+    run_worker(get_addon(), threads)

@@ -29,8 +29,12 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "IE_SCHEDULER": ("embedded", "'embedded': run jobs in this process; 'off': a worker does"),
     "IE_DISPATCH_SECONDS": (15, "how often the dispatcher looks for due mailboxes"),
     "IE_WORKER_THREADS": (8, "mailboxes synced at once per process"),
+    "IE_LEASE_SECONDS": (120, "a fetch lease lasts this long unless renewed; a dead worker's "
+                         "mailboxes are taken over after it"),
     "IE_TEST_CONNECTION_PER_MINUTE": (6, "Test connection clicks allowed per user per minute"),
     "IE_MAX_ATTACHMENT_MB": (20, "largest total attachment size on a composed message"),
+    "IE_SEND_SECONDS": (15, "how often the send job retries queued mail, settles crashed "
+                        "sends and resumes bulk jobs"),
     "IE_BLOB_FSYNC": (False, "fsync each raw-message blob before its row commits (slower; "
                       "for filesystems that lose renamed files on power loss)"),
     "IE_HTMX_URL": (None, "URL of htmx.min.js when the host supplies it; default: the copy "
@@ -40,7 +44,9 @@ SETTINGS: dict[str, tuple[Any, str]] = {
 #: Environment variables (not app config) the add-on reads, for completeness.
 ENVIRONMENT: dict[str, str] = {
     "IE_CRASHPOINT": "fault-test hook: SIGKILL the process at the named sync step "
-                     "(after_fetch, after_store, before_commit, after_commit, before_delete)",
+                     "(after_fetch, after_store, before_commit, after_commit, before_delete), or "
+                     "the send step (bulk_before_smtp, bulk_after_smtp, bulk_after_sent, "
+                     "single_before_smtp, single_after_smtp)",
 }
 
 

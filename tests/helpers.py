@@ -43,3 +43,59 @@ def mailbox_form(dovecot, smtp_lab, user, **overrides) -> dict:  # noqa: ANN001,
                 delete_policy="leave", sharing="private")
     data.update(overrides)
     return data
+
+
+def complete_settings(addon, **values) -> None:  # noqa: ANN001, ANN003
+    """Save global settings directly (as an admin would), opening the gate."""
+    from datetime import datetime, timezone
+
+    from plugin.services import settings as settings_service
+
+    with addon.session() as s:
+        gs = settings_service.load(s)
+        for key, val in values.items():
+            setattr(gs, key, val)
+        gs.saved_at = datetime.now(timezone.utc)
+        s.add(gs)
+        s.commit()
+
+
+def make_mailbox(addon, owner_id: str, dovecot, user, smtp_lab=None,  # noqa: ANN001
+                 protocol: str = "imap", **values) -> int:
+    """An active lab mailbox for ``owner_id`` written straight to the store; its id."""
+    from plugin.models import Mailbox
+
+    port = dovecot.imaps if protocol == "imap" else dovecot.pop3s
+    mb = Mailbox(user_id=owner_id, account_name="Work", email=user.email, is_active=True,
+                 protocol=protocol, in_host="127.0.0.1", in_port=port, in_security="ssl",
+                 in_login=user.login, in_password=addon.secrets.encrypt(user.password),
+                 same_credentials=True, out_host="127.0.0.1",
+                 out_port=smtp_lab.tls_port if smtp_lab else 465, out_security="ssl",
+                 out_auth=True, sharing="private", delete_policy="leave")
+    for key, val in values.items():
+        setattr(mb, key, val)
+    with addon.session() as s:
+        s.add(mb)
+        s.commit()
+        return mb.id
+
+
+def raw_mail(sender: str, to: str, subject: str = "Hello", body: str = "Hi there",
+             cc: str | None = None, message_id: str | None = None,
+             in_reply_to: str | None = None) -> bytes:
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = message_id or make_msgid(domain="lab.test")
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = in_reply_to
+    msg.set_content(body)
+    return msg.as_bytes()

@@ -38,7 +38,8 @@ def build_scheduler(addon, scheduler_cls=BackgroundScheduler):  # noqa: ANN001
 
     sched.add_job(run_dispatch, "interval", seconds=int(app.config["IE_DISPATCH_SECONDS"]),
                   id="integrated_email.dispatch_fetch", name="Fetch due mailboxes",
-                  next_run_time=None if app.testing else _soon())
+                  next_run_time=_soon())
+    __import__("plugin.jobs.send", fromlist=["register"]).register(sched, addon)
     return sched
 
 

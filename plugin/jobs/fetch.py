@@ -1,17 +1,151 @@
-"""The fetch dispatcher job: claims due mailboxes and syncs them."""
+"""The fetch dispatcher: one short interval job, not one job per mailbox.
+
+Each tick it (1) renews the leases of syncs still running in this process,
+(2) claims as many due mailboxes as it has free threads, and (3) hands them to
+a bounded thread pool.  Mail fetching is I/O-bound, so threads give the
+throughput; more worker processes (``flask integrated-email worker``) add more.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import random
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from plugin.jobs import leases
+from plugin.models import GlobalSettings, Mailbox
 
 log = logging.getLogger("plugin.integrated_email.jobs")
 
+#: up to this share of the interval is added to each next fetch, so mailboxes
+#: set up together do not all poll in the same second forever
+JITTER = 0.1
 
-def dispatch(addon) -> int:  # noqa: ANN001
-    """One dispatcher tick; returns how many mailboxes were synced.
 
-    Does nothing at all while the add-on is inactive.
-    """
+class Dispatcher:
+    """Per-process dispatcher state: the pool and the mailboxes it is syncing."""
+
+    def __init__(self, addon, threads: int, name: str | None = None):  # noqa: ANN001
+        self.addon = addon
+        self.threads = max(1, threads)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ie-fetch")
+        self.running: set[int] = set()
+        self.lock = threading.Lock()
+        #: how long a claim lasts without renewal (a dead worker's mailboxes wait this long)
+        self.lease = timedelta(seconds=int(addon.app.config["IE_LEASE_SECONDS"]))
+
+    def _may_fetch(self) -> bool:
+        """Active, set up, and not in outbound-only mode."""
+        if not self.addon.is_active():
+            return False
+        with self.addon.engine.connect() as conn:
+            gs = conn.execute(select(GlobalSettings.saved_at, GlobalSettings.outbound_only)
+                              .where(GlobalSettings.id == 1)).first()
+        return gs is not None and gs.saved_at is not None and not gs.outbound_only
+
+    def tick(self, wait: bool = False) -> int:
+        """One dispatcher round; returns how many mailboxes it started syncing.
+
+        Each pool thread keeps claiming due mailboxes until none is left, so a
+        round's throughput is not bounded by the tick interval.
+        """
+        if not self._may_fetch():
+            return 0  # inactive, not set up yet, or outbound-only: nothing is polled
+        now = datetime.now(timezone.utc)
+        with self.lock:
+            leases.renew(self.addon.engine, self.name, sorted(self.running), now + self.lease)
+            free = self.threads - len(self.running)
+        ids = leases.claim_due(self.addon.engine, self.name, free, now, self.lease)
+        with self.lock:
+            self.running.update(ids)
+        futures = [self.pool.submit(self._work, mailbox_id) for mailbox_id in ids]
+        if wait:
+            for f in futures:
+                f.result()
+        return len(ids)
+
+    def _work(self, mailbox_id: int) -> None:
+        """Sync a claimed mailbox, then claim and sync more while any is due."""
+        while mailbox_id is not None:
+            self._sync_one(mailbox_id)
+            mailbox_id = None
+            if self._may_fetch():
+                now = datetime.now(timezone.utc)
+                more = leases.claim_due(self.addon.engine, self.name, 1, now, self.lease)
+                if more:
+                    mailbox_id = more[0]
+                    with self.lock:
+                        self.running.add(mailbox_id)
+
+    def _sync_one(self, mailbox_id: int) -> None:
+        from plugin.services.importer import link_pending
+        from plugin.services.sync import sync_mailbox
+
+        next_at = None
+        try:
+            with self.addon.app.app_context():
+                result = sync_mailbox(self.addon, mailbox_id)
+                log.info("worker %s synced mailbox %s: %d new, %s", self.name, mailbox_id,
+                         result.stored, result.error_kind or result.skipped or "ok")
+                # Sweep up any batch whose import a crash interrupted.
+                link_pending(self.addon, mailbox_id)
+            next_at = self._jittered_next(mailbox_id)
+        except Exception:  # noqa: BLE001 - the pool thread must survive any mailbox
+            log.exception("sync of mailbox %s crashed", mailbox_id)
+        finally:
+            leases.release(self.addon.engine, self.name, mailbox_id, next_at)
+            with self.lock:
+                self.running.discard(mailbox_id)
+
+    def _jittered_next(self, mailbox_id: int) -> datetime | None:
+        with self.addon.engine.connect() as conn:
+            row = conn.execute(select(Mailbox.next_fetch_at, Mailbox.last_attempt_at)
+                               .where(Mailbox.id == mailbox_id)).first()
+        if row is None or row.next_fetch_at is None or row.last_attempt_at is None:
+            return None
+        span = (row.next_fetch_at - row.last_attempt_at).total_seconds()
+        return row.next_fetch_at + timedelta(seconds=random.uniform(0, max(span, 0) * JITTER))
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+
+_create_lock = threading.Lock()
+
+
+def dispatcher_for(addon) -> Dispatcher:  # noqa: ANN001
+    """The process's dispatcher for this add-on (one pool, one set of leases)."""
+    with _create_lock:
+        d = getattr(addon, "_dispatcher", None)
+        if d is None:
+            d = Dispatcher(addon, int(addon.app.config["IE_WORKER_THREADS"]))
+            addon._dispatcher = d
+        return d
+
+
+def dispatch(addon, wait: bool = False) -> int:  # noqa: ANN001
+    """One dispatcher tick for this process; nothing at all while inactive."""
     if not addon.is_active():
         return 0
-    return 0
+    return dispatcher_for(addon).tick(wait=wait)
+
+
+def request_fetch(addon, mailbox_id: int) -> None:  # noqa: ANN001
+    """Fetch now: make the mailbox due at once and wake this process's scheduler."""
+    from sqlalchemy import update
+
+    with addon.engine.begin() as conn:
+        conn.execute(update(Mailbox).where(Mailbox.id == mailbox_id)
+                     .values(fetch_requested=True, progress_count=0))
+    sched = getattr(addon, "scheduler", None)
+    if sched is not None and sched.running:
+        job = sched.get_job("integrated_email.dispatch_fetch")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(timezone.utc))

@@ -491,6 +491,15 @@ class ImapSession:
         self._check(typ, dat, "expunge")
 
     @_guarded
+    def add_labels(self, uids: list[int], labels: list[str]) -> None:
+        """Gmail (X-GM-EXT-1): add labels to UIDs of the selected folder."""
+        if not uids or not labels:
+            return
+        names = " ".join(quote_folder(label) for label in labels)
+        typ, dat = self._imap.uid("STORE", uid_set(uids), "+X-GM-LABELS", f"({names})")
+        self._check(typ, dat, "store")
+
+    @_guarded
     def noop(self) -> None:
         """Keep the connection alive and collect pending updates."""
         typ, dat = self._imap.noop()

@@ -23,6 +23,7 @@ class Message(Base):
         Index("ix_ie_message_list", "mailbox_id", "folder_role", "date"),
         Index("ix_ie_message_date", "mailbox_id", "date"),
         Index("ix_ie_message_msgid", "message_id_header"),
+        Index("ix_ie_message_unchecked", "mailbox_id", "import_checked"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -60,6 +61,10 @@ class Message(Base):
     seen: Mapped[bool] = mapped_column(Boolean, default=False)
     #: deleted in webmail (kept for the records it is linked to)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: automatic import has looked at it (linked or not); False rows are swept up
+    import_checked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: copied/labelled into the owner's consolidation folder on the server
+    consolidated: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     locations: Mapped[list["MessageLocation"]] = relationship(

@@ -1,3 +1,55 @@
-"""Fetch now and the admin's mailbox health page."""
+"""Fetch now (with progress in place) and the admin's mailbox health overview."""
 
-RULES: list = []
+from __future__ import annotations
+
+from flask import abort, g, render_template
+
+from plugin.addon import get_addon
+from plugin.jobs.fetch import request_fetch
+from plugin.services import health
+from plugin.services import setup as setup_service
+
+
+def fetch_now(mailbox_id: int):  # noqa: ANN201
+    """Queue an immediate sync; answer the self-polling progress fragment."""
+    addon = get_addon()
+    s = addon.session()
+    mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
+    if mb is None or not mb.protocol:
+        abort(404)
+    if mb.paused:
+        s.refresh(mb)
+        return render_template("integrated_email/_partials/fetch_progress.html", mailbox=mb,
+                               running=False)
+    request_fetch(addon, mb.id)
+    s.refresh(mb)
+    return render_template("integrated_email/_partials/fetch_progress.html", mailbox=mb,
+                           running=True)
+
+
+def fetch_progress(mailbox_id: int):  # noqa: ANN201
+    """The progress fragment: polls itself while the sync runs, then shows the result."""
+    s = get_addon().session()
+    mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
+    if mb is None:
+        abort(404)
+    running = bool(mb.fetch_requested or mb.lease_owner)
+    return render_template("integrated_email/_partials/fetch_progress.html", mailbox=mb,
+                           running=running)
+
+
+def mailbox_health():  # noqa: ANN201
+    """Admins: every user's mailboxes, their state and 14 days of imports."""
+    if not g.ie_user.is_admin:
+        abort(403)
+    addon = get_addon()
+    rows = health.overview(addon, addon.session())
+    return render_template("integrated_email/admin_health.html", rows=rows,
+                           days=health.DAYS)
+
+
+RULES = [
+    ("/mailboxes/<int:mailbox_id>/fetch", "fetch_now", fetch_now, ["POST"]),
+    ("/mailboxes/<int:mailbox_id>/progress", "fetch_progress", fetch_progress, ["GET"]),
+    ("/admin/mailboxes", "admin_health", mailbox_health, ["GET"]),
+]

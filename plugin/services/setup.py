@@ -28,10 +28,11 @@ DELETE_POLICIES = {
     "after_retrieval": "Delete from the server after retrieval",
     "after_days": "Delete from the server after some days",
 }
-CHECKBOXES = ("same_credentials", "out_auth")
+CHECKBOXES = ("same_credentials", "out_auth", "consolidate")
 TEXT_FIELDS = ("account_name", "email", "protocol", "in_login", "in_password", "in_host",
                "in_port", "in_security", "out_login", "out_password", "out_host", "out_port",
-               "out_security", "delete_policy", "delete_after_days", "sharing")
+               "out_security", "delete_policy", "delete_after_days", "sharing",
+               "consolidate_folder")
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,253}$")
 
 
@@ -58,6 +59,10 @@ class FormState:
             self.outbound_only or self.values.get("same_credentials") != "on")
 
     @property
+    def show_consolidate(self) -> bool:
+        return not self.outbound_only and self.values.get("protocol") == "imap"
+
+    @property
     def show_delete_policy(self) -> bool:
         return not self.outbound_only and self.values.get("protocol") == "pop3"
 
@@ -78,7 +83,8 @@ def initial_values(user, gs: GlobalSettings) -> dict:  # noqa: ANN001
     values.update(account_name="Work email", email=user.email, in_login=user.email,
                   protocol="imap", in_security="ssl", out_security="ssl",
                   in_port="993", out_port="465", same_credentials="on", out_auth="on",
-                  delete_policy="leave", sharing=gs.sharing_default)
+                  delete_policy="leave", sharing=gs.sharing_default,
+                  consolidate_folder="Clients and candidates")
     return derive(values, "email", previous_email="")
 
 
@@ -94,6 +100,8 @@ def values_from_mailbox(mb: Mailbox) -> dict:
         "out_port": s(mb.out_port), "out_security": mb.out_security,
         "out_auth": "on" if mb.out_auth else "", "delete_policy": mb.delete_policy,
         "delete_after_days": s(mb.delete_after_days), "sharing": mb.sharing,
+        "consolidate": "on" if mb.consolidate_folder else "",
+        "consolidate_folder": mb.consolidate_folder or "Clients and candidates",
     }
 
 
@@ -202,6 +210,11 @@ def validate(v: dict, *, outbound_only: bool, sharing_choices: list[str],
                         raise ValueError
                 except ValueError:
                     errors["delete_after_days"] = "Enter a number of days between 1 and 3650."
+        if v.get("protocol") == "imap" and v.get("consolidate") == "on":
+            folder = v.get("consolidate_folder", "")
+            if not folder or len(folder) > 200 or any(ord(c) < 32 for c in folder) \
+                    or folder.upper() == "INBOX":
+                errors["consolidate_folder"] = "Enter a folder name, like 'Clients and candidates'."
     _host(v, "out_host", errors, policy)
     _port(v, "out_port", errors)
     if v.get("out_security") not in SECURITIES:
@@ -260,6 +273,8 @@ def apply(mb: Mailbox, v: dict, secrets, outbound_only: bool) -> bool:  # noqa: 
     mb.delete_after_days = (int(v["delete_after_days"])
                             if mb.delete_policy == "after_days" else None)
     mb.sharing = v["sharing"]
+    mb.consolidate_folder = (v.get("consolidate_folder") or None
+                             if mb.protocol == "imap" and v.get("consolidate") == "on" else None)
     changed = False
     if v.get("in_password") and not outbound_only:
         mb.in_password = secrets.encrypt(v["in_password"])

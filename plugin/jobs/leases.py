@@ -1,0 +1,78 @@
+"""Fetch leases on mailbox rows: how many workers share the mailboxes safely.
+
+A worker claims a due mailbox by writing its name and an expiry into the row.
+PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent workers never wait
+on each other's candidates.  SQLite (one machine): an ``UPDATE`` guarded by the
+same conditions, whose row count says whether the claim won.  A lease whose
+worker died simply expires and the next worker's claim takes it over.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Engine
+
+from plugin.models import Mailbox
+
+M = Mailbox.__table__
+
+
+def _due(now: datetime):  # noqa: ANN202
+    """Active, set up for incoming mail, not paused, due, and not leased by anyone."""
+    return and_(
+        M.c.is_active.is_(True),
+        M.c.paused.is_(False),
+        M.c.protocol.is_not(None),
+        or_(M.c.next_fetch_at.is_(None), M.c.next_fetch_at <= now,
+            M.c.fetch_requested.is_(True)),
+        or_(M.c.lease_until.is_(None), M.c.lease_until < now),
+    )
+
+
+def claim_due(engine: Engine, worker: str, limit: int, now: datetime,
+              lease: timedelta) -> list[int]:
+    """Lease up to ``limit`` due mailboxes to ``worker``; returns their ids."""
+    if limit <= 0:
+        return []
+    order = (M.c.fetch_requested.desc(), M.c.next_fetch_at.asc().nulls_first(), M.c.id)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            ids = list(conn.execute(select(M.c.id).where(_due(now)).order_by(*order)
+                                    .limit(limit).with_for_update(skip_locked=True)).scalars())
+            if ids:
+                conn.execute(update(M).where(M.c.id.in_(ids))
+                             .values(lease_owner=worker, lease_until=now + lease))
+        return ids
+    # SQLite: read the candidates, then claim each with its own guarded UPDATE, which
+    # is atomic under SQLite's single writer and re-checks the conditions as it writes.
+    with engine.connect() as conn:
+        ids = list(conn.execute(select(M.c.id).where(_due(now)).order_by(*order)
+                                .limit(limit)).scalars())
+    won = []
+    for mailbox_id in ids:
+        with engine.begin() as conn:
+            res = conn.execute(update(M).where(M.c.id == mailbox_id, _due(now))
+                               .values(lease_owner=worker, lease_until=now + lease))
+        if res.rowcount == 1:
+            won.append(mailbox_id)
+    return won
+
+
+def renew(engine: Engine, worker: str, ids: list[int], until: datetime) -> None:
+    """Keep the leases of syncs still running (a long first sync outlives one lease)."""
+    if ids:
+        with engine.begin() as conn:
+            conn.execute(update(M).where(M.c.id.in_(ids), M.c.lease_owner == worker)
+                         .values(lease_until=until))
+
+
+def release(engine: Engine, worker: str, mailbox_id: int, next_fetch_at: datetime | None) -> None:
+    """Give the mailbox back; ``next_fetch_at`` (with jitter) when the sync set one."""
+    values = {"lease_owner": None, "lease_until": None, "fetch_requested": False}
+    if next_fetch_at is not None:
+        values["next_fetch_at"] = next_fetch_at
+    with engine.begin() as conn:
+        conn.execute(update(M).where(M.c.id == mailbox_id, M.c.lease_owner == worker)
+                     .values(**values))

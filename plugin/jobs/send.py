@@ -1,0 +1,36 @@
+"""The send job: retries due single messages, settles crashed ones, runs bulk jobs."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("plugin.integrated_email.jobs")
+
+
+def run(addon) -> int:  # noqa: ANN001
+    """One tick; returns how many single messages and bulk jobs were worked on.
+
+    Does nothing while the add-on is inactive."""
+    if not addon.is_active():
+        return 0
+    from plugin.services import bulk, outbox
+    worked = outbox.run_due(addon)
+    for job_id in bulk.resumable_jobs(addon):
+        if bulk.run_job(addon, job_id) is not None:
+            worked += 1
+    return worked
+
+
+def register(sched, addon) -> None:  # noqa: ANN001
+    """Add the send job to a scheduler (called by plugin.jobs.build_scheduler)."""
+    app = addon.app
+
+    def tick() -> None:
+        with app.app_context():
+            try:
+                run(addon)
+            except Exception:  # noqa: BLE001 - the next tick tries again
+                log.exception("send job tick failed")
+
+    sched.add_job(tick, "interval", seconds=int(app.config["IE_SEND_SECONDS"]),
+                  id="integrated_email.send_outbox", name="Send queued and bulk email")

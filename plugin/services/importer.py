@@ -1,0 +1,156 @@
+"""Automatic import: stored mail recorded on the candidates and contacts it concerns.
+
+After a batch is stored (and again after each sync, to sweep up any batch whose
+import a crash interrupted), every message not yet checked is matched in ONE
+batched host lookup of its From, To and Cc addresses.  Addresses of ATS users
+are never taken for candidates.  A reply to a message sent from the ATS (its
+In-Reply-To or References naming that message) is linked to the same records
+even when the replying address differs.
+
+Exactly once: a link row is unique per (message, record) and the host note's
+key is unique per (email, record); the note is written before the link row, so
+a crash in between only makes the host see the same key again, which it ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from plugin.host import RecordRef
+from plugin.models import Mailbox, Message, RecordLink
+from plugin.services import settings as settings_service
+
+log = logging.getLogger("plugin.integrated_email.import")
+BATCH = 500
+
+
+def _addresses(m: Message) -> set[str]:
+    out = {m.from_addr.lower()} if m.from_addr else set()
+    for raw in (m.to_addrs, m.cc_addrs):
+        try:
+            out |= {addr.lower() for _name, addr in json.loads(raw or "[]") if addr}
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def _thread_ids(m: Message) -> set[str]:
+    ids = set((m.references or "").split())
+    if m.in_reply_to:
+        ids.add(m.in_reply_to)
+    return {i.strip("<>") for i in ids if i}
+
+
+def note_text(m: Message, owner_email: str) -> str:
+    """The note a host shows on the record: who, what, when."""
+    sent = m.from_addr.lower() == owner_email.lower()
+    if sent:
+        to = ", ".join(a for _n, a in json.loads(m.to_addrs or "[]"))
+        head = f"Email sent to {to}"
+    else:
+        who = f"{m.from_name} <{m.from_addr}>" if m.from_name else m.from_addr
+        head = f"Email received from {who}"
+    when = m.date.strftime("%d %b %Y %H:%M UTC") if m.date else ""
+    snippet = f"\n{m.snippet}" if m.snippet else ""
+    return f"{head} ({when}): {m.subject or '(no subject)'}{snippet}"
+
+
+def note_key(m: Message, ref: RecordRef) -> str:
+    # The same email in two users' mailboxes is one note on the record.
+    return f"integrated_email:{m.message_key}:{ref}"
+
+
+def link_pending(addon, mailbox_id: int, message_ids: list[int] | None = None) -> int:  # noqa: ANN001
+    """Link the mailbox's unchecked messages to records; returns links created."""
+    total = 0
+    while True:
+        created, checked = _link_batch(addon, mailbox_id, message_ids)
+        total += created
+        if checked < BATCH or message_ids is not None:
+            return total
+
+
+def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[int, int]:  # noqa: ANN001
+    host = addon.host
+    with Session(addon.engine, expire_on_commit=False) as s:
+        mb = s.get(Mailbox, mailbox_id)
+        if mb is None:
+            return 0, 0
+        q = select(Message).where(Message.mailbox_id == mailbox_id,
+                                  Message.import_checked.is_(False))
+        if message_ids is not None:
+            q = q.where(Message.id.in_(message_ids))
+        msgs = list(s.scalars(q.order_by(Message.id).limit(BATCH)))
+        if not msgs:
+            return 0, 0
+        ids = [m.id for m in msgs]
+        gs = settings_service.load(s)
+        if not gs.auto_import:
+            s.execute(update(Message).where(Message.id.in_(ids)).values(import_checked=True))
+            s.commit()
+            return 0, len(msgs)
+
+        wanted: dict[int, dict[RecordRef, str]] = defaultdict(dict)
+        addresses = set().union(*(_addresses(m) for m in msgs))
+        addresses.discard(mb.email.lower())
+        if addresses:
+            users = host.users_by_email(addresses)
+            records = host.records_by_email(addresses - set(users))
+            for m in msgs:
+                for addr in _addresses(m):
+                    for rec in records.get(addr, ()):
+                        wanted[m.id].setdefault(rec.ref, "auto")
+
+        # Replies to mail sent from the ATS follow the thread, whatever the address.
+        thread_ids = set().union(*(_thread_ids(m) for m in msgs))
+        if thread_ids:
+            rows = s.execute(
+                select(Message.message_id_header, RecordLink.record_kind, RecordLink.record_id)
+                .join(RecordLink, RecordLink.message_id == Message.id)
+                .where(Message.origin == "ats", Message.message_id_header.in_(thread_ids)))
+            by_parent: dict[str, set[RecordRef]] = defaultdict(set)
+            for parent, kind, rid in rows:
+                by_parent[parent].add(RecordRef(kind, rid))
+            for m in msgs:
+                for parent in _thread_ids(m):
+                    for ref in by_parent.get(parent, ()):
+                        wanted[m.id].setdefault(ref, "reply")
+
+        existing = {(mid, k, r) for mid, k, r in s.execute(
+            select(RecordLink.message_id, RecordLink.record_kind, RecordLink.record_id)
+            .where(RecordLink.message_id.in_(ids)))}
+        by_id = {m.id: m for m in msgs}
+        created = 0
+        for mid, refs in wanted.items():
+            m = by_id[mid]
+            for ref, how in refs.items():
+                if (mid, ref.kind, ref.id) in existing:
+                    continue
+                host.add_note(ref, mb.user_id, note_text(m, mb.email), note_key(m, ref))
+                s.add(RecordLink(message_id=mid, record_kind=ref.kind, record_id=ref.id,
+                                 how=how))
+                created += 1
+        s.execute(update(Message).where(Message.id.in_(ids)).values(import_checked=True))
+        s.commit()
+        if created:
+            log.info("linked %d messages of mailbox %s to records", created, mailbox_id)
+        linked_ids = [mid for mid in wanted if wanted[mid]]
+    if linked_ids and mb.consolidate_folder and mb.protocol == "imap":
+        from plugin.services.consolidate import consolidate
+        consolidate(addon, mailbox_id)
+    return created, len(msgs)
+
+
+def _hook(addon, mailbox_id: int, message_ids: list[int]) -> None:  # noqa: ANN001
+    link_pending(addon, mailbox_id, message_ids)
+
+
+def register() -> None:
+    """Plug into the sync engine's after-batch hook (idempotent)."""
+    from plugin.services.sync import on_batch_stored
+    on_batch_stored(_hook)
