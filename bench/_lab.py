@@ -1,0 +1,112 @@
+"""The lab Dovecot and an add-on app outside pytest, for the benchmarks.
+
+Reuses the test lab (tests/lab): same private Dovecot, same throw-away CA, TLS on.
+"""
+from __future__ import annotations
+
+import email.utils
+import imaplib
+import os
+import resource
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.lab.ca import make_certs
+from tests.lab.dovecot import Dovecot, MailUser
+
+BODY = ("Dear recruiter,\r\n\r\nPlease find my application below. I have five years of "
+        "experience in software engineering and would love to join your team.\r\n\r\n") * 4
+
+
+def realistic_message(i: int, user: MailUser) -> bytes:
+    """A typical application mail: Received lines, text and HTML alternatives (~3 KB)."""
+    date = email.utils.formatdate(1_700_000_000 + i * 60, localtime=False)
+    html = "<html><body><p>" + BODY.replace("\r\n\r\n", "</p><p>") + "</p></body></html>"
+    return (
+        f"Return-Path: <cand{i}@example.test>\r\n"
+        f"Received: from mx.example.test (mx.example.test [192.0.2.1])\r\n"
+        f"\tby mail.example.test with ESMTPS id {i:08x}\r\n\tfor <{user.email}>; {date}\r\n"
+        f"From: Candidate {i} <cand{i}@example.test>\r\n"
+        f"To: Recruiter <{user.email}>\r\n"
+        f"Cc: hr@example.test\r\n"
+        f"Subject: Application for the engineer position #{i}\r\n"
+        f"Date: {date}\r\n"
+        f"Message-ID: <bench-{i}-{os.urandom(5).hex()}@example.test>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/alternative; boundary=\"b1\"\r\n"
+        "\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        f"{BODY}\r\n--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--b1--\r\n"
+    ).encode()
+
+
+@contextmanager
+def lab():
+    certs_dir = tempfile.mkdtemp(prefix="bench-certs-")
+    server = Dovecot(make_certs(certs_dir)).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(certs_dir, ignore_errors=True)
+
+
+@contextmanager
+def addon_app(dovecot):
+    """An add-on inside the minimal test host, on a fresh SQLite file."""
+    from cryptography.fernet import Fernet
+
+    from plugin import IntegratedEmail
+    from tests.hosts.mini_host import create_mini_app
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-app-"))
+    cfg = {"IE_DATABASE_URL": f"sqlite:///{tmp}/ie.sqlite",
+           "IE_SECRET_KEYS": Fernet.generate_key().decode(), "IE_SCHEDULER": "off",
+           "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1,localhost", "IE_BLOB_DIR": str(tmp / "blobs"),
+           "IE_MAIL_TIMEOUT": 30.0, "IE_CA_FILE": dovecot.ca_file,
+           "INSTANCE_PATH": str(tmp / "instance")}
+    app, host = create_mini_app(cfg)
+    addon = IntegratedEmail(app, host=host)
+    addon.migrate()
+    addon.set_active(True)
+    from tests.integration.sync_helpers import set_window
+    set_window(addon, days=36500, messages=1_000_000)
+    try:
+        yield addon
+    finally:
+        addon.engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def new_mailbox(addon, dovecot, user, protocol: str = "imap") -> int:
+    from tests.integration.sync_helpers import make_mailbox
+    return make_mailbox(addon, dovecot, user, protocol=protocol)
+
+
+def tls_context(dovecot) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=dovecot.ca_file)
+
+
+def imap_login(dovecot, user) -> imaplib.IMAP4_SSL:
+    m = imaplib.IMAP4_SSL("localhost", dovecot.imaps, ssl_context=tls_context(dovecot))
+    m.login(user.login, user.password)
+    return m
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out

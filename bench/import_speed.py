@@ -1,0 +1,68 @@
+"""Full IMAP import into an empty store versus a raw baseline, side by side, over TLS.
+
+Baseline: imaplib UID FETCH BODY.PEEK[] in batches of 500 + email.message_from_bytes
+(policy=default) + reading the text body, storing nothing. Ours: sync_mailbox into a
+fresh SQLite store (rows, attachments metadata, raw blobs). Best of --rounds each.
+"""
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import logging
+
+from _lab import addon_app, imap_login, lab, new_mailbox, peak_rss_mb, realistic_message, timed
+
+
+def baseline(dovecot, user) -> int:
+    m = imap_login(dovecot, user)
+    m.select("INBOX", readonly=True)
+    _typ, dat = m.uid("SEARCH", "ALL")
+    uids = [int(x) for x in dat[0].split()]
+    n = 0
+    for i in range(0, len(uids), 500):
+        chunk = uids[i:i + 500]
+        _typ, dat = m.uid("FETCH", f"{chunk[0]}:{chunk[-1]}", "(BODY.PEEK[])")
+        for item in dat:
+            if isinstance(item, tuple):
+                msg = email.message_from_bytes(item[1], policy=email.policy.default)
+                body = msg.get_body(("plain",))
+                if body is not None:
+                    body.get_content()
+                n += 1
+    m.logout()
+    return n
+
+
+def ours(dovecot, user) -> int:
+    from plugin.services.sync import sync_mailbox
+    with addon_app(dovecot) as addon:
+        mbid = new_mailbox(addon, dovecot, user)
+        result = sync_mailbox(addon, mbid)
+        assert result.error_kind is None, result
+        return result.stored
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with lab() as dovecot:
+        user = dovecot.add_user("bench", "bench-pass")
+        dovecot.fill(user, args.messages, make=realistic_message)
+        best_base = best_ours = float("inf")
+        for r in range(args.rounds):
+            tb, nb = timed(lambda: baseline(dovecot, user))
+            to, no = timed(lambda: ours(dovecot, user))
+            assert nb == no == args.messages, (nb, no)
+            print(f"round {r + 1}: baseline {tb:.2f} s, import {to:.2f} s", flush=True)
+            best_base, best_ours = min(best_base, tb), min(best_ours, to)
+        x, y = args.messages / best_ours, args.messages / best_base
+        print(f"import/baseline ratio: {x / y:.2f} (import {x:.0f} msg/s, baseline {y:.0f} "
+              f"msg/s, peak RSS {peak_rss_mb():.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

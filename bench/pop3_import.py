@@ -1,0 +1,61 @@
+"""Full POP3 import into an empty store versus raw poplib RETR + parse, over TLS.
+
+Baseline: poplib RETR of every message + email.message_from_bytes(policy=default) +
+reading the text body, storing nothing. Ours: sync_mailbox (leave on server) into a
+fresh SQLite store. Best of --rounds each."""
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import logging
+import poplib
+
+from _lab import addon_app, lab, new_mailbox, realistic_message, timed, tls_context
+
+
+def baseline(dovecot, user) -> int:
+    p = poplib.POP3_SSL("localhost", dovecot.pop3s, context=tls_context(dovecot))
+    p.user(user.login)
+    p.pass_(user.password)
+    count, _size = p.stat()
+    for i in range(1, count + 1):
+        _resp, lines, _octets = p.retr(i)
+        msg = email.message_from_bytes(b"\r\n".join(lines), policy=email.policy.default)
+        body = msg.get_body(("plain",))
+        if body is not None:
+            body.get_content()
+    p.quit()
+    return count
+
+
+def ours(dovecot, user) -> int:
+    from plugin.services.sync import sync_mailbox
+    with addon_app(dovecot) as addon:
+        mbid = new_mailbox(addon, dovecot, user, protocol="pop3")
+        result = sync_mailbox(addon, mbid)
+        assert result.error_kind is None, result
+        return result.stored
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with lab() as dovecot:
+        user = dovecot.add_user("benchpop", "bench-pass")
+        dovecot.fill(user, args.messages, make=realistic_message)
+        best_base = best_ours = float("inf")
+        for r in range(args.rounds):
+            tb, nb = timed(lambda: baseline(dovecot, user))
+            to, no = timed(lambda: ours(dovecot, user))
+            assert nb == no == args.messages, (nb, no)
+            print(f"round {r + 1}: baseline {tb:.2f} s, import {to:.2f} s", flush=True)
+            best_base, best_ours = min(best_base, tb), min(best_ours, to)
+        print(f"pop3 import/baseline ratio: {best_base / best_ours:.2f}")
+
+
+if __name__ == "__main__":
+    main()

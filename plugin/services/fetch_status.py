@@ -1,0 +1,65 @@
+"""What a sync outcome does to a mailbox's status: success, back-off, pause.
+
+The status panel of the Setup issue reads these fields; the dispatcher (next issue)
+reads ``next_fetch_at`` and ``paused``. Each mailbox's row is its own: one
+mailbox's failures never touch another's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from plugin.mail.errors import AUTH_FAILED
+from plugin.models import Mailbox
+
+#: consecutive rejected logins before fetching pauses (providers lock accounts that
+#: keep trying a wrong password)
+AUTH_PAUSE_AFTER = 3
+AUTH_PAUSED_SENTENCE = ("The mail server rejected your password. "
+                        "Update your password to resume fetching.")
+UIDVALIDITY_PAUSED_SENTENCE = (
+    "The mail server keeps renumbering your folders, so fetching was paused to avoid "
+    "importing the same mail again and again. Ask your mail provider or administrator, "
+    "then save your mailbox settings to resume.")
+INTERNAL_SENTENCE = ("Fetching stopped on an unexpected error. It will be retried; "
+                     "tell your administrator if this keeps happening.")
+#: back-off after a failure: 1 min, 2, 4, ... at most 2 hours
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=2)
+
+
+def backoff(failures: int) -> timedelta:
+    if failures <= 0:
+        return timedelta(0)
+    return min(BACKOFF_BASE * (2 ** min(failures - 1, 20)), BACKOFF_MAX)
+
+
+def record_success(mb: Mailbox, now: datetime, interval_minutes: int) -> None:
+    mb.last_success_at = now
+    mb.last_error = None
+    mb.last_error_kind = None
+    mb.failure_count = 0
+    mb.auth_failures = 0
+    mb.next_fetch_at = now + timedelta(minutes=interval_minutes)
+
+
+def record_failure(mb: Mailbox, now: datetime, kind: str, sentence: str) -> None:
+    """A failed sync: back off, and pause after repeated wrong passwords."""
+    mb.failure_count = (mb.failure_count or 0) + 1
+    mb.last_error_kind = kind
+    mb.last_error = sentence
+    if kind == AUTH_FAILED:
+        mb.auth_failures = (mb.auth_failures or 0) + 1
+        if mb.auth_failures >= AUTH_PAUSE_AFTER:
+            pause(mb, "auth", AUTH_PAUSED_SENTENCE)
+            return
+    else:
+        mb.auth_failures = 0
+    mb.next_fetch_at = now + backoff(mb.failure_count)
+
+
+def pause(mb: Mailbox, reason: str, sentence: str) -> None:
+    mb.paused = True
+    mb.pause_reason = reason
+    mb.last_error = sentence
+    mb.next_fetch_at = None

@@ -1,0 +1,445 @@
+"""Mail sync: a mailbox's new mail from IMAP or POP3 into the store, exactly once.
+
+Order of effects per batch: fetch -> parse -> store (blobs, rows) -> commit -> only
+then anything on the server (POP3 DELE; IMAP is never changed by a sync). The folder
+cursor advances in the same transaction as the rows it covers, so a crash at any
+point loses nothing and a restart duplicates nothing (the unique keys absorb any
+re-fetch). ``crashpoint`` marks each step for the fault tests.
+
+IMAP: per folder (INBOX, and Sent found by SPECIAL-USE) a cursor keeps UIDVALIDITY,
+the highest UID and UIDNEXT. An unchanged folder costs one STATUS. The first sync of
+a folder takes the admin's window (newest N messages of the last D days, newest
+first) and then moves the cursor past everything older. A UIDVALIDITY change
+re-syncs the folder the same way (the Message-ID key keeps it free of duplicates);
+three changes within a day pause the mailbox.
+
+POP3: by UIDL; repeated UIDLs get the size and an occurrence number appended so no
+mail is lost. The delete policy applies only to messages already committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from plugin.blobs import blob_store
+from plugin.crypto import SecretKeyError
+from plugin.mail.account import ServerSettings
+from plugin.mail.errors import FOLDER_MISSING, MailError, classify
+from plugin.mail.imap import ImapSession, _guarded
+from plugin.mail.pop3 import Pop3Session
+from plugin.models import FetchCursor, Mailbox, MessageLocation
+from plugin.services import fetch_status
+from plugin.services.faults import crashpoint
+from plugin.services.mailbox_state import password_changed
+from plugin.services.store import BatchResult, FetchedItem, MessageStore, begin_write
+
+log = logging.getLogger("plugin.integrated_email.sync")
+
+IMAP_BATCH = 500
+POP3_BATCH = 200
+#: UIDVALIDITY changes within this window that pause the mailbox
+UIDVALIDITY_PAUSE_AFTER = 3
+UIDVALIDITY_WINDOW = timedelta(days=1)
+
+_LOC = MessageLocation.__table__
+_CUR = FetchCursor.__table__
+
+#: callables ``hook(addon, mailbox_id, message_ids)`` run after each committed batch
+#: that created messages (automatic linking to records plugs in here)
+BATCH_HOOKS: list[Callable] = []
+
+
+def on_batch_stored(hook: Callable) -> Callable:
+    """Register ``hook(addon, mailbox_id, new_message_ids)``; usable as a decorator."""
+    if hook not in BATCH_HOOKS:
+        BATCH_HOOKS.append(hook)
+    return hook
+
+
+@dataclass
+class SyncResult:
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    #: MailError kind (or "internal") when the sync failed; None on success
+    error_kind: str | None = None
+    #: why nothing was attempted: "missing", "inactive", "paused", "no_incoming"
+    skipped: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def sync_mailbox(addon, mailbox_id: int) -> SyncResult:
+    """Fetch a mailbox's new mail and update its status. Never raises for mail or
+    message trouble: the outcome is in the result and on the mailbox row."""
+    from plugin.services.policy import connection_policy
+    from plugin.services.settings import fetch_interval_for, load
+
+    result = SyncResult()
+    now = _now()
+    with Session(addon.engine, expire_on_commit=False) as s:
+        mb = s.get(Mailbox, mailbox_id)
+        if mb is None:
+            result.skipped = "missing"
+            return result
+        if not mb.is_active:
+            result.skipped = "inactive"
+            return result
+        if mb.paused:
+            result.skipped = "paused"
+            return result
+        if mb.protocol not in ("imap", "pop3") or not mb.in_host:
+            result.skipped = "no_incoming"
+            return result
+        gs = load(s)
+        window = (gs.initial_sync_days, gs.initial_sync_messages)
+        interval = fetch_interval_for(gs, mb.in_host)
+        policy = connection_policy(addon, s)
+        mb.last_attempt_at = now
+        mb.progress_count = 0
+        s.commit()
+        snapshot = _MailboxView(mb.id, mb.email, mb.protocol, mb.delete_policy,
+                                mb.delete_after_days)
+        password_token = mb.in_password
+        settings_args = (mb.in_host, int(mb.in_port or 0), mb.in_security or "ssl",
+                         mb.in_login or mb.email)
+
+    syncer = None
+    try:
+        password = addon.secrets.decrypt(password_token) if password_token else ""
+        settings = ServerSettings(*settings_args, password=password)
+        store = MessageStore(addon.engine, blob_store(addon.app.config), snapshot.id,
+                             snapshot.email)
+        cls = ImapSync if snapshot.protocol == "imap" else Pop3Sync
+        syncer = cls(addon, snapshot, settings, policy, store, window)
+        syncer.run()
+    except MailError as exc:
+        kind, sentence = exc.kind, exc.sentence
+        result.error_kind = kind
+        _finish(addon, mailbox_id, lambda m: fetch_status.record_failure(
+            m, _now(), kind, sentence))
+        log.info("sync of mailbox %s failed: %s", mailbox_id, kind)
+    except SecretKeyError as exc:  # the admin's keys, not the owner's password
+        sentence = str(exc)
+        result.error_kind = "secret_key"
+        _finish(addon, mailbox_id, lambda m: fetch_status.record_failure(
+            m, _now(), "secret_key", sentence))
+    except Exception:  # one mailbox must never stop the others
+        log.exception("sync of mailbox %s failed unexpectedly", mailbox_id)
+        result.error_kind = "internal"
+        _finish(addon, mailbox_id, lambda m: fetch_status.record_failure(
+            m, _now(), "internal", fetch_status.INTERNAL_SENTENCE))
+    else:
+        pause_sentence = syncer.pause_sentence
+        def ok(m: Mailbox) -> None:
+            fetch_status.record_success(m, _now(), interval)
+            if pause_sentence:
+                fetch_status.pause(m, "uidvalidity", pause_sentence)
+        _finish(addon, mailbox_id, ok)
+    if syncer is not None:
+        result.stored = syncer.totals.stored
+        result.duplicates = syncer.totals.duplicates
+        result.quarantined = syncer.totals.quarantined
+    return result
+
+
+def _finish(addon, mailbox_id: int, change: Callable[[Mailbox], None]) -> None:
+    try:
+        with Session(addon.engine, expire_on_commit=False) as s:
+            mb = s.get(Mailbox, mailbox_id)
+            if mb is not None:
+                change(mb)
+                s.commit()
+    except Exception:
+        log.exception("could not record the sync status of mailbox %s", mailbox_id)
+
+
+@dataclass(frozen=True)
+class _MailboxView:
+    id: int
+    email: str
+    protocol: str
+    delete_policy: str
+    delete_after_days: int | None
+
+
+class _Sync:
+    def __init__(self, addon, mailbox: _MailboxView, settings: ServerSettings,
+                 policy, store: MessageStore, window: tuple[int, int]) -> None:
+        self.addon = addon
+        self.mailbox = mailbox
+        self.settings = settings
+        self.policy = policy
+        self.store = store
+        self.engine = addon.engine
+        self.window_days, self.window_messages = window
+        self.totals = BatchResult()
+        #: set when the mailbox must pause after this run (looping UIDVALIDITY)
+        self.pause_sentence: str | None = None
+
+    def _stored(self, batch: BatchResult) -> None:
+        crashpoint("after_commit")
+        self.totals.add(batch)
+        if batch.new_message_ids:
+            for hook in BATCH_HOOKS:
+                try:
+                    hook(self.addon, self.mailbox.id, list(batch.new_message_ids))
+                except Exception:
+                    log.exception("batch hook %r failed", hook)
+
+
+def _chunks(seq: list, size: int) -> Iterator[list]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+# --------------------------------------------------------------------------- IMAP
+
+
+@_guarded
+def _search_since(imap: ImapSession, day: datetime) -> list[int]:
+    return imap._uid_search("SINCE", day.strftime("%d-%b-%Y"))
+
+
+class ImapSync(_Sync):
+    def run(self) -> None:
+        with ImapSession(self.settings, self.policy) as imap:
+            cursors = self._cursors(imap)
+            for cursor in cursors:
+                try:
+                    self._sync_folder(imap, cursor)
+                except MailError as exc:
+                    if exc.kind == FOLDER_MISSING and cursor["role"] != "inbox":
+                        log.info("folder %s of mailbox %s is gone; skipped",
+                                 cursor["role"], self.mailbox.id)
+                        continue
+                    raise
+                if self.pause_sentence:
+                    break
+            crashpoint("before_delete")  # IMAP sync never changes the server
+
+    def _cursors(self, imap: ImapSession) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(_CUR).where(_CUR.c.mailbox_id == self.mailbox.id).order_by(_CUR.c.id))]
+        if rows:
+            return rows
+        # First sync: find the folders once (LIST), then a poll is STATUS only.
+        roles = imap.find_folders()
+        wanted = [("inbox", roles.get("inbox", "INBOX"))]
+        if roles.get("sent"):
+            wanted.append(("sent", roles["sent"]))
+        from plugin.services.store import _insert
+        with self.engine.connect() as conn:
+            begin_write(conn)
+            conn.execute(_insert(conn, _CUR), [
+                {"mailbox_id": self.mailbox.id, "folder": f, "role": r, "last_uid": 0,
+                 "uidvalidity_changes": 0} for r, f in wanted])
+            conn.commit()
+            return [dict(r._mapping) for r in conn.execute(
+                select(_CUR).where(_CUR.c.mailbox_id == self.mailbox.id).order_by(_CUR.c.id))]
+
+    def _update_cursor(self, conn, cursor_id: int, **values) -> None:
+        conn.execute(update(_CUR).where(_CUR.c.id == cursor_id).values(**values))
+
+    def _sync_folder(self, imap: ImapSession, cursor: dict) -> None:
+        folder = cursor["folder"]
+        st = imap.status(folder)
+        if cursor["uidvalidity"] is not None and cursor["uidvalidity"] != st.uidvalidity:
+            if self._uidvalidity_changed(cursor, st.uidvalidity):
+                return
+            cursor["uidvalidity"] = None
+        if cursor["uidvalidity"] is None:
+            self._initial(imap, cursor, st)
+            return
+        if cursor["uidnext"] == st.uidnext:
+            return  # unchanged: one STATUS was all it cost
+        imap.select(folder, readonly=True)
+        uids = imap.search_uids_since(cursor["last_uid"] or 0)
+        validity = cursor["uidvalidity"]
+        for batch_uids in _chunks(uids, IMAP_BATCH):
+            items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
+            top = max(batch_uids)
+            batch = self.store.store_batch(items, lambda conn, top=top: self._update_cursor(
+                conn, cursor["id"], last_uid=top))
+            self._stored(batch)
+        with self.engine.connect() as conn:
+            begin_write(conn)
+            values = {"uidnext": st.uidnext}
+            if uids:
+                values["last_uid"] = max(uids)
+            self._update_cursor(conn, cursor["id"], **values)
+            conn.commit()
+
+    def _fetch(self, imap: ImapSession, folder: str, role: str, validity: int,
+               uids: list[int]) -> list[FetchedItem]:
+        items = [FetchedItem(raw=m.raw, folder=folder, role=role or "inbox",
+                             uidvalidity=validity, uid=m.uid, internaldate=m.internaldate)
+                 for m in imap.fetch(uids, batch=len(uids))]
+        crashpoint("after_fetch")
+        return items
+
+    def _uidvalidity_changed(self, cursor: dict, new_validity: int) -> bool:
+        """Count a change; True when the mailbox is paused instead of re-synced."""
+        now = _now()
+        since = cursor.get("uidvalidity_changed_at")
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        if since is None or now - since > UIDVALIDITY_WINDOW:
+            count, since = 1, now
+        else:
+            count = (cursor.get("uidvalidity_changes") or 0) + 1
+        log.warning("UIDVALIDITY of %s changed for mailbox %s (%d in a day)",
+                    cursor["role"], self.mailbox.id, count)
+        paused = count >= UIDVALIDITY_PAUSE_AFTER
+        with self.engine.connect() as conn:
+            begin_write(conn)
+            values = {"uidvalidity_changes": count, "uidvalidity_changed_at": since}
+            if not paused:  # start over: the re-sync is an initial sync of the folder
+                values.update(uidvalidity=None, last_uid=0, uidnext=None)
+            self._update_cursor(conn, cursor["id"], **values)
+            conn.commit()
+        if paused:
+            self.pause_sentence = fetch_status.UIDVALIDITY_PAUSED_SENTENCE
+        return paused
+
+    def _initial(self, imap: ImapSession, cursor: dict, st) -> None:
+        """The admin's window, newest first; then the cursor moves past older mail."""
+        folder = cursor["folder"]
+        selected = imap.select(folder, readonly=True)
+        validity = selected.uidvalidity
+        if self.window_days and self.window_days > 0:
+            day = _now() - timedelta(days=self.window_days)
+            uids = sorted(_search_since(imap, day))
+        else:
+            uids = imap.uid_list()
+        if self.window_messages and self.window_messages > 0:
+            uids = uids[-self.window_messages:]
+        with self.engine.connect() as conn:  # a restart after a crash skips what it has
+            have = {r[0] for r in conn.execute(select(_LOC.c.uid).where(
+                _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.folder == folder,
+                _LOC.c.uidvalidity == validity))}
+        todo = [u for u in reversed(uids) if u not in have]
+        for batch_uids in _chunks(todo, IMAP_BATCH):
+            items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
+            self._stored(self.store.store_batch(items))
+        top = max([st.uidnext - 1] + uids) if st.uidvalidity == validity else max(uids or [0])
+        uidnext = st.uidnext if st.uidvalidity == validity else selected.uidnext
+        with self.engine.connect() as conn:
+            begin_write(conn)
+            self._update_cursor(conn, cursor["id"], uidvalidity=validity, last_uid=top,
+                                uidnext=uidnext)
+            conn.commit()
+
+
+# --------------------------------------------------------------------------- POP3
+
+
+def unique_uidls(listing: list[tuple[int, str]],
+                 sizes: Callable[[], dict[int, int]] | None = None) -> list[tuple[int, str]]:
+    """Make every UIDL key unique without losing mail.
+
+    Some servers repeat UIDLs. A repeated one gets its message size appended (a
+    different message under the same UIDL almost always differs in size), and what
+    still repeats gets ``#2``, ``#3``... by occurrence.
+    """
+    counts: dict[str, int] = {}
+    for _n, uidl in listing:
+        counts[uidl] = counts.get(uidl, 0) + 1
+    if all(c == 1 for c in counts.values()):
+        return list(listing)
+    size_of = sizes() if sizes else {}
+    keyed: list[tuple[int, str]] = []
+    for n, uidl in listing:
+        keyed.append((n, uidl if counts[uidl] == 1 else "{}#{}".format(uidl, size_of.get(n, "?"))))
+    again: dict[str, int] = {}
+    for _n, key in keyed:
+        again[key] = again.get(key, 0) + 1
+    seen: dict[str, int] = {}
+    out: list[tuple[int, str]] = []
+    for n, key in keyed:
+        if again[key] > 1:
+            seen[key] = seen.get(key, 0) + 1
+            key = f"{key}#{seen[key]}"
+        out.append((n, key[:255]))
+    return out
+
+
+class Pop3Sync(_Sync):
+    def run(self) -> None:
+        deleted: list[str] = []
+        with Pop3Session(self.settings, self.policy) as pop:
+            listing = unique_uidls(pop.uidl(), pop.sizes)
+            with self.engine.connect() as conn:
+                have = {r[0] for r in conn.execute(select(_LOC.c.uidl).where(
+                    _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.uidl.is_not(None)))}
+            todo = [(n, key) for n, key in listing if key not in have]
+            for batch in _chunks(todo, POP3_BATCH):
+                items = [FetchedItem(raw=pop.retr(n), folder="INBOX", role="inbox", uidl=key)
+                         for n, key in batch]
+                crashpoint("after_fetch")
+                self._stored(self.store.store_batch(items))
+            deleted = self._apply_delete_policy(pop, listing)
+        # QUIT succeeded: the server has really removed them
+        if deleted:
+            with self.engine.connect() as conn:
+                begin_write(conn)
+                for chunk in _chunks(deleted, 500):
+                    conn.execute(update(_LOC).where(
+                        _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.uidl.in_(chunk)).values(
+                        removed_from_server=True))
+                conn.commit()
+
+    def _apply_delete_policy(self, pop: Pop3Session, listing: list[tuple[int, str]]) -> list[str]:
+        policy = self.mailbox.delete_policy or "leave"
+        if policy == "leave":
+            return []
+        # Only what is committed: read it back from the database, not from memory.
+        with self.engine.connect() as conn:
+            stored = {r[0]: r[1] for r in conn.execute(select(_LOC.c.uidl, _LOC.c.stored_at).where(
+                _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.uidl.is_not(None)))}
+        if policy == "after_days":
+            days = self.mailbox.delete_after_days
+            if days is None or days < 0:
+                return []
+            cutoff = _now() - timedelta(days=days)
+
+            def due(at: datetime) -> bool:
+                at = at if at.tzinfo else at.replace(tzinfo=UTC)
+                return at <= cutoff
+        elif policy == "after_retrieval":
+            def due(at: datetime) -> bool:
+                return True
+        else:
+            return []
+        victims = [(n, key) for n, key in listing if key in stored and due(stored[key])]
+        if not victims:
+            return []
+        crashpoint("before_delete")
+        for n, _key in victims:
+            pop.dele(n)
+        log.info("deleting %d messages of mailbox %s from the server (%s)", len(victims),
+                 self.mailbox.id, policy)
+        return [key for _n, key in victims]
+
+
+__all__ = [
+    "BATCH_HOOKS",
+    "SyncResult",
+    "classify",
+    "on_batch_stored",
+    "password_changed",
+    "sync_mailbox",
+    "unique_uidls",
+]
