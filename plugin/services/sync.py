@@ -31,7 +31,7 @@ from plugin.blobs import blob_store
 from plugin.crypto import SecretKeyError
 from plugin.mail.account import ServerSettings
 from plugin.mail.errors import FOLDER_MISSING, MailError, classify
-from plugin.mail.imap import ImapSession, _guarded
+from plugin.mail.imap import ImapSession
 from plugin.mail.pop3 import Pop3Session
 from plugin.models import FetchCursor, Mailbox, MessageLocation
 from plugin.services import fetch_status
@@ -207,9 +207,8 @@ def _chunks(seq: list, size: int) -> Iterator[list]:
 # --------------------------------------------------------------------------- IMAP
 
 
-@_guarded
 def _search_since(imap: ImapSession, day: datetime) -> list[int]:
-    return imap._uid_search("SINCE", day.strftime("%d-%b-%Y"))
+    return imap.search_uids_since_date(day.date() if isinstance(day, datetime) else day)
 
 
 class ImapSync(_Sync):
