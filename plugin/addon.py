@@ -124,7 +124,11 @@ class IntegratedEmail:
         """Entries for the host's Settings menu (none while inactive)."""
         if not self.is_active():
             return []
-        return [{"label": "Integrated email", "url": url_for("integrated_email.home")}]
+        from plugin.services.webmail import webmail_enabled
+        entries = [{"label": "Integrated email", "url": url_for("integrated_email.home")}]
+        if webmail_enabled(self.session()):
+            entries.append({"label": "Mail", "url": url_for("integrated_email.webmail")})
+        return entries
 
     def record_panels(self, ref) -> list[Markup]:  # noqa: ANN001
         """HTML panels the host embeds on a candidate/contact page."""

@@ -7,7 +7,7 @@ import logging
 log = logging.getLogger("plugin.integrated_email.jobs")
 
 
-def run(addon) -> int:  # noqa: ANN001
+def run(addon) -> int:
     """One tick; returns how many single messages and bulk jobs were worked on.
 
     Does nothing while the add-on is inactive."""
@@ -21,7 +21,7 @@ def run(addon) -> int:  # noqa: ANN001
     return worked
 
 
-def register(sched, addon) -> None:  # noqa: ANN001
+def register(sched, addon) -> None:
     """Add the send job to a scheduler (called by plugin.jobs.build_scheduler)."""
     app = addon.app
 
@@ -29,7 +29,7 @@ def register(sched, addon) -> None:  # noqa: ANN001
         with app.app_context():
             try:
                 run(addon)
-            except Exception:  # noqa: BLE001 - the next tick tries again
+            except Exception:
                 log.exception("send job tick failed")
 
     sched.add_job(tick, "interval", seconds=int(app.config["IE_SEND_SECONDS"]),

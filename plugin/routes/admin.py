@@ -66,6 +66,7 @@ def global_settings():  # noqa: ANN201
                            sharing_options=SHARING_OPTIONS,
                            sharing_labels=settings_service.SHARING_LABELS,
                            own=own, test_result=test_result,
+                           users=[u for u in addon.host.list_users()],
                            outbound_only=form_values["outbound_only"]), status
 
 
@@ -73,7 +74,8 @@ def _settings_values(gs) -> dict:  # noqa: ANN001
     return {c: getattr(gs, c) for c in (
         "outbound_only", "webmail_links", "auto_import", "sharing_allowed", "sharing_default",
         "fetch_interval_minutes", "initial_sync_days", "initial_sync_messages", "bulk_per_send",
-        "bulk_per_day", "bulk_spacing_seconds", "allowed_mail_hosts")}
+        "bulk_per_day", "bulk_spacing_seconds", "allowed_mail_hosts", "public_excluded_users",
+        "public_excluded_domains")}
 
 
 RULES = [

@@ -1,3 +1,419 @@
-"""Compose, reply, forward and bulk email."""
+"""Compose, reply, forward, the outbox, and bulk email.
 
-RULES: list = []
+Handlers load and check input, then call ``plugin.services`` (outbox, bulk) to do
+the work. Each answers a full page, or its fragment for htmx.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import select
+
+from plugin.addon import get_addon
+from plugin.host import RecordRef
+from plugin.models import Mailbox, Message
+from plugin.models.outbound import BulkJob, OutboundMessage
+from plugin.routes.setup import wants_fragment
+from plugin.services import bulk as bulk_service
+from plugin.services import compose as compose_service
+from plugin.services import merge, outbox
+from plugin.services import settings as settings_service
+
+T = "integrated_email/"
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _mailbox_or_none():
+    return outbox.active_mailbox(get_addon().session(), g.ie_user.id)
+
+
+def _no_mailbox():
+    return render_template(T + "compose_no_mailbox.html"), 409
+
+
+def _records(texts: list[str]) -> list[RecordRef]:
+    """Record references from the form that the user may see."""
+    addon = get_addon()
+    out: list[RecordRef] = []
+    for text in dict.fromkeys(t for t in texts if t):
+        try:
+            ref = RecordRef.parse(text)
+        except ValueError:
+            continue
+        if addon.host.may_view_record(g.ie_user, ref):
+            out.append(ref)
+    return out
+
+
+def _record_names(refs: list[RecordRef]) -> list:
+    found = get_addon().host.get_records(refs) if refs else {}
+    return [found[r] for r in refs if r in found]
+
+
+def _visible_message(message_id: int) -> Message:
+    """A stored message the user may reply to or forward: the sharing rule decides."""
+    from plugin.services import webmail as wm
+
+    msg = wm.get_message(get_addon().session(), g.ie_user, message_id)
+    if msg is None:
+        abort(404)
+    return msg
+
+
+def _max_attachment_bytes() -> int:
+    return int(float(current_app.config["IE_MAX_ATTACHMENT_MB"]) * 1024 * 1024)
+
+
+def _read_attachments(errors: dict) -> list[compose_service.Attachment]:
+    limit = _max_attachment_bytes()
+    out, total = [], 0
+    for f in request.files.getlist("attachments"):
+        if not f or not f.filename:
+            continue
+        data = f.stream.read(limit + 1 - total)
+        total += len(data)
+        if total > limit:
+            errors["attachments"] = (
+                f"Attachments may add up to {current_app.config['IE_MAX_ATTACHMENT_MB']} MB "
+                "in all. Remove some, or share large files as a link.")
+            return []
+        name = compose_service.safe_attachment_name(f.filename)
+        out.append(compose_service.Attachment(name, f.mimetype or "application/octet-stream",
+                                              data))
+    return out
+
+
+def _form_values(form) -> dict:
+    return {"to": form.get("to", ""), "cc": form.get("cc", ""), "bcc": form.get("bcc", ""),
+            "subject": form.get("subject", ""), "body": form.get("body", ""),
+            "formatted": form.get("formatted") in ("on", "yes", "1"),
+            "source": form.get("source", ""), "mode": form.get("mode", ""),
+            "records": form.getlist("record")}
+
+
+def _render_form(values: dict, errors: dict, mb: Mailbox, status: int = 200):
+    refs = _records(values.get("records", []))
+    ctx = {"values": values, "errors": errors, "mailbox": mb, "records": _record_names(refs),
+           "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"]}
+    tpl = T + ("_partials/compose_form.html" if wants_fragment() else "compose.html")
+    return render_template(tpl, **ctx), status
+
+
+# ------------------------------------------------------------------ compose
+
+
+def compose():
+    """Write and send one message (GET: the form; POST: send it)."""
+    mb = _mailbox_or_none()
+    if mb is None:
+        return _no_mailbox()
+    if request.method == "GET":
+        values = {"to": request.args.get("to", ""), "cc": "", "bcc": "",
+                  "subject": request.args.get("subject", ""), "body": "", "formatted": False,
+                  "source": "", "mode": "", "records": request.args.getlist("record")}
+        return _render_form(values, {}, mb)
+    return _send(mb)
+
+
+def compose_reply(message_id: int):
+    """Reply, reply all or forward a stored message."""
+    mb = _mailbox_or_none()
+    if mb is None:
+        return _no_mailbox()
+    mode = request.args.get("mode", "reply")
+    if mode not in ("reply", "reply_all", "forward"):
+        abort(404)
+    msg = _visible_message(message_id)
+    values = reply_values(msg, mode, mb)
+    return _render_form(values, {}, mb)
+
+
+def reply_values(msg: Message, mode: str, mb: Mailbox) -> dict:
+    """The compose form pre-filled from ``msg``: recipients, subject, quoted text."""
+    own = mb.email.lower()
+    to_pairs = [tuple(p) for p in json.loads(msg.to_addrs or "[]")]
+    cc_pairs = [tuple(p) for p in json.loads(msg.cc_addrs or "[]")]
+    sender = (msg.from_name, msg.from_addr)
+
+    def fmt(pairs) -> str:
+        seen, out = set(), []
+        for name, addr in pairs:
+            if not addr or addr.lower() == own or addr.lower() in seen:
+                continue
+            seen.add(addr.lower())
+            out.append(f'"{name}" <{addr}>' if name and not any(c in name for c in '"\\')
+                       else addr)
+        return ", ".join(out)
+
+    who = msg.from_name or msg.from_addr
+    if mode == "forward":
+        to, cc = "", ""
+        subject = compose_service.reply_subject(msg.subject, "Fwd")
+        body = ("\n\n---------- Forwarded message ----------\n"
+                f"From: {who} <{msg.from_addr}>\nDate: {msg.date:%d %b %Y, %H:%M}\n"
+                f"Subject: {msg.subject}\n\n{msg.body_text or ''}\n")
+    else:
+        # Replying to one's own sent message goes to its recipients again.
+        primary = to_pairs if msg.direction == "out" else [sender] + (
+            to_pairs if mode == "reply_all" else [])
+        to = fmt(primary)
+        cc = fmt([p for p in cc_pairs if p not in primary]) if mode == "reply_all" else ""
+        subject = compose_service.reply_subject(msg.subject, "Re")
+        body = compose_service.quote_text(msg.body_text, who, msg.date)
+    records = [f"{link.record_kind}:{link.record_id}" for link in msg.links]
+    return {"to": to, "cc": cc, "bcc": "", "subject": subject, "body": body,
+            "formatted": False, "source": str(msg.id), "mode": mode, "records": records}
+
+
+def _send(mb: Mailbox):
+    addon = get_addon()
+    values = _form_values(request.form)
+    errors: dict[str, str] = {}
+    parsed = {}
+    for name, label in (("to", "To field"), ("cc", "Cc field"), ("bcc", "Bcc field")):
+        try:
+            parsed[name] = compose_service.parse_addresses(values[name], label)
+        except compose_service.HeaderError as exc:
+            errors[name] = exc.sentence
+            parsed[name] = []
+    if not errors.get("to") and not (parsed["to"] or parsed["cc"] or parsed["bcc"]):
+        errors["to"] = "Enter at least one recipient, like name@example.com."
+    try:
+        compose_service.check_header(values["subject"], "subject")
+    except compose_service.HeaderError as exc:
+        errors["subject"] = exc.sentence
+    attachments = _read_attachments(errors)
+    in_reply_to = references = None
+    if values["source"] and values["mode"] in ("reply", "reply_all"):
+        try:
+            original = _visible_message(int(values["source"]))
+        except ValueError:
+            abort(400)
+        in_reply_to = original.message_id_header
+        refs = (original.references or "").split()
+        if original.message_id_header and original.message_id_header not in refs:
+            refs.append(original.message_id_header)
+        references = " ".join(refs[-20:]) or None
+    if errors:
+        return _render_form(values, errors, mb, 422)
+    records = _records(values["records"])
+    # Mail to a candidate's or contact's address is recorded on them, too.
+    addresses = [a for key in ("to", "cc", "bcc") for _n, a in parsed[key]]
+    for matches in addon.host.records_by_email(addresses).values():
+        for rec in matches:
+            if rec.ref not in records and addon.host.may_view_record(g.ie_user, rec.ref):
+                records.append(rec.ref)
+    draft = compose_service.Draft(
+        from_name=g.ie_user.name, from_addr=mb.email, to=parsed["to"], cc=parsed["cc"],
+        bcc=parsed["bcc"], subject=values["subject"], body_text=values["body"],
+        formatted=values["formatted"], in_reply_to=in_reply_to, references=references,
+        attachments=attachments)
+    s = addon.session()
+    try:
+        row = outbox.queue(addon, s, g.ie_user, mb, draft, records)
+    except (compose_service.HeaderError, ValueError) as exc:
+        errors["subject"] = getattr(exc, "sentence", None) or \
+            "This message cannot be sent as written. Check the recipients and subject."
+        return _render_form(values, errors, mb, 422)
+    row = outbox.deliver(addon, row.id) or row
+    back = _record_names(records)
+    if wants_fragment():
+        return render_template(T + "_partials/compose_result.html", row=row, records=back)
+    flash(result_sentence(row))
+    if len(back) == 1:
+        return redirect(back[0].url)
+    return redirect(url_for("integrated_email.outbox"))
+
+
+def result_sentence(row: OutboundMessage) -> str:
+    if row.state in ("sent", "filed"):
+        return "Your message was sent."
+    if row.state == "queued":
+        return ("Your message could not be sent yet and will be tried again shortly: "
+                + (row.error or ""))
+    return "Your message was not sent. " + (row.error or "")
+
+
+# ------------------------------------------------------------------ outbox
+
+
+def outbox_list():
+    """The user's recent outgoing messages and their state."""
+    s = get_addon().session()
+    rows = s.scalars(select(OutboundMessage).where(
+        OutboundMessage.user_id == g.ie_user.id, OutboundMessage.bulk_job_id.is_(None))
+        .order_by(OutboundMessage.id.desc()).limit(100)).all()
+    jobs = s.scalars(select(BulkJob).where(BulkJob.user_id == g.ie_user.id)
+                     .order_by(BulkJob.id.desc()).limit(20)).all()
+    return render_template(T + "outbox.html", rows=rows, jobs=jobs)
+
+
+def outbox_resend(outbound_id: int):
+    """Send a failed or unknown message again (the user decided)."""
+    addon = get_addon()
+    s = addon.session()
+    row = s.get(OutboundMessage, outbound_id)
+    if row is None or row.user_id != g.ie_user.id:
+        abort(404)
+    if outbox.resend(s, row):
+        row = outbox.deliver(addon, row.id)
+        flash(result_sentence(row))
+    return redirect(url_for("integrated_email.outbox"))
+
+
+# ------------------------------------------------------------------ bulk
+
+
+def _bulk_context(ids: list[str], mb: Mailbox) -> dict:
+    addon = get_addon()
+    s = addon.session()
+    selection = bulk_service.select_recipients(addon, g.ie_user, ids)
+    gs = settings_service.load(s)
+    limit = bulk_service.limit_problem(s, gs, g.ie_user.id, len(selection.records)) \
+        if selection.records else None
+    return {"selection": selection, "ids": [str(r.ref.id) for r in selection.records],
+            "limit_problem": limit, "fields": merge.FIELDS, "mailbox": mb, "gs": gs}
+
+
+def bulk_new():
+    """The bulk composer for the candidates picked in the host's list."""
+    mb = _mailbox_or_none()
+    if mb is None:
+        return _no_mailbox()
+    source = request.form if request.method == "POST" else request.args
+    ids = source.getlist("candidate_ids")
+    if not ids:
+        flash("Select at least one candidate, then choose Email selected.")
+        return redirect(request.referrer or url_for("integrated_email.outbox"))
+    ctx = _bulk_context(ids, mb)
+    ctx.update(values={"subject": "", "body": "Hello {{ first_name }},\n\n\n\n"
+                       "{{ recruiter_signature }}", "signature": g.ie_user.name,
+                       "formatted": False},
+               problems=[], preview=None)
+    return render_template(T + "bulk_new.html", **ctx)
+
+
+def _bulk_values(form) -> dict:
+    return {"subject": form.get("subject", ""), "body": form.get("body", ""),
+            "signature": form.get("signature", ""),
+            "formatted": form.get("formatted") in ("on", "yes", "1")}
+
+
+def bulk_preview():
+    """The message as one chosen recipient will get it, and any template problems."""
+    mb = _mailbox_or_none()
+    if mb is None:
+        return _no_mailbox()
+    ids = request.form.getlist("candidate_ids")
+    values = _bulk_values(request.form)
+    ctx = _bulk_context(ids, mb)
+    records = ctx["selection"].records
+    chosen = request.form.get("preview_for") or (records[0].ref.id if records else "")
+    record = next((r for r in records if r.ref.id == chosen), records[0] if records else None)
+    result = bulk_service.preview(values["subject"], values["body"], record, g.ie_user,
+                                  values["signature"]) if record else None
+    return render_template(T + "_partials/bulk_preview.html", preview=result, record=record,
+                           **ctx)
+
+
+def bulk_send():
+    """Check the templates and limits, make the job, and start it."""
+    addon = get_addon()
+    mb = _mailbox_or_none()
+    if mb is None:
+        return _no_mailbox()
+    ids = request.form.getlist("candidate_ids")
+    values = _bulk_values(request.form)
+    ctx = _bulk_context(ids, mb)
+    problems = bulk_service.check_templates(values["subject"], values["body"])
+    try:
+        compose_service.check_header(values["subject"], "subject")
+    except compose_service.HeaderError as exc:
+        problems.append(merge.MergeProblem("subject", exc.sentence))
+    if not ctx["selection"].records:
+        problems.append(merge.MergeProblem("recipients", "None of the selected candidates "
+                                           "has a valid email address."))
+    if ctx["limit_problem"]:
+        problems.append(merge.MergeProblem("recipients", ctx["limit_problem"]))
+    if problems:
+        ctx.update(values=values, problems=problems, preview=None)
+        tpl = "_partials/bulk_form.html" if wants_fragment() else "bulk_new.html"
+        return render_template(T + tpl, **ctx), 422
+    s = addon.session()
+    job = bulk_service.create_job(addon, s, g.ie_user, mb, values["subject"], values["body"],
+                                  ctx["selection"], signature=values["signature"],
+                                  formatted=values["formatted"])
+    if not job.finished:
+        bulk_service.start_in_thread(addon, job.id)
+    target = url_for("integrated_email.bulk_job", job_id=job.id)
+    if wants_fragment():
+        resp = make_response("", 204)
+        resp.headers["HX-Redirect"] = target
+        return resp
+    return redirect(target)
+
+
+def _own_job(job_id: int) -> BulkJob:
+    s = get_addon().session()
+    job = s.get(BulkJob, job_id)
+    if job is None or job.user_id != g.ie_user.id:
+        abort(404)
+    s.refresh(job)
+    return job
+
+
+def _job_context(job: BulkJob) -> dict:
+    s = get_addon().session()
+    rows = s.scalars(select(OutboundMessage).where(OutboundMessage.bulk_job_id == job.id)
+                     .order_by(OutboundMessage.id)).all()
+    return {"job": job, "progress": bulk_service.progress(s, job.id), "rows": rows,
+            "skipped": json.loads(job.skipped or "[]")}
+
+
+def bulk_job(job_id: int):
+    """A bulk job's page: progress bar, per-recipient results, Cancel."""
+    return render_template(T + "bulk_job.html", **_job_context(_own_job(job_id)))
+
+
+def bulk_progress(job_id: int):
+    """The self-refreshing progress fragment."""
+    return render_template(T + "_partials/bulk_progress.html",
+                           **_job_context(_own_job(job_id)))
+
+
+def bulk_cancel(job_id: int):
+    """Stop a bulk job before its next message."""
+    job = _own_job(job_id)
+    if not job.finished:
+        bulk_service.request_cancel(get_addon().session(), job)
+    if wants_fragment():
+        return bulk_progress(job_id)
+    return redirect(url_for("integrated_email.bulk_job", job_id=job_id))
+
+
+RULES = [
+    ("/compose", "compose", compose, ["GET", "POST"]),
+    ("/compose/reply/<int:message_id>", "compose_reply", compose_reply, ["GET"]),
+    ("/outbox", "outbox", outbox_list, ["GET"]),
+    ("/outbox/<int:outbound_id>/resend", "outbox_resend", outbox_resend, ["POST"]),
+    ("/bulk/new", "bulk_new", bulk_new, ["GET", "POST"]),
+    ("/bulk/preview", "bulk_preview", bulk_preview, ["POST"]),
+    ("/bulk/send", "bulk_send", bulk_send, ["POST"]),
+    ("/bulk/<int:job_id>", "bulk_job", bulk_job, ["GET"]),
+    ("/bulk/<int:job_id>/progress", "bulk_progress", bulk_progress, ["GET"]),
+    ("/bulk/<int:job_id>/cancel", "bulk_cancel", bulk_cancel, ["POST"]),
+]

@@ -1,3 +1,316 @@
-"""The webmail: folders, message list, message view, actions."""
+"""The webmail: folders, message list, search, message view, attachments, actions.
 
-RULES: list = []
+Every handler goes through ``webmail_view``: 404 in outbound-only mode (the webmail
+does not exist then), and a strict Content-Security-Policy on every answer (scripts
+from 'self' only, no inline script).  A message's HTML is shown in an
+``<iframe sandbox srcdoc>`` with its own policy (``plugin.mail.sanitize``).  Lists
+answer a full page or, for htmx ("Load more"), only the rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timezone
+from urllib.parse import quote, urlsplit
+
+from flask import (abort, current_app, g, make_response, redirect, render_template, request,
+                   url_for)
+from werkzeug.routing import BuildError
+
+from plugin.addon import get_addon
+from plugin.host import RecordRef
+from plugin.mail.sanitize import linkify_text, sanitize_html, srcdoc_document
+from plugin.services import webmail as wm
+
+#: types an attachment keeps when downloaded; everything else is application/octet-stream
+SAFE_DOWNLOAD_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
+                                 "application/pdf", "text/plain", "text/csv",
+                                 "application/zip"})
+
+
+def wants_fragment() -> bool:
+    return request.headers.get("HX-Request") == "true" and \
+        request.headers.get("HX-Boosted") != "true"
+
+
+def page_csp(remote_images: bool = False) -> str:
+    """The webmail pages' policy: our scripts and styles only, no inline script."""
+    scripts = "'self'"
+    htmx = current_app.config.get("IE_HTMX_URL")
+    if htmx and urlsplit(htmx).netloc:
+        parts = urlsplit(htmx)
+        scripts += " %s://%s" % (parts.scheme, parts.netloc)
+    images = "'self' data:" + (" https: http:" if remote_images else "")
+    return ("default-src 'none'; script-src %s; style-src 'self' 'unsafe-inline'; "
+            "img-src %s; font-src 'self'; connect-src 'self'; form-action 'self'; "
+            "frame-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'self'"
+            % (scripts, images))
+
+
+def webmail_view(view):  # noqa: ANN001, ANN201
+    """404 while outbound-only; the strict CSP on whatever the view answers."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if not wm.webmail_enabled(get_addon().session()):
+            abort(404)
+        resp = make_response(view(*args, **kwargs))
+        resp.headers.setdefault("Content-Security-Policy",
+                                page_csp(bool(g.get("ie_remote_images"))))
+        resp.headers.setdefault("Cache-Control", "private, no-store")
+        return resp
+    return wrapper
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def _mailbox_arg() -> int | None:
+    try:
+        return int(request.args["mailbox"])
+    except (KeyError, ValueError):
+        return None
+
+
+def fmt_date(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    now = datetime.now(timezone.utc)
+    if value.date() == now.date():
+        return value.strftime("%H:%M")
+    if value.year == now.year:
+        return value.strftime("%d %b").lstrip("0")
+    return value.strftime("%d %b %Y").lstrip("0")
+
+
+def compose_url(kind: str, message_id: int) -> str:
+    """The composer's reply/reply-all/forward URL (Sending issue's endpoints)."""
+    try:
+        return url_for(f"integrated_email.compose_{kind}", message_id=message_id)
+    except BuildError:
+        prefix = current_app.config["IE_URL_PREFIX"].rstrip("/")
+        return f"{prefix}/compose/{kind.replace('_', '-')}/{message_id}"
+
+
+def _context(mailbox, **extra) -> dict:  # noqa: ANN001
+    s = get_addon().session()
+    ctx = {"mailbox": mailbox, "mailboxes": wm.user_mailboxes(s, g.ie_user),
+           "folders": wm.folders(s, g.ie_user, mailbox) if mailbox else [],
+           "fmt_date": fmt_date, "addresses": wm.addresses, "query": "", "role": None}
+    ctx.update(extra)
+    return ctx
+
+
+def _no_mailbox():  # noqa: ANN202
+    return render_template("integrated_email/webmail_empty.html", **_context(None))
+
+
+def _rows(page, mailbox, role: str | None, query: str = "") -> dict:  # noqa: ANN001
+    s = get_addon().session()
+    if page.next_cursor:
+        args = {"mailbox": mailbox.id, "cursor": page.next_cursor}
+        more = (url_for("integrated_email.webmail_search", q=query, **args) if query
+                else url_for("integrated_email.webmail_folder", role=role, **args))
+    else:
+        more = None
+    return {"messages": page.messages, "more_url": more,
+            "badges": wm.badges(s, get_addon().host, [m.id for m in page.messages])}
+
+
+# ---------------------------------------------------------------------- views
+
+
+def inbox():  # noqa: ANN201
+    """The inbox of the user's active mailbox."""
+    return folder("inbox")
+
+
+def folder(role: str):  # noqa: ANN201
+    """One folder, newest first; htmx asks for the next rows only."""
+    s = get_addon().session()
+    mailbox = wm.pick_mailbox(s, g.ie_user, _mailbox_arg())
+    if mailbox is None:
+        if _mailbox_arg() is not None:
+            abort(404)
+        return _no_mailbox()
+    if len(role) > 16:
+        abort(404)
+    page = wm.list_page(s, g.ie_user, mailbox.id, role, request.args.get("cursor"))
+    rows = _rows(page, mailbox, role)
+    if wants_fragment() and request.args.get("cursor"):
+        return render_template("integrated_email/_partials/webmail_rows.html",
+                               fmt_date=fmt_date, addresses=wm.addresses, role=role, **rows)
+    label = wm.FOLDER_LABELS.get(role, role.title())
+    return render_template("integrated_email/webmail.html",
+                           **_context(mailbox, role=role, heading=label, **rows))
+
+
+def search():  # noqa: ANN201
+    """Messages matching the words in sender, recipients, subject or text."""
+    s = get_addon().session()
+    mailbox = wm.pick_mailbox(s, g.ie_user, _mailbox_arg())
+    if mailbox is None:
+        return _no_mailbox()
+    query = (request.args.get("q") or "").strip()[:200]
+    page = wm.search_page(s, g.ie_user, mailbox.id, query, request.args.get("cursor"))
+    rows = _rows(page, mailbox, None, query)
+    if wants_fragment() and request.args.get("cursor"):
+        return render_template("integrated_email/_partials/webmail_rows.html",
+                               fmt_date=fmt_date, addresses=wm.addresses, role=None, **rows)
+    heading = "Search: %s" % query if query else "Search"
+    return render_template("integrated_email/webmail.html",
+                           **_context(mailbox, query=query, heading=heading, **rows))
+
+
+def message(message_id: int):  # noqa: ANN201
+    """Read a message (marks it read, here and on the server)."""
+    addon = get_addon()
+    s = addon.session()
+    msg = wm.get_message(s, g.ie_user, message_id)
+    if msg is None:
+        abort(404)
+    mailbox = s.get(wm.Mailbox, msg.mailbox_id)
+    is_owner = mailbox.user_id == str(g.ie_user.id)
+    if is_owner and not msg.seen:
+        wm.set_seen(addon, msg, True)
+        s.commit()
+    if not is_owner:  # shared mail: the sidebar shows the viewer's own folders
+        mailbox = wm.pick_mailbox(s, g.ie_user, None)
+    remote = request.args.get("images") == "1"
+    g.ie_remote_images = remote
+    frame = blocked = None
+    if msg.body_html:
+        clean = sanitize_html(msg.body_html, wm.cid_images(current_app.config, msg), remote)
+        frame, blocked = srcdoc_document(clean.html, remote), clean.blocked_images
+    record_q = (request.args.get("record_q") or "").strip()[:100]
+    return render_template(
+        "integrated_email/webmail_message.html",
+        **_context(mailbox, role=msg.folder_role, msg=msg, frame=frame, blocked=blocked,
+                   remote=remote, plain=None if frame else linkify_text(msg.body_text),
+                   is_owner=is_owner,
+                   links=wm.badges(s, addon.host, [msg.id]).get(msg.id, []),
+                   record_q=record_q,
+                   record_results=wm.find_records(addon.host, g.ie_user, record_q),
+                   attachments=[a for a in msg.attachments],
+                   compose_url=compose_url))
+
+
+def mark(message_id: int):  # noqa: ANN201
+    """Mark read (seen=1) or unread (seen=0)."""
+    addon = get_addon()
+    s = addon.session()
+    msg = wm.get_message(s, g.ie_user, message_id, owner_only=True)
+    if msg is None:
+        abort(404)
+    seen = request.form.get("seen") == "1"
+    wm.set_seen(addon, msg, seen)
+    s.commit()
+    if seen:
+        return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
+    return redirect(url_for("integrated_email.webmail_folder", role=msg.folder_role,
+                            mailbox=msg.mailbox_id))
+
+
+def delete(message_id: int):  # noqa: ANN201
+    """Delete: to the server's Trash (IMAP), or from webmail only (POP3)."""
+    addon = get_addon()
+    s = addon.session()
+    msg = wm.get_message(s, g.ie_user, message_id, owner_only=True)
+    if msg is None:
+        abort(404)
+    role, mailbox_id = msg.folder_role, msg.mailbox_id
+    wm.delete_message(addon, msg)
+    s.commit()
+    return redirect(url_for("integrated_email.webmail_folder", role=role, mailbox=mailbox_id))
+
+
+def content_disposition(filename: str) -> str:
+    """attachment; an ASCII fallback name and the real one per RFC 5987."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_"
+                       for c in filename) or "attachment"
+    return "attachment; filename=\"%s\"; filename*=UTF-8''%s" % (
+        fallback, quote(filename, safe=""))
+
+
+def attachment(attachment_id: int):  # noqa: ANN201
+    """Download an attachment: never shown inline, never sniffed."""
+    s = get_addon().session()
+    att = wm.get_attachment(s, g.ie_user, attachment_id)
+    if att is None:
+        abort(404)
+    return attachment_response(att)
+
+
+def attachment_response(att) -> object:  # noqa: ANN001
+    """The download of a stored attachment: never inline, never sniffed."""
+    data = wm.attachment_bytes(current_app.config, att)
+    if data is None:
+        abort(404)
+    ctype = att.content_type.lower()
+    resp = make_response(data)
+    resp.headers["Content-Type"] = ctype if ctype in SAFE_DOWNLOAD_TYPES else \
+        "application/octet-stream"
+    resp.headers["Content-Disposition"] = content_disposition(att.filename or "attachment")
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return resp
+
+
+def record_search(message_id: int):  # noqa: ANN201
+    """Candidates and contacts to link by hand (the htmx results list)."""
+    addon = get_addon()
+    msg = wm.get_message(addon.session(), g.ie_user, message_id, owner_only=True)
+    if msg is None:
+        abort(404)
+    q = (request.args.get("record_q") or "").strip()[:100]
+    if not wants_fragment():
+        return redirect(url_for("integrated_email.webmail_message", message_id=msg.id,
+                                record_q=q))
+    return render_template("integrated_email/_partials/webmail_record_results.html",
+                           msg=msg, record_q=q,
+                           record_results=wm.find_records(addon.host, g.ie_user, q))
+
+
+def record_add(message_id: int):  # noqa: ANN201
+    """Link the message to a candidate or contact by hand."""
+    addon = get_addon()
+    s = addon.session()
+    msg = wm.get_message(s, g.ie_user, message_id, owner_only=True)
+    if msg is None:
+        abort(404)
+    try:
+        ref = RecordRef.parse(request.form.get("ref", ""))
+    except ValueError:
+        abort(400, "Pick a candidate or contact from the list.")
+    if not wm.add_link(s, addon.host, g.ie_user, msg, ref):
+        abort(404)
+    s.commit()
+    return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
+
+
+def record_remove(message_id: int, link_id: int):  # noqa: ANN201
+    """Remove a link between the message and a record."""
+    addon = get_addon()
+    s = addon.session()
+    msg = wm.get_message(s, g.ie_user, message_id, owner_only=True)
+    if msg is None or not wm.remove_link(s, msg, link_id):
+        abort(404)
+    s.commit()
+    return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
+
+
+_M = "/mail/messages/<int:message_id>"
+RULES = [
+    ("/mail", "webmail", webmail_view(inbox), ["GET"]),
+    ("/mail/folders/<role>", "webmail_folder", webmail_view(folder), ["GET"]),
+    ("/mail/search", "webmail_search", webmail_view(search), ["GET"]),
+    (_M, "webmail_message", webmail_view(message), ["GET"]),
+    (_M + "/seen", "webmail_mark", webmail_view(mark), ["POST"]),
+    (_M + "/delete", "webmail_delete", webmail_view(delete), ["POST"]),
+    ("/mail/attachments/<int:attachment_id>", "webmail_attachment",
+     webmail_view(attachment), ["GET"]),
+    (_M + "/records", "webmail_record_search", webmail_view(record_search), ["GET"]),
+    (_M + "/records", "webmail_record_add", webmail_view(record_add), ["POST"]),
+    (_M + "/records/<int:link_id>/delete", "webmail_record_remove",
+     webmail_view(record_remove), ["POST"]),
+]

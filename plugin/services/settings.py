@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -96,6 +97,15 @@ def parse_settings_form(form) -> SettingsForm:  # noqa: ANN001
             h.strip().lower() for h in str(form.get("allowed_mail_hosts", "")).splitlines()
             if h.strip()),
     }
+    values["public_excluded_users"] = ",".join(
+        sorted({str(u).strip() for u in form.getlist("public_excluded_users") if str(u).strip()}))
+    domains = [d.strip().lower().lstrip("@") for d in
+               str(form.get("public_excluded_domains", "")).splitlines() if d.strip()]
+    if len(domains) > 5:
+        errors["public_excluded_domains"] = "List at most 5 domains."
+    elif any(not re.fullmatch(r"[a-z0-9.-]+\.[a-z0-9-]+", d) for d in domains):
+        errors["public_excluded_domains"] = "One domain per line, like example.com."
+    values["public_excluded_domains"] = "\n".join(domains)
     hosts = values["allowed_mail_hosts"].splitlines()
     bad = [h for h in hosts if any(c in h for c in " /@\\\"'<>") or len(h) > 253]
     if bad:

@@ -56,3 +56,92 @@ def live_host(tmp_path, dovecot):
     thread.join(5)
     addon = app.extensions["integrated_email"]
     addon.engine.dispose()
+
+
+# -- helpers shared by the browser tests ------------------------------------------
+
+ADMIN = ("admin@acme.test", "admin123")
+RITA = ("rita@acme.test", "rita123")
+ROB = ("rob@acme.test", "rob123")
+GATE_SENTENCE = ("Your administrator must set up integrated email before you can connect "
+                 "your mailbox.")
+
+
+def open_settings_menu(page):
+    """Open the host's Settings menu (a <details> element) and return its list."""
+    summary = page.locator("details.menu > summary")
+    if page.locator("details.menu[open]").count() == 0:
+        summary.click()
+    menu = page.locator("details.menu .menu-list")
+    menu.wait_for(state="visible")
+    return menu
+
+
+def click_menu(page, label: str) -> None:
+    """Settings > <label>, by clicking through the menu."""
+    menu = open_settings_menu(page)
+    menu.get_by_role("link", name=label, exact=True).click()
+    page.wait_for_load_state()
+
+
+def admin_save_global_settings(live_host, page) -> None:
+    """As the signed-in admin, open global settings and Save with the defaults."""
+    page.goto(live_host.url + "/integrated-email/admin/settings")
+    with page.expect_response(lambda r: r.url.endswith("/integrated-email/admin/settings")
+                              and r.request.method == "POST") as resp:
+        page.locator("#admin-form button.ie-primary", has_text="Save").click()
+    assert resp.value.status < 400, resp.value.status
+
+
+def _fields_response(r) -> bool:
+    return "/integrated-email/setup/fields" in r.url and r.request.method == "POST"
+
+
+_SETTLED = "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+
+
+def htmx_settled(page) -> None:
+    """Wait until htmx has no request in flight and has finished swapping/settling."""
+    page.wait_for_function(_SETTLED)
+
+
+def wait_live(page, selector: str) -> None:
+    """Wait until htmx has wired up this (possibly just swapped-in) field."""
+    htmx_settled(page)
+    page.wait_for_function(
+        "sel => { const e = document.querySelector(sel);"
+        " return !!(e && e['htmx-internal-data'] && e['htmx-internal-data'].initHash); }",
+        arg=selector)
+
+
+def change_field(page, selector: str, value: str) -> None:
+    """Type into a live field and leave it, waiting for the htmx answer to land."""
+    wait_live(page, selector)
+    with page.expect_response(_fields_response, timeout=10_000):
+        page.fill(selector, value)
+        page.locator(selector).blur()
+    htmx_settled(page)
+
+
+def change_select(page, selector: str, value: str) -> None:
+    wait_live(page, selector)
+    with page.expect_response(_fields_response, timeout=10_000):
+        page.select_option(selector, value)
+    htmx_settled(page)
+
+
+@pytest.fixture
+def active(live_host):
+    live_host.addon.set_active(True)
+    return live_host
+
+
+@pytest.fixture
+def ready(active, browser):
+    """Active add-on whose global settings an admin has saved (in their own browser)."""
+    ctx = browser.new_context()
+    admin_page = ctx.new_page()
+    active.login(admin_page, *ADMIN)
+    admin_save_global_settings(active, admin_page)
+    ctx.close()
+    return active

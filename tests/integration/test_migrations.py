@@ -38,7 +38,9 @@ def test_models_and_migrations_agree(db_url):
     try:
         upgrade(engine)
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            from plugin.models.search import include_in_autogenerate
+            ctx = MigrationContext.configure(conn, opts={
+                "version_table": VERSION_TABLE, "include_name": include_in_autogenerate})
             diff = [d for d in compare_metadata(ctx, Base.metadata)
                     if not (isinstance(d, tuple) and d[0] == "remove_table"
                             and d[1].name == VERSION_TABLE)]

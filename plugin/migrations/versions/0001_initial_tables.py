@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:32:32.595096
+Create Date: 2026-11-22 07:54:46.025983
 """
 from alembic import op
 import sqlalchemy as sa
@@ -87,6 +87,38 @@ def upgrade() -> None:
         batch_op.create_index('ix_ie_mailbox_due', ['is_active', 'paused', 'next_fetch_at'], unique=False)
         batch_op.create_index('ix_ie_mailbox_user', ['user_id'], unique=False)
 
+    op.create_table('ie_record_share',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('owner_user_id', sa.String(length=64), nullable=False),
+    sa.Column('record_kind', sa.String(length=16), nullable=False),
+    sa.Column('record_id', sa.String(length=64), nullable=False),
+    sa.Column('created_at', plugin.models._types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ie_record_share')),
+    sa.UniqueConstraint('owner_user_id', 'record_kind', 'record_id', name=op.f('uq_ie_record_share_owner_user_id_record_kind_record_id'))
+    )
+    op.create_table('ie_bulk_job',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.String(length=64), nullable=False),
+    sa.Column('mailbox_id', sa.Integer(), nullable=False),
+    sa.Column('subject_template', sa.Text(), nullable=False),
+    sa.Column('body_template', sa.Text(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('skipped', sa.Text(), nullable=False),
+    sa.Column('spacing_seconds', sa.Integer(), nullable=False),
+    sa.Column('cancel_requested', sa.Boolean(), nullable=False),
+    sa.Column('notice', sa.Text(), nullable=True),
+    sa.Column('lease_owner', sa.String(length=80), nullable=True),
+    sa.Column('lease_until', plugin.models._types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', plugin.models._types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', plugin.models._types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', plugin.models._types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['mailbox_id'], ['ie_mailbox.id'], name=op.f('fk_ie_bulk_job_mailbox_id_ie_mailbox'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ie_bulk_job'))
+    )
+    with op.batch_alter_table('ie_bulk_job', schema=None) as batch_op:
+        batch_op.create_index('ix_ie_bulk_job_state', ['state'], unique=False)
+
     op.create_table('ie_fetch_cursor',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('mailbox_id', sa.Integer(), nullable=False),
@@ -125,6 +157,8 @@ def upgrade() -> None:
     sa.Column('origin', sa.String(length=8), nullable=False),
     sa.Column('seen', sa.Boolean(), nullable=False),
     sa.Column('deleted', sa.Boolean(), nullable=False),
+    sa.Column('import_checked', sa.Boolean(), nullable=False),
+    sa.Column('consolidated', sa.Boolean(), nullable=False),
     sa.Column('created_at', plugin.models._types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['mailbox_id'], ['ie_mailbox.id'], name=op.f('fk_ie_message_mailbox_id_ie_mailbox'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ie_message')),
@@ -132,8 +166,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('ie_message', schema=None) as batch_op:
         batch_op.create_index('ix_ie_message_date', ['mailbox_id', 'date'], unique=False)
+        batch_op.create_index('ix_ie_message_keyset', ['mailbox_id', 'folder_role', 'deleted', 'date', 'id'], unique=False)
         batch_op.create_index('ix_ie_message_list', ['mailbox_id', 'folder_role', 'date'], unique=False)
         batch_op.create_index('ix_ie_message_msgid', ['message_id_header'], unique=False)
+        batch_op.create_index('ix_ie_message_unchecked', ['mailbox_id', 'import_checked'], unique=False)
+        batch_op.create_index('ix_ie_message_unread', ['mailbox_id', 'deleted', 'seen', 'folder_role'], unique=False)
 
     op.create_table('ie_quarantine',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -182,6 +219,48 @@ def upgrade() -> None:
     sa.UniqueConstraint('mailbox_id', 'folder', 'uidvalidity', 'uid', name=op.f('uq_ie_message_location_mailbox_id_folder_uidvalidity_uid')),
     sa.UniqueConstraint('mailbox_id', 'uidl', name=op.f('uq_ie_message_location_mailbox_id_uidl'))
     )
+    op.create_table('ie_outbound_message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.String(length=64), nullable=False),
+    sa.Column('mailbox_id', sa.Integer(), nullable=False),
+    sa.Column('bulk_job_id', sa.Integer(), nullable=True),
+    sa.Column('message_id_header', sa.String(length=255), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('from_addr', sa.String(length=320), nullable=False),
+    sa.Column('from_name', sa.String(length=320), nullable=False),
+    sa.Column('to_addrs', sa.Text(), nullable=False),
+    sa.Column('cc_addrs', sa.Text(), nullable=False),
+    sa.Column('bcc_addrs', sa.Text(), nullable=False),
+    sa.Column('subject', sa.Text(), nullable=False),
+    sa.Column('body_text', sa.Text(), nullable=False),
+    sa.Column('body_html', sa.Text(), nullable=True),
+    sa.Column('in_reply_to', sa.String(length=255), nullable=True),
+    sa.Column('references', sa.Text(), nullable=True),
+    sa.Column('attachments', sa.Text(), nullable=False),
+    sa.Column('record_refs', sa.Text(), nullable=False),
+    sa.Column('date', plugin.models._types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', plugin.models._types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_owner', sa.String(length=80), nullable=True),
+    sa.Column('lease_until', plugin.models._types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('error_kind', sa.String(length=32), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('stored_message_id', sa.Integer(), nullable=True),
+    sa.Column('in_sent_folder', sa.Boolean(), nullable=False),
+    sa.Column('created_at', plugin.models._types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', plugin.models._types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('filed_at', plugin.models._types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['bulk_job_id'], ['ie_bulk_job.id'], name=op.f('fk_ie_outbound_message_bulk_job_id_ie_bulk_job'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['mailbox_id'], ['ie_mailbox.id'], name=op.f('fk_ie_outbound_message_mailbox_id_ie_mailbox'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['stored_message_id'], ['ie_message.id'], name=op.f('fk_ie_outbound_message_stored_message_id_ie_message'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ie_outbound_message')),
+    sa.UniqueConstraint('message_id_header', name=op.f('uq_ie_outbound_message_message_id_header'))
+    )
+    with op.batch_alter_table('ie_outbound_message', schema=None) as batch_op:
+        batch_op.create_index('ix_ie_outbound_due', ['state', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_ie_outbound_job', ['bulk_job_id', 'state'], unique=False)
+        batch_op.create_index('ix_ie_outbound_user', ['user_id', 'created_at'], unique=False)
+
     op.create_table('ie_record_link',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
@@ -206,6 +285,12 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ie_record_link_record')
 
     op.drop_table('ie_record_link')
+    with op.batch_alter_table('ie_outbound_message', schema=None) as batch_op:
+        batch_op.drop_index('ix_ie_outbound_user')
+        batch_op.drop_index('ix_ie_outbound_job')
+        batch_op.drop_index('ix_ie_outbound_due')
+
+    op.drop_table('ie_outbound_message')
     op.drop_table('ie_message_location')
     with op.batch_alter_table('ie_attachment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ie_attachment_message_id'))
@@ -216,12 +301,20 @@ def downgrade() -> None:
 
     op.drop_table('ie_quarantine')
     with op.batch_alter_table('ie_message', schema=None) as batch_op:
+        batch_op.drop_index('ix_ie_message_unread')
+        batch_op.drop_index('ix_ie_message_unchecked')
         batch_op.drop_index('ix_ie_message_msgid')
         batch_op.drop_index('ix_ie_message_list')
+        batch_op.drop_index('ix_ie_message_keyset')
         batch_op.drop_index('ix_ie_message_date')
 
     op.drop_table('ie_message')
     op.drop_table('ie_fetch_cursor')
+    with op.batch_alter_table('ie_bulk_job', schema=None) as batch_op:
+        batch_op.drop_index('ix_ie_bulk_job_state')
+
+    op.drop_table('ie_bulk_job')
+    op.drop_table('ie_record_share')
     with op.batch_alter_table('ie_mailbox', schema=None) as batch_op:
         batch_op.drop_index('ix_ie_mailbox_user')
         batch_op.drop_index('ix_ie_mailbox_due')

@@ -1,0 +1,53 @@
+"""The lab SMTP server (tests/lab/smtp.py) in a process of its own, for bench/bulk_send.py.
+
+Why a process: the server is Python too; in the benchmark's own process it would
+share the GIL with the client being measured.
+
+    python bench/_smtp_proc.py CERT KEY LOGIN PASSWORD
+prints "PORTS <starttls> <tls>", then answers "count" and "quit" on stdin."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.lab.dovecot import MailUser
+from tests.lab.smtp import SmtpLab
+
+
+class _Users:
+    """Just enough of tests.lab.dovecot.Dovecot for SmtpLab: one login, the certs."""
+
+    def __init__(self, cert: str, key: str, login: str, password: str) -> None:
+        self.certs = SimpleNamespace(cert=cert, key=key)
+        self._user = MailUser(login, f"{login}@example.test", password, Path("/nonexistent"))
+
+    def user(self, login_or_email: str):
+        return self._user if login_or_email.split("@")[0] == self._user.login else None
+
+    def deliver(self, user, raw) -> None:
+        pass  # the benchmark's recipients are not lab users
+
+
+def main() -> None:
+    cert, key, login, password = sys.argv[1:5]
+    lab = SmtpLab(_Users(cert, key, login, password), with_plain=False).start()
+    print(f"PORTS {lab.starttls_port} {lab.tls_port}", flush=True)
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "count":
+            print(len(lab.received), flush=True)
+        elif cmd == "clear":
+            lab.clear()
+            print("ok", flush=True)
+        elif cmd == "quit":
+            break
+    lab.stop()
+
+
+if __name__ == "__main__":
+    main()

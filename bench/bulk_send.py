@@ -1,0 +1,200 @@
+"""A bulk job to N recipients through the lab SMTP server versus raw smtplib.
+
+Baseline: smtplib over one SMTPS connection sending N prebuilt messages (built and
+flattened before the clock starts). Ours: ``plugin.services.bulk.run_job`` on a job
+of N recipients (made beforehand, like the composer's Send does), spacing off: per
+recipient the outbox row committed before and after SMTP, the message built, sent,
+recorded (store, record link, host note) and saved in the sender's Dovecot Sent
+folder; the clock stops when every row is ``filed``. The SMTP server runs in its own
+process (bench/_smtp_proc.py); the store is SQLite (or PostgreSQL with --db postgresql).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import smtplib
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from _lab import lab, peak_rss_mb, tls_context
+
+HERE = Path(__file__).resolve().parent
+
+
+class SmtpProcess:
+    def __init__(self, dovecot, user) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "_smtp_proc.py"), str(dovecot.certs.cert),
+             str(dovecot.certs.key), user.login, user.password],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == "PORTS", line
+        self.starttls_port, self.tls_port = int(line[1]), int(line[2])
+
+    def ask(self, cmd: str) -> str:
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def stop(self) -> None:
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass
+        self.proc.wait(10)
+
+
+def recipients(n: int) -> list[tuple[str, str, str]]:
+    return [(f"First{i}", f"Last{i}", f"cand{i}@candidates.test") for i in range(n)]
+
+
+def baseline(dovecot, user, smtp: SmtpProcess, n: int) -> float:
+    from plugin.services import compose
+    msgs = []
+    for first, last, addr in recipients(n):
+        msg = compose.build_message(
+            from_name="Rita Recruiter", from_addr=user.email, to=[(f"{first} {last}", addr)],
+            cc=[], subject=f"Hello {first}", body_text=BODY.replace("{{ full_name }}",
+                                                                    f"{first} {last}"),
+            body_html=None, message_id=compose.new_message_id(user.email),
+            date=datetime.now(UTC))
+        msgs.append((addr, compose.flatten(msg)))
+    t = time.perf_counter()
+    s = smtplib.SMTP_SSL("localhost", smtp.tls_port, context=tls_context(dovecot))
+    s.login(user.login, user.password)
+    for addr, raw in msgs:
+        s.sendmail(user.email, [addr], raw)
+    s.quit()
+    return time.perf_counter() - t
+
+
+BODY = ("Dear {{ full_name }},\n\nA new Backend Engineer role at one of our clients might "
+        "suit you. Would you have fifteen minutes this week for a call?\n\n"
+        "{{ recruiter_signature }}\n")
+
+
+def ours(dovecot, user, smtp: SmtpProcess, n: int, db: str) -> tuple[float, float, int]:
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from plugin.models import GlobalSettings, Mailbox
+    from plugin.models.outbound import OutboundMessage
+    from plugin.services import bulk
+
+    with addon_app(dovecot, _db_url(db)) as addon:
+        app, host = addon.app, addon.host
+        person = host.add_person("Rita Recruiter", user.email)
+        recs = [host.add_record("candidate", f, l, a) for f, l, a in recipients(n)]
+        with Session(addon.engine, expire_on_commit=False) as s:
+            gs = s.get(GlobalSettings, 1)
+            gs.bulk_per_send, gs.bulk_per_day, gs.bulk_spacing_seconds = n, 10 * n, 0
+            mb = Mailbox(user_id=person.get_id(), account_name="Bench", email=user.email,
+                         is_active=True, protocol="imap", in_host="localhost",
+                         in_port=dovecot.imaps, in_security="ssl", in_login=user.login,
+                         in_password=addon.secrets.encrypt(user.password),
+                         same_credentials=True, out_host="localhost", out_port=smtp.tls_port,
+                         out_security="ssl", out_auth=True)
+            s.add(mb)
+            s.commit()
+            with app.test_request_context():
+                hu = host.get_user(person.get_id())
+                t = time.perf_counter()
+                sel = bulk.select_recipients(addon, hu, [str(r.num) for r in recs])
+                job = bulk.create_job(addon, s, hu, mb, "Hello {{ first_name }}", BODY, sel,
+                                      signature="Rita Recruiter, Acme")
+                made = time.perf_counter() - t
+        with app.app_context():
+            t = time.perf_counter()
+            state = bulk.run_job(addon, job.id)
+            took = time.perf_counter() - t
+        assert state == "done", state
+        with Session(addon.engine) as s:
+            filed = s.scalar(select(func.count()).select_from(OutboundMessage).where(
+                OutboundMessage.bulk_job_id == job.id, OutboundMessage.state == "filed"))
+        return took, made, filed
+
+
+_pg = None
+
+
+@contextmanager
+def addon_app(dovecot, db_url: str | None):
+    """The add-on inside the minimal test host, on a fresh SQLite file or PostgreSQL."""
+    import shutil
+    import tempfile
+
+    from cryptography.fernet import Fernet
+    from sqlalchemy.orm import Session
+
+    from plugin import IntegratedEmail
+    from plugin.models import GlobalSettings
+    from tests.hosts.mini_host import create_mini_app
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-send-"))
+    cfg = {"IE_DATABASE_URL": db_url or f"sqlite:///{tmp}/ie.sqlite",
+           "IE_SECRET_KEYS": Fernet.generate_key().decode(), "IE_SCHEDULER": "off",
+           "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1,localhost", "IE_BLOB_DIR": str(tmp / "blobs"),
+           "IE_MAIL_TIMEOUT": 30.0, "IE_CA_FILE": dovecot.ca_file,
+           "INSTANCE_PATH": str(tmp / "instance")}
+    app, host = create_mini_app(cfg)
+    addon = IntegratedEmail(app, host=host)
+    addon.migrate()
+    addon.set_active(True)
+    with Session(addon.engine) as s:
+        s.add(GlobalSettings(id=1, saved_at=datetime.now(UTC)))
+        s.commit()
+    try:
+        yield addon
+    finally:
+        addon.engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _db_url(db: str) -> str | None:
+    global _pg
+    if db == "sqlite":
+        return None
+    from tests.lab.postgres import create_database
+    _pg = create_database()
+    return _pg.url
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--recipients", type=int, default=1000)
+    ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    n = args.recipients
+    with lab() as dovecot:
+        user = dovecot.add_user("benchsender", "bench-pass")
+        smtp = SmtpProcess(dovecot, user)
+        try:
+            tb = baseline(dovecot, user, smtp, n)
+            assert int(smtp.ask("count")) == n
+            smtp.ask("clear")
+            to, made, filed = ours(dovecot, user, smtp, n, args.db)
+            assert int(smtp.ask("count")) == n, "each recipient exactly once"
+            assert filed == n, filed
+            in_sent = len(dovecot.list_messages(user, "Sent"))
+            assert in_sent == n, in_sent
+        finally:
+            smtp.stop()
+            if _pg is not None:
+                _pg.drop()
+    base_rate, our_rate = n / tb, n / to
+    print(f"baseline {tb:.2f} s; bulk job {to:.2f} s (job made in {made:.2f} s beforehand; "
+          f"{filed} filed, {in_sent} in Sent; store {args.db})", flush=True)
+    print(f"bulk/baseline ratio: {our_rate / base_rate:.2f} (bulk {our_rate:.0f} msg/s, "
+          f"baseline {base_rate:.0f} msg/s, peak RSS {peak_rss_mb():.0f} MB)")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,136 @@
+"""Who may see which stored message: the one place the rule lives, as SQL.
+
+Two kinds of mail, two rules (the seed article's "record sharing" and "email
+sharing"):
+
+* Mail the ATS itself sent (``origin = 'ats'``): whoever the host says may view a
+  record it is linked to.  The host's answer is asked once per record set
+  (:func:`viewable_refs`) and enters the query as bound parameters.
+* Mail synced from a mailbox (``origin = 'synced'``): the owner's sharing option.
+  Private: the owner only.  Custom: others see it when it is linked to a record on
+  which the owner ticked "Share email".  Public: others see it when it is linked to
+  any candidate or contact, unless the viewer is excluded from public mail or the
+  mail involves an excluded domain.  Admin: administrators see it when linked.
+
+The owner always sees all of their own mail.  Every query of stored mail (webmail,
+timeline, search, attachments, reply/forward, JSON) ANDs :func:`visible` in, so a
+message a viewer may not see simply does not exist for them (404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import and_, exists, false, func, or_, select, true, tuple_
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from plugin.host import HostAdapter, HostUser, RecordRef
+from plugin.models import Mailbox, Message, RecordLink
+from plugin.models.settings import GlobalSettings
+from plugin.models.sharing import RecordShare
+
+#: admins may name at most this many domains whose mail is never shared publicly
+MAX_EXCLUDED_DOMAINS = 5
+
+
+def excluded_users(gs: GlobalSettings | None) -> set[str]:
+    return {u.strip() for u in (gs.public_excluded_users or "").split(",") if u.strip()} \
+        if gs else set()
+
+
+def excluded_domains(gs: GlobalSettings | None) -> list[str]:
+    if not gs:
+        return []
+    return [d.strip().lower().lstrip("@") for d in (gs.public_excluded_domains or "").splitlines()
+            if d.strip()][:MAX_EXCLUDED_DOMAINS]
+
+
+def _involves_domain(domain: str) -> ColumnElement[bool]:
+    # to/cc are JSON lists of [name, address]: an address ends with the domain and a quote.
+    return or_(func.lower(Message.from_addr).like(f"%@{domain}"),
+               func.lower(Message.to_addrs).like(f'%@{domain}"%'),
+               func.lower(Message.cc_addrs).like(f'%@{domain}"%'))
+
+
+def visible(viewer: HostUser, gs: GlobalSettings | None,
+            ats_refs: Iterable[RecordRef] = ()) -> ColumnElement[bool]:
+    """SQL condition on ``Message``: true where ``viewer`` may see the message.
+
+    ``ats_refs``: records whose ATS-sent mail the viewer may see (from
+    :func:`viewable_refs`); empty means no one else's ATS-sent mail.
+    """
+    # Every subquery sits one level under the outer query and names Message
+    # explicitly as correlated: nested EXISTS would otherwise silently match any row.
+    mb = aliased(Mailbox)
+    owner_id = select(mb.user_id).where(mb.id == Message.mailbox_id) \
+        .correlate(Message).scalar_subquery()
+    mode = select(mb.sharing).where(mb.id == Message.mailbox_id) \
+        .correlate(Message).scalar_subquery()
+    link = aliased(RecordLink)
+    linked = exists().where(link.message_id == Message.id).correlate(Message)
+
+    public_ok = (false() if str(viewer.id) in excluded_users(gs) else true())
+    domains = excluded_domains(gs)
+    if domains:
+        public_ok = and_(public_ok, ~or_(*(_involves_domain(d) for d in domains)))
+    share = aliased(RecordShare)
+    custom_link = aliased(RecordLink)
+    custom_shared = exists().where(
+        custom_link.message_id == Message.id, share.owner_user_id == owner_id,
+        share.record_kind == custom_link.record_kind,
+        share.record_id == custom_link.record_id).correlate(Message)
+    synced = and_(Message.origin == "synced", or_(
+        and_(mode == "public", public_ok, linked),
+        and_(mode == "custom", custom_shared),
+        and_(mode == "admin", true() if viewer.is_admin else false(), linked)))
+    owner = owner_id == str(viewer.id)
+
+    refs = sorted({(r.kind, str(r.id)) for r in ats_refs})
+    ats_link = aliased(RecordLink)
+    ats = and_(Message.origin == "ats", exists().where(
+        ats_link.message_id == Message.id,
+        tuple_(ats_link.record_kind, ats_link.record_id).in_(refs)).correlate(Message)) \
+        if refs else false()
+    return or_(owner, synced, ats)
+
+
+def viewable_refs(host: HostAdapter, viewer: HostUser, refs: Iterable[RecordRef]) -> set[RecordRef]:
+    """The records among ``refs`` the host lets ``viewer`` see (one call per record)."""
+    return {ref for ref in set(refs) if host.may_view_record(viewer, ref)}
+
+
+def refs_linked_to(session, message_ids: Iterable[int]) -> set[RecordRef]:  # noqa: ANN001
+    ids = list(message_ids)
+    if not ids:
+        return set()
+    rows = session.execute(select(RecordLink.record_kind, RecordLink.record_id)
+                           .where(RecordLink.message_id.in_(ids)).distinct())
+    return {RecordRef(k, rid) for k, rid in rows}
+
+
+def may_see_message(session, host: HostAdapter, viewer: HostUser,  # noqa: ANN001
+                    message_id: int) -> bool:
+    """One message: the same SQL rule, with the host asked about its records."""
+    gs = session.get(GlobalSettings, 1)
+    refs = viewable_refs(host, viewer, refs_linked_to(session, [message_id]))
+    return session.scalar(select(Message.id).where(
+        Message.id == message_id, visible(viewer, gs, refs))) is not None
+
+
+def shares_record(session, owner_id: str, ref: RecordRef) -> bool:  # noqa: ANN001
+    return session.scalar(select(RecordShare.id).where(
+        RecordShare.owner_user_id == owner_id, RecordShare.record_kind == ref.kind,
+        RecordShare.record_id == str(ref.id))) is not None
+
+
+def set_share(session, owner_id: str, ref: RecordRef, shared: bool) -> None:  # noqa: ANN001
+    """Tick or untick "Share email" for ``owner_id`` on ``ref`` (idempotent)."""
+    row = session.scalar(select(RecordShare).where(
+        RecordShare.owner_user_id == owner_id, RecordShare.record_kind == ref.kind,
+        RecordShare.record_id == str(ref.id)))
+    if shared and row is None:
+        session.add(RecordShare(owner_user_id=owner_id, record_kind=ref.kind,
+                                record_id=str(ref.id)))
+    elif not shared and row is not None:
+        session.delete(row)
