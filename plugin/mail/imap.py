@@ -24,7 +24,7 @@ import imaplib
 import logging
 import re
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple, Self
 
 from plugin.mail.account import ServerSettings
@@ -66,6 +66,8 @@ class FolderStatus(NamedTuple):
     uidvalidity: int
     uidnext: int
     messages: int
+    #: CONDSTORE (RFC 7162): grows with every flag change; None without CONDSTORE
+    highestmodseq: int | None = None
 
 
 class SelectedFolder(NamedTuple):
@@ -274,16 +276,21 @@ class ImapSession:
 
     @_guarded
     def status(self, folder: str) -> FolderStatus:
-        """UIDVALIDITY, UIDNEXT and message count of a folder in one round trip."""
-        typ, dat = self._imap.status(quote_folder(folder), "(UIDVALIDITY UIDNEXT MESSAGES)")
+        """UIDVALIDITY, UIDNEXT, message count (and HIGHESTMODSEQ where the server
+        has CONDSTORE, so flag changes are seen without a listing) in one round trip."""
+        items = "UIDVALIDITY UIDNEXT MESSAGES"
+        if "CONDSTORE" in self.capabilities:
+            items += " HIGHESTMODSEQ"
+        typ, dat = self._imap.status(quote_folder(folder), f"({items})")
         self._check(typ, dat, "status", folder_command=True)
         text = b" ".join(i[0] if isinstance(i, tuple) else i for i in dat if i)
-        values = dict(
-            re.findall(rb"(UIDVALIDITY|UIDNEXT|MESSAGES) (\d+)", text[text.rfind(b"(") :])
-        )
+        values = dict(re.findall(rb"(UIDVALIDITY|UIDNEXT|MESSAGES|HIGHESTMODSEQ) (\d+)",
+                                 text[text.rfind(b"(") :]))
+        modseq = values.get(b"HIGHESTMODSEQ")
         try:
             return FolderStatus(
-                int(values[b"UIDVALIDITY"]), int(values[b"UIDNEXT"]), int(values[b"MESSAGES"])
+                int(values[b"UIDVALIDITY"]), int(values[b"UIDNEXT"]), int(values[b"MESSAGES"]),
+                int(modseq) if modseq is not None else None,
             )
         except KeyError:
             raise MailError(PROTOCOL, detail="status incomplete") from None
@@ -424,6 +431,53 @@ class ImapSession:
             if code == b"APPENDUID":
                 return int(args.split()[1])
         return None
+
+    @_guarded
+    def search_message_ids(self, message_ids: Iterable[str]) -> set[str]:
+        """Which of ``message_ids`` (without angle brackets) the selected folder holds
+        (``UID SEARCH HEADER Message-ID``, one search each)."""
+        found: set[str] = set()
+        for mid in message_ids:
+            if not mid or any(c in mid for c in '"\\\r\n') or not mid.isascii():
+                continue
+            typ, dat = self._imap.uid("SEARCH", "HEADER", "Message-ID", quote(f"<{mid}>"))
+            self._check(typ, dat, "search")
+            if any(line and line.split() for line in dat):
+                found.add(mid)
+        return found
+
+    def can_multiappend(self) -> bool:
+        """MULTIAPPEND (RFC 3502) with LITERAL+ (RFC 7888): many messages, one answer."""
+        return "MULTIAPPEND" in self.capabilities and "LITERAL+" in self.capabilities
+
+    @_guarded
+    def multiappend_start(self, folder: str, raws: Sequence[bytes],
+                          flags: Iterable[str] = ()) -> bytes:
+        """Send one APPEND of all ``raws`` without waiting; returns the tag to pass to
+        :meth:`multiappend_finish` (no other command may go out in between). Needs
+        :meth:`can_multiappend`."""
+        flag_text = f"({' '.join(flags)}) ".encode("ascii") if flags else b""
+        tag = self._imap._new_tag()
+        parts = [tag, b" APPEND ", quote_folder(folder).encode("ascii")]
+        for raw in raws:
+            parts += [b" ", flag_text, b"{%d+}\r\n" % len(raw), raw]
+        parts.append(b"\r\n")
+        self._imap.send(b"".join(parts))
+        return tag
+
+    @_guarded
+    def multiappend_finish(self, tag: bytes) -> None:
+        """Read the answer to :meth:`multiappend_start`; MailError when refused."""
+        typ, dat = self._imap._command_complete("APPEND", tag)
+        self._check(typ, dat, "append")
+
+    def append_many(self, folder: str, raws: Sequence[bytes], flags: Iterable[str] = ()) -> None:
+        """Store all ``raws`` in ``folder``: one MULTIAPPEND when offered, else APPENDs."""
+        if len(raws) > 1 and self.can_multiappend():
+            self.multiappend_finish(self.multiappend_start(folder, raws, flags))
+            return
+        for raw in raws:
+            self.append(folder, raw, flags=flags)
 
     def _copyuid(self, dat) -> dict[int, int]:
         texts = [tagged_text(dat)]

@@ -109,6 +109,8 @@ class FetchCursor(Base):
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     #: UIDNEXT at the last look, so an unchanged folder costs one STATUS
     uidnext: Mapped[int | None] = mapped_column(BigInteger)
+    #: HIGHESTMODSEQ at the last look (CONDSTORE): unchanged means no flag changed
+    highestmodseq: Mapped[int | None] = mapped_column(BigInteger)
     #: UIDVALIDITY changes seen recently (pauses the mailbox if it keeps changing)
     uidvalidity_changes: Mapped[int] = mapped_column(Integer, default=0)
     #: when the first of those recent UIDVALIDITY changes was seen (a one-day window)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 
 from plugin.addon import get_addon
 from plugin.models import Mailbox
@@ -51,7 +51,12 @@ def global_settings():  # noqa: ANN201
                                  outbound_only)
                 s.commit()
                 flash("Integrated email settings saved. Users can now set up their mailboxes.")
-                return redirect(url_for("integrated_email.admin_settings"))
+                target = url_for("integrated_email.admin_settings")
+                if wants_fragment():  # htmx: a full page load, so the flash shows
+                    resp = make_response("", 204)
+                    resp.headers["HX-Redirect"] = target
+                    return resp
+                return redirect(target)
         state = form_state(mb_values, mb_errors, own, gs_override=parsed.values)
         form_values = {**_settings_values(gs), **parsed.values,
                        "sharing_allowed": parsed.values["sharing_allowed"]}

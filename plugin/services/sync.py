@@ -263,7 +263,12 @@ class ImapSync(_Sync):
             self._initial(imap, cursor, st)
             return
         if cursor["uidnext"] == st.uidnext:
-            return  # unchanged: one STATUS was all it cost
+            if st.highestmodseq is None or st.highestmodseq == cursor.get("highestmodseq"):
+                return  # unchanged: one STATUS was all it cost
+            # Only flags changed (read or deleted in another client): take them over.
+            imap.select(folder, readonly=True)
+            self._refresh_flags(imap, cursor, st)
+            return
         imap.select(folder, readonly=True)
         uids = imap.search_uids_since(cursor["last_uid"] or 0)
         validity = cursor["uidvalidity"]
@@ -279,6 +284,18 @@ class ImapSync(_Sync):
             if uids:
                 values["last_uid"] = max(uids)
             self._update_cursor(conn, cursor["id"], **values)
+            conn.commit()
+        if st.highestmodseq is not None and st.highestmodseq != cursor.get("highestmodseq"):
+            self._refresh_flags(imap, cursor, st)
+
+    def _refresh_flags(self, imap: ImapSession, cursor: dict, st) -> None:  # noqa: ANN001
+        """\\Seen and removals of recent messages, from another client, into our rows."""
+        from plugin.services.webmail import refresh_recent_flags
+
+        refresh_recent_flags(self.addon, self.mailbox.id, imap, cursor["folder"])
+        with self.engine.connect() as conn:
+            begin_write(conn)
+            self._update_cursor(conn, cursor["id"], highestmodseq=st.highestmodseq)
             conn.commit()
 
     def _fetch(self, imap: ImapSession, folder: str, role: str, validity: int,
@@ -338,7 +355,7 @@ class ImapSync(_Sync):
         with self.engine.connect() as conn:
             begin_write(conn)
             self._update_cursor(conn, cursor["id"], uidvalidity=validity, last_uid=top,
-                                uidnext=uidnext)
+                                uidnext=uidnext, highestmodseq=st.highestmodseq)
             conn.commit()
 
 

@@ -130,7 +130,8 @@ def test_embedded_scheduler_starts_once_and_stops(tmp_path):
     try:
         assert addon.scheduler.running
         assert start_scheduler_if_embedded(addon) is addon.scheduler
-        assert [j.id for j in addon.scheduler.get_jobs()] == ["integrated_email.dispatch_fetch"]
+        assert {j.id for j in addon.scheduler.get_jobs()} == {"integrated_email.dispatch_fetch",
+                                                               "integrated_email.send_outbox"}
     finally:
         addon.scheduler.shutdown(wait=True)
     assert not addon.scheduler.running

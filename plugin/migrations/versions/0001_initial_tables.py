@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:54:46.025983
+Create Date: 2026-11-22 08:05:19.208723
 """
 from alembic import op
 import sqlalchemy as sa
@@ -127,6 +127,7 @@ def upgrade() -> None:
     sa.Column('uidvalidity', sa.BigInteger(), nullable=True),
     sa.Column('last_uid', sa.BigInteger(), nullable=False),
     sa.Column('uidnext', sa.BigInteger(), nullable=True),
+    sa.Column('highestmodseq', sa.BigInteger(), nullable=True),
     sa.Column('uidvalidity_changes', sa.Integer(), nullable=False),
     sa.Column('uidvalidity_changed_at', plugin.models._types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['mailbox_id'], ['ie_mailbox.id'], name=op.f('fk_ie_fetch_cursor_mailbox_id_ie_mailbox'), ondelete='CASCADE'),

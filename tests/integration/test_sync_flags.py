@@ -1,0 +1,54 @@
+"""Changes made in another mail client reach our rows on the next sync (CONDSTORE),
+while an untouched folder still costs one STATUS."""
+
+from __future__ import annotations
+
+import imaplib
+import ssl
+
+from sqlalchemy import select
+
+from plugin.models import Message
+from plugin.services.sync import sync_mailbox
+from tests.helpers import raw_mail
+from tests.integration.sync_helpers import make_mailbox, set_window
+
+
+def _other_client(dovecot, user) -> imaplib.IMAP4_SSL:  # noqa: ANN001
+    ctx = ssl.create_default_context(cafile=dovecot.ca_file)
+    imap = imaplib.IMAP4_SSL("localhost", dovecot.imaps, ssl_context=ctx)
+    imap.login(user.login, user.password)
+    imap.select("INBOX")
+    return imap
+
+
+def _seen(addon) -> dict[str, bool]:  # noqa: ANN001
+    with addon.session() as s:
+        return {m.subject: m.seen for m in s.scalars(select(Message))}
+
+
+def test_read_and_delete_in_another_client_reach_our_rows(mini, dovecot, mail_user):
+    app, _host, addon = mini
+    set_window(addon)
+    for i in range(3):
+        dovecot.deliver(mail_user, raw_mail("a@cand.test", mail_user.email, f"Note {i}"))
+    mbid = make_mailbox(addon, dovecot, mail_user)
+    assert sync_mailbox(addon, mbid).stored == 3
+    assert _seen(addon) == {"Note 0": False, "Note 1": False, "Note 2": False}
+
+    other = _other_client(dovecot, mail_user)
+    other.uid("STORE", "1", "+FLAGS", "(\\Seen)")
+    other.uid("STORE", "3", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    other.logout()
+    assert sync_mailbox(addon, mbid).error_kind is None
+    assert _seen(addon)["Note 0"] is True and _seen(addon)["Note 1"] is False
+    with addon.session() as s:
+        gone = s.scalar(select(Message).where(Message.subject == "Note 2"))
+        assert gone.deleted  # expunged elsewhere: gone from the webmail too
+
+    other = _other_client(dovecot, mail_user)
+    other.uid("STORE", "1", "-FLAGS", "(\\Seen)")
+    other.logout()
+    sync_mailbox(addon, mbid)
+    assert _seen(addon)["Note 0"] is False
