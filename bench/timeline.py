@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--linked", type=int, default=2_000)
     ap.add_argument("--mailboxes", type=int, default=20)
     ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--explain", action="store_true", help="print the query plans")
     args = ap.parse_args()
 
     from cryptography.fernet import Fernet
@@ -109,6 +110,10 @@ def main() -> None:
             dict(owner_user_id=o.get_id(), record_kind="candidate", record_id=str(cand.num))
             for i, o in enumerate(owners) if modes[i % len(modes)] == "custom" and i % 8 == 1])
 
+    # Fresh statistics, as PostgreSQL's autovacuum (and SQLite's PRAGMA optimize) keep them.
+    from sqlalchemy import text
+    with addon.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
     viewer = HostUser(viewer_person.get_id(), "Viewer", viewer_person.email, False)
     ref = RecordRef("candidate", str(cand.num))
     from plugin.models import GlobalSettings
@@ -128,6 +133,16 @@ def main() -> None:
             addon.session.remove()
             return elapsed, len(rows)
 
+    if args.explain:
+        from sqlalchemy import text
+        with app.test_request_context(), addon.engine.connect() as conn:
+            for filtered in (True, False):
+                q = timeline.record_query(viewer, None, ref, True, filtered=filtered)
+                sql = str(q.limit(50).compile(addon.engine, compile_kwargs={"literal_binds": True}))
+                prefix = "EXPLAIN ANALYZE " if args.db == "postgresql" else "EXPLAIN QUERY PLAN "
+                for row in conn.execute(text(prefix + sql)):
+                    print(" | ".join(str(c) for c in row))
+                print("-" * 60)
     for _ in range(5):  # warm caches and plans
         once(True)
         once(False)

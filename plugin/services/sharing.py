@@ -60,31 +60,32 @@ def visible(viewer: HostUser, gs: GlobalSettings | None,
     ``ats_refs``: records whose ATS-sent mail the viewer may see (from
     :func:`viewable_refs`); empty means no one else's ATS-sent mail.
     """
-    # Every subquery sits one level under the outer query and names Message
-    # explicitly as correlated: nested EXISTS would otherwise silently match any row.
-    mb = aliased(Mailbox)
-    owner_id = select(mb.user_id).where(mb.id == Message.mailbox_id) \
-        .correlate(Message).scalar_subquery()
-    mode = select(mb.sharing).where(mb.id == Message.mailbox_id) \
-        .correlate(Message).scalar_subquery()
+    # Mailbox conditions are uncorrelated IN (...) lists the database computes once
+    # per query; the few EXISTS probes name Message as correlated explicitly (a
+    # nested EXISTS would otherwise silently match any row).
+    def boxes(*conds):  # noqa: ANN202
+        return select(Mailbox.id).where(*conds)
+
     link = aliased(RecordLink)
     linked = exists().where(link.message_id == Message.id).correlate(Message)
+    owner = Message.mailbox_id.in_(boxes(Mailbox.user_id == str(viewer.id)))
 
     public_ok = (false() if str(viewer.id) in excluded_users(gs) else true())
     domains = excluded_domains(gs)
     if domains:
         public_ok = and_(public_ok, ~or_(*(_involves_domain(d) for d in domains)))
+    mb = aliased(Mailbox)
     share = aliased(RecordShare)
     custom_link = aliased(RecordLink)
     custom_shared = exists().where(
-        custom_link.message_id == Message.id, share.owner_user_id == owner_id,
-        share.record_kind == custom_link.record_kind,
+        custom_link.message_id == Message.id, mb.id == Message.mailbox_id,
+        share.owner_user_id == mb.user_id, share.record_kind == custom_link.record_kind,
         share.record_id == custom_link.record_id).correlate(Message)
     synced = and_(Message.origin == "synced", or_(
-        and_(mode == "public", public_ok, linked),
-        and_(mode == "custom", custom_shared),
-        and_(mode == "admin", true() if viewer.is_admin else false(), linked)))
-    owner = owner_id == str(viewer.id)
+        and_(Message.mailbox_id.in_(boxes(Mailbox.sharing == "public")), public_ok, linked),
+        and_(Message.mailbox_id.in_(boxes(Mailbox.sharing == "custom")), custom_shared),
+        and_(Message.mailbox_id.in_(boxes(Mailbox.sharing == "admin")), linked)
+        if viewer.is_admin else false()))
 
     refs = sorted({(r.kind, str(r.id)) for r in ats_refs})
     ats_link = aliased(RecordLink)
