@@ -14,7 +14,7 @@ import socket
 import sys
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -40,13 +40,14 @@ SUBJECTS = [
 
 
 def _message(sender: str, sender_name: str, to: str, subject: str, body: str,
-             when: datetime) -> bytes:
+             when: datetime, key: str) -> bytes:
     msg = EmailMessage()
     msg["From"] = f"{sender_name} <{sender}>"
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = make_msgid(domain=sender.split("@")[1])
+    # Stable ids: a refilled sandbox never shows the same demo mail twice.
+    msg["Message-ID"] = f"<demo-{key}@{sender.split('@')[1]}>"
     msg.set_content(body)
     return msg.as_bytes()
 
@@ -69,23 +70,25 @@ def fill_demo_mailboxes(dovecot: Dovecot, app) -> list[tuple[str, str]]:  # noqa
                 name = f"{cand.first_name} {cand.last_name}"
                 raw = _message(cand.email, name, email, subject.format(title=cand.title),
                                body.format(title=cand.title, name=name),
-                               now - timedelta(hours=5 * i + n))
+                               now - timedelta(hours=5 * i + n), f"{local}-{i}")
                 dovecot.deliver(user, raw)
             contact = contacts[n % len(contacts)]
             dovecot.deliver(user, _message(
                 contact.email, f"{contact.first_name} {contact.last_name}", email,
                 "Shortlist for the open roles", "Hi,\n\nPlease send the shortlist by Friday."
-                "\n\nThanks", now - timedelta(days=1)))
+                "\n\nThanks", now - timedelta(days=1), f"{local}-contact"))
             dovecot.deliver(user, _message(
                 "newsletter@example.test", "Industry News", email, "This week in hiring",
                 "Not from a candidate: this one is not recorded on any record.",
-                now - timedelta(days=2)))
+                now - timedelta(days=2), f"{local}-news"))
         logins.append((email, MAIL_PASSWORD))
     return logins
 
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # SO_REUSEADDR as the servers use it: a port in TIME_WAIT after a restart is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -142,18 +145,14 @@ def main() -> int:
     print("=" * 72 + "\n", flush=True)
 
     def stop(*_a) -> None:  # noqa: ANN002
-        smtp.stop()
-        dovecot.stop()
-        dovecot.cleanup()
-        sys.exit(0)
+        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     try:
         app.run(host="127.0.0.1", port=WEB_PORT, threaded=True, use_reloader=False)
-    finally:
+    finally:  # the sandbox's mail is kept for the next start (instance/sandbox-mail)
         smtp.stop()
         dovecot.stop()
-        dovecot.cleanup()
     return 0
 
 

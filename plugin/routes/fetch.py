@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, g, render_template
+from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from plugin.addon import get_addon
 from plugin.jobs.fetch import request_fetch
@@ -22,6 +22,9 @@ def fetch_now(mailbox_id: int):  # noqa: ANN201
         return render_template("integrated_email/_partials/fetch_progress.html", mailbox=mb,
                                running=False)
     request_fetch(addon, mb.id)
+    if request.headers.get("HX-Request") != "true":  # no JavaScript: back to the list
+        flash("Fetching has started; the count below updates when you reload.")
+        return redirect(url_for("integrated_email.mailboxes"))
     s.refresh(mb)
     return render_template("integrated_email/_partials/fetch_progress.html", mailbox=mb,
                            running=True)
