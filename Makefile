@@ -21,6 +21,11 @@ bench: install system-packages
 	$(PY) bench/import_speed.py --messages 10000
 	$(PY) bench/idle_poll.py
 	$(PY) bench/pop3_import.py --messages 10000
+	$(PY) bench/scale_out.py --mailboxes 1000 --workers 1,2,3
+	$(PY) bench/bulk_send.py --recipients 1000
+	$(PY) bench/webmail_load.py
+	$(PY) bench/timeline.py --db postgresql
+	$(PY) bench/timeline.py --db sqlite
 
 install: $(STAMP) $(HTMX)
 
