@@ -16,6 +16,7 @@ import re
 import smtplib
 import ssl
 import time
+from collections.abc import Callable
 from typing import Self
 
 from plugin.mail.account import ServerSettings
@@ -74,6 +75,86 @@ class _CheckedSMTP_SSL(smtplib.SMTP_SSL):
 def normalise_line_endings(raw: bytes) -> bytes:
     """Turn bare CR and bare LF into CRLF."""
     return _BARE_LINE_END.sub(b"\r\n", raw)
+
+
+#: an address smtplib.quoteaddr would return as ``<address>`` unchanged (dot-atoms only)
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_ADDR = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def quote_address(addr: str) -> str:
+    """``smtplib.quoteaddr`` without parsing the common simple address (same result)."""
+    if _SIMPLE_ADDR.fullmatch(addr):
+        return f"<{addr}>"
+    return smtplib.quoteaddr(addr)
+
+
+def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
+              while_waiting: Callable[[], None] | None,
+              on_envelope: Callable[[], None] | None = None) -> dict:
+    """``smtplib.SMTP.sendmail`` (same commands, answers and exceptions) with a hook
+    between writing the data and reading the server's verdict on it, and another
+    (``on_envelope``) between writing MAIL FROM and reading its answer."""
+    smtp.ehlo_or_helo_if_needed()
+    options = []
+    if smtp.does_esmtp and smtp.has_extn("size"):
+        options.append("size=%d" % len(msg))
+    # smtplib's mail() split in two (our options never include SMTPUTF8); putcmd
+    # refuses CR and LF as before.
+    smtp.putcmd("mail", "FROM:%s%s" % (quote_address(from_addr),
+                                       " " + " ".join(options) if options else ""))
+    if on_envelope is not None:
+        try:
+            on_envelope()
+        except BaseException:
+            # Nothing of the message was sent: end the transaction, keep the connection.
+            try:
+                smtp.getreply()
+                smtp._rset()
+            except _SMTP_ERRORS:
+                smtp.close()
+            raise
+    code, resp = smtp.getreply()
+    if code != 250:
+        if code == 421:
+            smtp.close()
+        else:
+            smtp._rset()
+        raise smtplib.SMTPSenderRefused(code, resp, from_addr)
+    refused = {}
+    for rcpt in rcpts:
+        smtp.putcmd("rcpt", "TO:%s" % quote_address(rcpt))  # smtplib's rcpt()
+        code, resp = smtp.getreply()
+        if code not in (250, 251):
+            refused[rcpt] = (code, resp)
+        if code == 421:
+            smtp.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(rcpts):
+        smtp._rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    smtp.putcmd("data")
+    code, resp = smtp.getreply()
+    if code != 354:
+        smtp._rset()  # what sendmail does after data() raises SMTPDataError
+        raise smtplib.SMTPDataError(code, resp)
+    data = smtplib._quote_periods(msg)
+    if data[-2:] != b"\r\n":
+        data += b"\r\n"
+    smtp.send(data + b".\r\n")
+    if while_waiting is not None:
+        try:
+            while_waiting()
+        except Exception:  # noqa: BLE001 - the answer to this message must still be read
+            log.exception("work done while waiting for the smtp server failed")
+    code, resp = smtp.getreply()
+    if code != 250:
+        if code == 421:
+            smtp.close()
+        else:
+            smtp._rset()
+        raise smtplib.SMTPDataError(code, resp)
+    return refused
 
 
 def _guarded(method):
@@ -232,6 +313,40 @@ class SmtpSession:
         if refused:
             log.info("smtp server refused %d of %d recipients", len(refused), len(rcpts))
         # Keep only the codes: the reply texts are server-controlled.
+        return {rcpt: code for rcpt, (code, _text) in refused.items()}
+
+    @_guarded
+    def send_bytes(
+        self,
+        from_addr: str,
+        rcpts: list[str],
+        raw: bytes,
+        while_waiting: Callable[[], None] | None = None,
+        on_envelope: Callable[[], None] | None = None,
+    ) -> dict[str, int]:
+        """:meth:`send` for a message already flattened; same answers and errors.
+
+        ``raw`` is CRLF-normalised here and dot-stuffed by smtplib. ``while_waiting``
+        runs once the message data is written and before the server's answer is
+        read: the caller's own work then overlaps the server's (it must not depend
+        on whether this message goes through). ``on_envelope`` runs once MAIL FROM is
+        written and before its answer is read, so before any byte of the message: when
+        it raises, the SMTP transaction is reset (RSET), nothing is sent, and the
+        exception propagates unchanged.
+        """
+        if not rcpts:
+            raise ValueError("no recipients")
+        self._ensure_open()
+        smtp = self._smtp
+        try:
+            refused = _sendmail(smtp, from_addr, rcpts, normalise_line_endings(raw),
+                                while_waiting, on_envelope)
+        except smtplib.SMTPServerDisconnected:
+            self.close(polite=False)
+            raise
+        self._last_used = time.monotonic()
+        if refused:
+            log.info("smtp server refused %d of %d recipients", len(refused), len(rcpts))
         return {rcpt: code for rcpt, (code, _text) in refused.items()}
 
     @_guarded

@@ -6,8 +6,14 @@ runner (the send job, or a thread started right away) then, per recipient:
 
     commit ``sending`` -> SMTP (one connection for the whole job) -> commit ``sent``
 
-and hands the message to a filer thread that records it (store, record links,
-host notes) and saves it in Sent with MULTIAPPEND, then marks it ``filed``. A runner
+where, without spacing, "``sent`` of recipient i" and "``sending`` of recipient
+i+1" are one commit (:class:`_RowMarks`), made while the server answers i+1's MAIL
+FROM, so before any byte of i+1's message (``SmtpSession.send_bytes(on_envelope=)``).
+A crash right after that commit leaves i+1 ``unknown`` although it was not sent: the
+price of one commit a message instead of two. The runner
+hands the bytes to the :class:`Filer`, which records them (store, record links,
+host notes) and saves them in Sent with MULTIAPPEND in batches, in the same thread
+while the SMTP server works, then marks them ``filed``. A runner
 that dies leaves at most one row in ``sending``; the next runner (same job) turns it
 into ``sent`` when the Sent folder proves it, else ``unknown`` — never a second copy.
 """
@@ -16,16 +22,18 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import bindparam, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from plugin.blobs import blob_store
 from plugin.host import HostRecord, HostUser, RecordRef
 from plugin.mail.addresses import normalize_address
 from plugin.mail.errors import (
@@ -52,7 +60,6 @@ PER_MESSAGE_KINDS = frozenset({RECIPIENT_REFUSED, MESSAGE_REJECTED, TOO_LARGE, S
 #: how often a running job looks for Cancel and renews its lease
 CHECK_SECONDS = 0.5
 CHUNK = 200
-INLINE_FILING = True
 #: lease owner of a job waiting for its server to come back
 PAUSED = "paused"
 
@@ -265,78 +272,71 @@ def _finish_cancelled(conn, job_id: int) -> None:
 # ------------------------------------------------------------------ running
 
 
-class Filer(threading.Thread):
-    """Records sent messages and saves them in Sent while the SMTP loop goes on."""
+#: writes sent copies into the blob store for every running bulk job of the process
+_blob_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ie-blobs")
 
-    def __init__(self, addon, mb: Mailbox, policy, sender_name: str) -> None:
-        super().__init__(name=f"ie-filer-{mb.id}", daemon=True)
+
+class Filer:
+    """Records sent messages and saves them in Sent, in the sending thread.
+
+    No thread of its own: a second busy Python thread makes every socket wait of the
+    SMTP loop pay for a GIL hand-over (measured: 10 ms a message instead of 3).
+    Instead the work is cut into steps that run while the SMTP server digests a
+    message (:meth:`step`, passed as ``while_waiting``): one blob write, or, every
+    ``batch`` messages, recording the batch (store rows, record links, host notes in
+    a few statements) and starting its MULTIAPPEND into Sent, whose answer is read
+    at the next batch, so Dovecot stores it meanwhile. Rows become ``filed`` only
+    once that answer is OK; until then they stay ``sent`` and a restarted job files
+    them again (checking Sent first).
+    """
+
+    def __init__(self, addon, mb: Mailbox, policy, sender_name: str,
+                 batch: int = sender.APPEND_BATCH) -> None:
         self.addon, self.mb, self.policy, self.sender_name = addon, mb, policy, sender_name
-        self.items: queue.Queue = queue.Queue(maxsize=1000)
-        self.app = addon.app
+        self.batch = batch
+        self.blobs = blob_store(addon.app.config)
         self._sent: sender.SentFolder | None = None
         self._imap_ok = mb.protocol == "imap" and not sender.provider_files_sent(mb)
         self._checked = False
+        #: sent, blob not yet written: (row, raw)
+        self._new: deque = deque()
+        #: blob written: (row, raw, sha)
+        self._ready: list = []
+        #: recorded and being appended to Sent: (rows, tag of the MULTIAPPEND)
+        self._appending: tuple[list, bytes | None] | None = None
         self.filed = 0
-        #: file in the sending thread every APPEND_BATCH messages instead of a thread of
-        #: its own: a second busy Python thread makes every socket wait of the SMTP loop
-        #: pay for the GIL hand-over (measured: 10 ms a message instead of 3)
-        self.inline = INLINE_FILING
-        self._pending: list = []
 
-    def put(self, row: SimpleNamespace, message) -> None:
-        if self.inline:
-            self._pending.append((row, message))
-            if len(self._pending) >= sender.APPEND_BATCH:
-                self._flush()
-            return
-        self.items.put((row, message))
+    def put(self, row: SimpleNamespace, raw: bytes) -> None:
+        # The blob write is a handful of file-system calls with hardly any Python
+        # between them, so a helper thread does it without the GIL hand-over cost.
+        self._new.append((row, raw, _blob_writer.submit(self.blobs.put, raw)))
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if batch:
-            try:
-                self._file(batch)
-            except Exception:
-                log.exception("filing %d bulk messages failed", len(batch))
+    def _take_written(self, wait: bool) -> None:
+        while self._new and (wait or self._new[0][2].done()):
+            row, raw, future = self._new.popleft()
+            self._ready.append((row, raw, future.result()))
+
+    def step(self) -> None:
+        """One small piece of the filing work; never raises."""
+        try:
+            self._take_written(wait=False)
+            if len(self._ready) >= self.batch:
+                self._file_ready()
+        except Exception:
+            log.exception("filing bulk messages failed")
 
     def finish(self) -> None:
-        if self.inline:
-            self._flush()
+        """File everything still pending (at the end of the job, or when it stops)."""
+        try:
+            self._take_written(wait=True)
+            self._file_ready()
+            self._collect()
+        except Exception:
+            log.exception("filing bulk messages failed")
+        finally:
             if self._sent is not None:
                 self._sent.__exit__(None, None, None)
-            return
-        self.items.put(None)
-        self.join()
-
-    def run(self) -> None:
-        with self.app.app_context():
-            try:
-                self._loop()
-            finally:
-                if self._sent is not None:
-                    self._sent.__exit__(None, None, None)
-
-    def _loop(self) -> None:
-        done = False
-        while not done:
-            batch = []
-            item = self.items.get()
-            if item is None:
-                break
-            batch.append(item)
-            while len(batch) < sender.APPEND_BATCH:
-                try:
-                    item = self.items.get(timeout=0.05)
-                except queue.Empty:
-                    break
-                if item is None:
-                    done = True
-                    break
-                batch.append(item)
-            try:
-                self._file(batch)
-            except Exception:
-                log.exception("filing %d bulk messages failed", len(batch))
+                self._sent = None
 
     def _folder(self) -> sender.SentFolder | None:
         if not self._imap_ok:
@@ -350,32 +350,49 @@ class Filer(threading.Thread):
                 return None
         return self._sent
 
-    def _file(self, batch: list) -> None:
-        rows = [r for r, _m in batch]
-        raws = {r.id: compose.flatten(m) for r, m in batch}
-        sender.record_sent(self.addon, rows, raws, self.sender_name)
-        in_sent = True
-        folder = self._folder()
-        if self.mb.protocol == "imap" and not sender.provider_files_sent(self.mb):
-            if folder is None:
-                in_sent = False
-            else:
-                try:
-                    todo = rows
-                    if not self._checked:
-                        # The provider may file sent mail itself: then never append.
-                        self._checked = True
-                        there = folder.contains([rows[0].message_id_header])
-                        if there:
-                            self._imap_ok = False
-                            todo = []
-                    if todo:
-                        folder.append_many([raws[r.id] for r in todo])
-                except MailError as exc:
-                    log.warning("saving bulk messages in Sent failed: %s", exc.kind)
-                    self._imap_ok, in_sent = False, False
-        if not in_sent:
+    def _file_ready(self) -> None:
+        batch, self._ready = self._ready, []
+        if not batch:
             return
+        rows = [r for r, _raw, _sha in batch]
+        raws = {r.id: raw for r, raw, _sha in batch}
+        sender.record_sent(self.addon, rows, raws, self.sender_name,
+                           shas={r.id: sha for r, _raw, sha in batch})
+        self._collect()  # the previous batch's answer: one APPEND at a time
+        if self.mb.protocol != "imap" or sender.provider_files_sent(self.mb):
+            self._mark_filed(rows)
+            return
+        folder = self._folder()
+        if folder is None:
+            return  # stays ``sent``: the send job files it when IMAP is back
+        try:
+            todo = rows
+            if not self._checked:
+                # The provider may file sent mail itself: then never append.
+                self._checked = True
+                if folder.contains([rows[0].message_id_header]):
+                    self._imap_ok = False
+                    self._mark_filed(rows)
+                    return
+            self._appending = (rows, folder.append_start([raws[r.id] for r in todo]))
+        except MailError as exc:
+            log.warning("saving bulk messages in Sent failed: %s", exc.kind)
+            self._imap_ok = False
+
+    def _collect(self) -> None:
+        if self._appending is None:
+            return
+        rows, tag = self._appending
+        self._appending = None
+        try:
+            self._sent.append_finish(tag)
+        except MailError as exc:
+            log.warning("saving bulk messages in Sent failed: %s", exc.kind)
+            self._imap_ok = False
+            return
+        self._mark_filed(rows)
+
+    def _mark_filed(self, rows: list) -> None:
         with sender.write_lock, self.addon.engine.connect() as conn:
             begin_write(conn)
             conn.execute(update(_OUT).where(_OUT.c.id.in_([r.id for r in rows]),
@@ -437,81 +454,276 @@ def run_job(addon, job_id: int) -> str | None:
     return state
 
 
+class _NotClaimed(Exception):
+    """The folded claim found its row no longer queued (nothing of it was sent)."""
+
+
+class _RowMarks:
+    """The per-recipient state changes of a running job, as Core statements compiled
+    once and executed on the job's own DBAPI connection (no ORM, no per-call
+    compiling). Bind values go through the columns' own bind processors, so
+    ``UTCDateTime`` is stored exactly as through SQLAlchemy (naive UTC text on SQLite,
+    aware on PostgreSQL).
+
+    ``sent_and_claim`` is the folded commit: recipient i becomes ``sent`` and
+    recipient i+1 ``sending`` in one transaction, so at most one row is ever in
+    ``sending`` and a crash between two messages costs one commit less per message.
+    """
+
+    def __init__(self, conn, owner: str) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+        self.sqlite = self.dialect.name == "sqlite"
+        self.owner = owner
+        self._claim = self._compile(update(_OUT).where(
+            _OUT.c.id == bindparam("row_id"), _OUT.c.state == "queued").values(
+            state="sending", date=bindparam("stamp"), attempts=_OUT.c.attempts + 1,
+            lease_owner=bindparam("owner")))
+        self._sent = self._compile(update(_OUT).where(_OUT.c.id == bindparam("row_id")).values(
+            state="sent", sent_at=bindparam("stamp"), lease_owner=None,
+            error_kind=bindparam("kind")))
+
+    def _compile(self, stmt):
+        compiled = stmt.compile(dialect=self.dialect)
+        fixed = compiled.construct_params(
+            {name: None for name in ("row_id", "stamp", "owner", "kind")
+             if name in compiled.binds}, _check=False)
+        procs = {}
+        for name, bind in compiled.binds.items():
+            proc = bind.type._cached_bind_processor(self.dialect)
+            if proc is not None:
+                procs[name] = proc
+        fixed = {k: (procs[k](v) if k in procs and v is not None else v)
+                 for k, v in fixed.items()}
+        order = tuple(compiled.positiontup) if compiled.positional else None
+        return compiled.string, fixed, procs, order
+
+    def _params(self, prepared, values: dict):
+        _sql, fixed, procs, order = prepared
+        params = dict(fixed)
+        for k, v in values.items():
+            proc = procs.get(k)
+            params[k] = proc(v) if proc is not None and v is not None else v
+        return tuple(params[k] for k in order) if order is not None else params
+
+    def _run(self, steps) -> list[int]:
+        """Execute ``steps`` ((prepared, values), ...) in one write transaction."""
+        raw = self.conn.connection.dbapi_connection
+        with sender.write_lock:
+            cur = raw.cursor()
+            try:
+                if self.sqlite:
+                    cur.execute("BEGIN IMMEDIATE")
+                counts = []
+                for prepared, values in steps:
+                    cur.execute(prepared[0], self._params(prepared, values))
+                    counts.append(cur.rowcount)
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                cur.close()
+        return counts
+
+    def claim(self, row_id: int, stamp) -> bool:
+        (n,) = self._run([(self._claim, {"row_id": row_id, "stamp": stamp,
+                                         "owner": self.owner})])
+        return n == 1
+
+    def sent(self, row_id: int, refused: bool) -> None:
+        self._run([(self._sent, {"row_id": row_id, "stamp": sender.now(),
+                                 "kind": "recipient_refused" if refused else None})])
+
+    def sent_and_claim(self, row_id: int, refused: bool, next_id: int, stamp) -> bool:
+        _n, claimed = self._run([
+            (self._sent, {"row_id": row_id, "stamp": stamp,
+                          "kind": "recipient_refused" if refused else None}),
+            (self._claim, {"row_id": next_id, "stamp": stamp, "owner": self.owner})])
+        return claimed == 1
+
+
+def _queued_rows(conn, job_id: int):
+    """The job's queued rows in id order, read CHUNK at a time (each read ends its
+    transaction at once, so no read transaction is held while sending)."""
+    last = 0
+    while True:
+        chunk = conn.execute(select(_OUT).where(
+            _OUT.c.bulk_job_id == job_id, _OUT.c.state == "queued", _OUT.c.id > last)
+            .order_by(_OUT.c.id).limit(CHUNK)).all()
+        conn.rollback()
+        if not chunk:
+            return
+        yield from chunk
+        last = chunk[-1].id
+
+
 def _send_all(addon, job_id: int, mb: Mailbox, policy, name: str,
               allowance: int, spacing: int) -> str:
+    """Send every queued row of the job, one at a time, each claimed (``sending``) in
+    a committed transaction before its DATA and marked ``sent`` after the server
+    took it. Without spacing the two commits between messages are one (see
+    :class:`_RowMarks`)."""
     engine = addon.engine
     owner = sender.worker_id()
     lease = sender.lease_length(addon)
     filer = Filer(addon, mb, policy, name)
-    if not filer.inline:
-        filer.start()
     smtp = sender.smtp_session(addon, mb, policy)
     notice: str | None = None
     outcome = "done"
     last_check = 0.0
     conn = engine.connect()
+    marks = _RowMarks(conn, owner)
+    fold = not spacing
+    last_sent = False
+
+    def may_go_on() -> bool:
+        """Cancel, lease and the daily limit, checked before each claim."""
+        nonlocal outcome, notice, last_check
+        if time.monotonic() - last_check >= CHECK_SECONDS or spacing:
+            last_check = time.monotonic()
+            if _cancelled_or_lost(conn, job_id, owner, lease):
+                outcome = "cancelled"
+                return False
+        if allowance <= 0:
+            outcome = "stopped"
+            notice = ("Your administrator's limit of bulk messages per day was "
+                      "reached; the rest were not sent. Send them tomorrow.")
+            return False
+        return True
+
     try:
         try:
             smtp.open()
         except MailError as exc:
             outcome, notice = ("stopped" if exc.kind in sender.PERMANENT_KINDS else "paused",
                                exc.sentence)
-        while outcome == "done":
-            chunk = conn.execute(select(_OUT).where(
-                _OUT.c.bulk_job_id == job_id, _OUT.c.state == "queued")
-                .order_by(_OUT.c.id).limit(CHUNK)).all()
-            conn.rollback()
-            if not chunk:
-                break
-            for row in chunk:
-                if time.monotonic() - last_check >= CHECK_SECONDS or spacing:
-                    last_check = time.monotonic()
-                    if _cancelled_or_lost(conn, job_id, owner, lease):
-                        outcome = "cancelled"
-                        break
-                if allowance <= 0:
-                    outcome = "stopped"
-                    notice = ("Your administrator's limit of bulk messages per day was "
-                              "reached; the rest were not sent. Send them tomorrow.")
+        queued = _queued_rows(conn, job_id) if outcome == "done" else iter(())
+        upcoming = next(queued, None)
+        #: the row the server took (250) whose ``sent`` is not committed yet: it is
+        #: committed with the next row's claim, during that row's MAIL FROM round trip
+        #: (before any byte of the next message), or on its own
+        taken = None
+
+        def settle_taken() -> None:
+            nonlocal taken
+            row_ns, raw_bytes, _refused = taken
+            taken = None
+            crashpoint("bulk_after_sent")
+            filer.put(row_ns, raw_bytes)
+
+        #: the next row's bytes, built while the server digests the current message
+        prebuilt: dict[int, tuple] = {}
+
+        def while_waiting() -> None:
+            filer.step()
+            following = upcoming
+            if not fold or following is None or following.id in prebuilt:
+                return
+            prebuilt.clear()
+            try:
+                at = sender.now()
+                next_ns = _row_namespace(following, at)
+                next_prepared = sender.bulk_template(next_ns)
+                if next_prepared is not None:
+                    prebuilt[following.id] = (at, next_ns, next_prepared,
+                                              sender.raw_for(addon, next_ns, next_prepared))
+            except Exception:  # noqa: BLE001 - built again (and reported) when its turn comes
+                prebuilt.clear()
+
+        while True:
+            claimed_now = False
+            ready = None
+            if taken is not None and fold and upcoming is not None and may_go_on():
+                row, upcoming = upcoming, next(queued, None)
+                ready = prebuilt.pop(row.id, None)
+                stamp = ready[0] if ready is not None else sender.now()
+            else:
+                if taken is not None:
+                    marks.sent(taken[0].id, taken[2])
+                    settle_taken()
+                if outcome != "done":
                     break
-                stamp = sender.now()
-                with sender.write_lock:
-                    begin_write(conn)
-                    claimed = conn.execute(update(_OUT).where(
-                        _OUT.c.id == row.id, _OUT.c.state == "queued").values(
-                        state="sending", date=stamp, attempts=_OUT.c.attempts + 1,
-                        lease_owner=owner)).rowcount
-                    conn.commit()
-                if claimed != 1:
-                    continue
-                ns = _row_namespace(row, stamp)
-                message = sender.message_for(addon, ns)
-                crashpoint("bulk_before_smtp")
-                try:
-                    refused = smtp.send(ns.from_addr, [a for _n, a in
-                                                       compose.addresses_from_json(ns.to_addrs)],
-                                        message)
-                except MailError as exc:
-                    stop = _after_failure(conn, ns, exc)
-                    if stop is not None:
-                        outcome = "stopped" if exc.kind in sender.PERMANENT_KINDS else "paused"
-                        notice = stop
-                        break
-                    continue
-                crashpoint("bulk_after_smtp")
-                with sender.write_lock:
-                    begin_write(conn)
-                    conn.execute(update(_OUT).where(_OUT.c.id == row.id).values(
-                        state="sent", sent_at=sender.now(), lease_owner=None,
-                        error_kind="recipient_refused" if refused else None))
-                    conn.commit()
-                crashpoint("bulk_after_sent")
-                allowance -= 1
-                filer.put(ns, message)
-                if spacing:
+                if spacing and last_sent:
+                    last_sent = False
                     if _sleep_unless_cancelled(conn, job_id, owner, lease, spacing):
                         outcome = "cancelled"
                         break
+                row = None
+                # Claim the next row on its own (first message, after a failure, with
+                # spacing, or when the folded claim found the row taken).
+                while upcoming is not None and may_go_on():
+                    candidate, upcoming = upcoming, next(queued, None)
+                    stamp = sender.now()
+                    if marks.claim(candidate.id, stamp):
+                        row, claimed_now = candidate, True
+                        break
+                if row is None:
+                    break
+            if ready is not None:
+                _at, ns, prepared, raw = ready
+            else:
+                ns = _row_namespace(row, stamp)
+                prepared = sender.bulk_template(ns)
+                raw = None
+            rcpts = [a for _n, a in compose.addresses_from_json(ns.to_addrs)]
+            if not claimed_now and prepared is None:
+                # An unusual shape (the general path has no envelope hook): the
+                # previous row's ``sent`` and this row's claim are two commits.
+                marks.sent(taken[0].id, taken[2])
+                settle_taken()
+                if not marks.claim(row.id, stamp):
+                    continue
+                claimed_now = True
+            hook = None
+            if not claimed_now:
+                def hook(row_id=row.id, stamp=stamp, prev=taken) -> None:
+                    # The folded commit: the previous row ``sent``, this one ``sending``.
+                    if not marks.sent_and_claim(prev[0].id, prev[2], row_id, stamp):
+                        settle_taken()
+                        raise _NotClaimed
+                    settle_taken()
+                    crashpoint("bulk_before_smtp")
+            else:
+                crashpoint("bulk_before_smtp")
+            try:
+                if prepared is None:
+                    message = sender.message_for(addon, ns)
+                    raw = compose.flatten(message)
+                    refused = smtp.send(ns.from_addr, rcpts, message)
+                else:
+                    if raw is None:
+                        raw = sender.raw_for(addon, ns, prepared)
+                    refused = smtp.send_bytes(ns.from_addr, rcpts, raw,
+                                              while_waiting=while_waiting, on_envelope=hook)
+            except _NotClaimed:
+                continue  # someone else settled the row; the previous one is recorded
+            except MailError as exc:
+                if taken is not None:
+                    # The hook never ran (the connection failed before MAIL FROM was
+                    # written): the previous row is committed on its own and this one
+                    # was never claimed (still ``queued``, nothing of it sent).
+                    marks.sent(taken[0].id, taken[2])
+                    settle_taken()
+                    outcome = "stopped" if exc.kind in sender.PERMANENT_KINDS else "paused"
+                    notice = exc.sentence
+                    break
+                stop = _after_failure(conn, ns, exc)
+                if stop is not None:
+                    outcome = "stopped" if exc.kind in sender.PERMANENT_KINDS else "paused"
+                    notice = stop
+                    break
+                continue
+            crashpoint("bulk_after_smtp")
+            allowance -= 1
+            last_sent = True
+            taken = (ns, raw, bool(refused))
+            if not fold:
+                marks.sent(ns.id, bool(refused))
+                settle_taken()
+        if taken is not None:
+            marks.sent(taken[0].id, taken[2])
+            settle_taken()
     finally:
         smtp.close()
         filer.finish()
