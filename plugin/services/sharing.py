@@ -54,11 +54,15 @@ def _involves_domain(domain: str) -> ColumnElement[bool]:
 
 
 def visible(viewer: HostUser, gs: GlobalSettings | None,
-            ats_refs: Iterable[RecordRef] = ()) -> ColumnElement[bool]:
+            ats_refs: Iterable[RecordRef] = (),
+            joined_link_to: RecordRef | None = None) -> ColumnElement[bool]:
     """SQL condition on ``Message``: true where ``viewer`` may see the message.
 
     ``ats_refs``: records whose ATS-sent mail the viewer may see (from
     :func:`viewable_refs`); empty means no one else's ATS-sent mail.
+    ``joined_link_to``: the query already joins each message to its link to this record
+    (the timeline), so "is linked" and "is linked to that record" are known per row and
+    need no subquery; the rule is the same.
     """
     # Mailbox conditions are uncorrelated IN (...) lists the database computes once
     # per query; the few EXISTS probes name Message as correlated explicitly (a
@@ -67,7 +71,8 @@ def visible(viewer: HostUser, gs: GlobalSettings | None,
         return select(Mailbox.id).where(*conds)
 
     link = aliased(RecordLink)
-    linked = exists().where(link.message_id == Message.id).correlate(Message)
+    linked = true() if joined_link_to is not None else \
+        exists().where(link.message_id == Message.id).correlate(Message)
     owner = Message.mailbox_id.in_(boxes(Mailbox.user_id == str(viewer.id)))
 
     public_ok = (false() if str(viewer.id) in excluded_users(gs) else true())
@@ -83,11 +88,16 @@ def visible(viewer: HostUser, gs: GlobalSettings | None,
         share.record_id == custom_link.record_id).correlate(Message)
     synced = and_(Message.origin == "synced", or_(
         and_(Message.mailbox_id.in_(boxes(Mailbox.sharing == "public")), public_ok, linked),
-        and_(Message.mailbox_id.in_(boxes(Mailbox.sharing == "custom")), custom_shared),
+        # Only owners who ticked something can share anything under Custom.
+        and_(Message.mailbox_id.in_(boxes(
+            Mailbox.sharing == "custom",
+            Mailbox.user_id.in_(select(RecordShare.owner_user_id)))), custom_shared),
         and_(Message.mailbox_id.in_(boxes(Mailbox.sharing == "admin")), linked)
         if viewer.is_admin else false()))
 
     refs = sorted({(r.kind, str(r.id)) for r in ats_refs})
+    if joined_link_to is not None and (joined_link_to.kind, str(joined_link_to.id)) in refs:
+        return or_(owner, synced, Message.origin == "ats")
     ats_link = aliased(RecordLink)
     ats = and_(Message.origin == "ats", exists().where(
         ats_link.message_id == Message.id,

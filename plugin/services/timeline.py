@@ -32,7 +32,7 @@ def record_query(viewer: HostUser, gs: GlobalSettings | None, ref: RecordRef,
          .where(RecordLink.record_kind == ref.kind, RecordLink.record_id == str(ref.id),
                 Message.deleted.is_(False)))
     if filtered:
-        q = q.where(sharing.visible(viewer, gs, [ref] if may_view else []))
+        q = q.where(sharing.visible(viewer, gs, [ref] if may_view else [], joined_link_to=ref))
     return q.order_by(Message.date.desc(), Message.id.desc())
 
 
