@@ -13,10 +13,10 @@ from collections import defaultdict
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from plugin.mail.account import ServerSettings
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
 from plugin.models import Mailbox, Message, MessageLocation, RecordLink
+from plugin.services.credentials import incoming_settings
 from plugin.services.policy import connection_policy
 
 log = logging.getLogger("plugin.integrated_email.import")
@@ -40,8 +40,7 @@ def consolidate(addon, mailbox_id: int) -> int:  # noqa: ANN001
         if not rows:
             return 0
         target = mb.consolidate_folder
-        settings = ServerSettings(mb.in_host, int(mb.in_port), mb.in_security, mb.in_login,
-                                  addon.secrets.decrypt(mb.in_password))
+        settings = incoming_settings(mb, addon.secrets)
         policy = connection_policy(addon, s)
     by_folder: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
     for mid, folder, validity, uid in rows:

@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from plugin.blobs import blob_store
 from plugin.host import RecordRef
-from plugin.mail.account import ServerSettings
 from plugin.mail.errors import (
     AUTH_FAILED,
     AUTH_UNAVAILABLE,
@@ -47,6 +46,7 @@ from plugin.mail.errors import (
 from plugin.mail.imap import ImapSession
 from plugin.mail.parse import message_key_for, parse_message
 from plugin.mail.smtp import SmtpSession
+from plugin.services.credentials import incoming_settings, outgoing_settings
 from plugin.models import Attachment as StoredAttachment
 from plugin.models import Mailbox, Message, RecordLink
 from plugin.models.outbound import OutboundMessage
@@ -121,24 +121,6 @@ def lease_length(addon) -> timedelta:
 
 
 # ------------------------------------------------------------------ server settings
-
-
-def outgoing_settings(mb: Mailbox, secrets) -> ServerSettings:
-    """The SMTP settings of a stored mailbox, password decrypted."""
-    if mb.same_credentials:
-        login, token = mb.in_login or "", mb.in_password
-    else:
-        login, token = mb.out_login or "", mb.out_password
-    password = secrets.decrypt(token) if token else ""
-    return ServerSettings(mb.out_host, int(mb.out_port), mb.out_security, login, password)
-
-
-def incoming_settings(mb: Mailbox, secrets) -> ServerSettings | None:
-    if mb.protocol != "imap" or not mb.in_host:
-        return None
-    password = secrets.decrypt(mb.in_password) if mb.in_password else ""
-    return ServerSettings(mb.in_host, int(mb.in_port), mb.in_security, mb.in_login or "",
-                          password)
 
 
 def provider_files_sent(mb: Mailbox) -> bool:
@@ -251,7 +233,8 @@ class SentFolder:
     """The IMAP Sent folder of a mailbox, on one connection (use as a context manager)."""
 
     def __init__(self, addon, mb: Mailbox, policy) -> None:
-        self.settings = incoming_settings(mb, addon.secrets)
+        # The Sent folder is an IMAP folder; POP3 mailboxes keep sent copies here only.
+        self.settings = incoming_settings(mb, addon.secrets) if mb.protocol == "imap" else None
         self.policy = policy
         self.imap: ImapSession | None = None
         self.name: str | None = None

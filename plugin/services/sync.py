@@ -35,6 +35,7 @@ from plugin.mail.imap import ImapSession
 from plugin.mail.pop3 import Pop3Session
 from plugin.models import FetchCursor, Mailbox, MessageLocation
 from plugin.services import fetch_status
+from plugin.services.credentials import incoming_settings
 from plugin.services.faults import crashpoint
 from plugin.services.mailbox_state import password_changed
 from plugin.services.store import BatchResult, FetchedItem, MessageStore, begin_write
@@ -111,14 +112,10 @@ def sync_mailbox(addon, mailbox_id: int) -> SyncResult:
         s.commit()
         snapshot = _MailboxView(mb.id, mb.email, mb.protocol, mb.delete_policy,
                                 mb.delete_after_days)
-        password_token = mb.in_password
-        settings_args = (mb.in_host, int(mb.in_port or 0), mb.in_security or "ssl",
-                         mb.in_login or mb.email)
 
     syncer = None
     try:
-        password = addon.secrets.decrypt(password_token) if password_token else ""
-        settings = ServerSettings(*settings_args, password=password)
+        settings = incoming_settings(mb, addon.secrets)  # mb stays loaded after commit
         store = MessageStore(addon.engine, blob_store(addon.app.config), snapshot.id,
                              snapshot.email)
         cls = ImapSync if snapshot.protocol == "imap" else Pop3Sync

@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session
 
 from plugin.blobs import blob_store
 from plugin.host import HostRecord, HostUser, RecordRef
-from plugin.mail.account import ServerSettings
 from plugin.mail.parse import find_part
 from plugin.models import (Attachment, FetchCursor, GlobalSettings, Mailbox, Message,
                            MessageLocation, RecordLink)
 from plugin.services import search as search_service
 from plugin.services import sharing
+from plugin.services.credentials import incoming_settings
 
 log = logging.getLogger("plugin.integrated_email.webmail")
 
@@ -355,9 +355,7 @@ def _enqueue(addon, mailbox_id: int, work, locations, arg) -> None:  # noqa: ANN
     mb = s.get(Mailbox, mailbox_id)
     if mb is None or mb.protocol != "imap" or not mb.in_host:
         return
-    password = addon.secrets.decrypt(mb.in_password) if mb.in_password else ""
-    settings = ServerSettings(mb.in_host, int(mb.in_port or 0), mb.in_security or "ssl",
-                              mb.in_login or mb.email, password=password)
+    settings = incoming_settings(mb, addon.secrets)
     policy = connection_policy(addon, s)
     job = (work, settings, policy, locations, arg)
     jobs = s.info.setdefault("ie_server_jobs", [])
