@@ -30,6 +30,7 @@ from plugin.services import bulk as bulk_service
 from plugin.services import compose as compose_service
 from plugin.services import merge, outbox
 from plugin.services import settings as settings_service
+from plugin.services import setup as setup_service
 
 T = "integrated_email/"
 
@@ -38,7 +39,7 @@ T = "integrated_email/"
 
 
 def _mailbox_or_none():
-    return outbox.active_mailbox(get_addon().session(), g.ie_user.id)
+    return setup_service.active_mailbox(get_addon().session(), g.ie_user.id)
 
 
 def _no_mailbox():

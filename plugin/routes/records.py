@@ -9,20 +9,16 @@ from sqlalchemy import select
 
 from plugin.addon import get_addon
 from plugin.host import RecordRef
-from plugin.models import GlobalSettings, Mailbox
+from plugin.models import GlobalSettings
+from plugin.services import setup as setup_service
 from plugin.services import sharing, timeline
-
-
-def _active_mailbox(session, user_id: str) -> Mailbox | None:  # noqa: ANN001
-    return session.scalar(select(Mailbox).where(Mailbox.user_id == str(user_id),
-                                                Mailbox.is_active.is_(True)))
 
 
 def _context(addon, ref: RecordRef) -> dict:  # noqa: ANN001
     s = addon.session()
     viewer = addon.host.current_user()
     gs = s.get(GlobalSettings, 1)
-    own = _active_mailbox(s, viewer.id)
+    own = setup_service.active_mailbox(s, viewer.id)
     return {
         "ref": ref,
         "entries": timeline.entries(s, addon.host, viewer, ref),
@@ -67,7 +63,7 @@ def record_share(kind: str, record_id: str):  # noqa: ANN201
     ref = _ref_or_404(kind, record_id)
     addon = get_addon()
     s = addon.session()
-    own = _active_mailbox(s, g.ie_user.id)
+    own = setup_service.active_mailbox(s, g.ie_user.id)
     if own is None or own.sharing != "custom":
         abort(404)
     sharing.set_share(s, g.ie_user.id, ref, request.form.get("shared") == "on")

@@ -14,12 +14,12 @@ from plugin.addon import get_addon
 from plugin.mail.errors import MailError
 from plugin.mail.probe import test_connection as probe
 from plugin.models import Mailbox
+from plugin.services import fetch_status
 from plugin.services import settings as settings_service
 from plugin.services import setup as setup_service
 from plugin.services.policy import connection_policy
 from plugin.services.ratelimit import RateLimiter
 
-_limiters: dict[int, RateLimiter] = {}
 
 
 def wants_fragment() -> bool:
@@ -66,8 +66,7 @@ def save_mailbox(s, mb: Mailbox, values: dict, outbound_only: bool) -> Mailbox: 
     if is_new or not any(m.is_active for m in setup_service.user_mailboxes(s, mb.user_id)):
         setup_service.make_active(s, mb)
     if password_changed or server_changed:
-        from plugin.services.mailbox_state import password_changed as resume
-        resume(mb)
+        fetch_status.password_changed(mb)
     return mb
 
 
@@ -183,7 +182,9 @@ def test_connection():  # noqa: ANN201
         abort(403)
     addon = get_addon()
     per_minute = int(current_app.config["IE_TEST_CONNECTION_PER_MINUTE"])
-    limiter = _limiters.setdefault(id(addon), RateLimiter(per_minute))
+    limiter = getattr(addon, "_test_limiter", None)
+    if limiter is None:
+        limiter = addon._test_limiter = RateLimiter(per_minute)
     s = addon.session()
     gs = settings_service.load(s)
     outbound_only = gs.outbound_only
@@ -202,7 +203,8 @@ def test_connection():  # noqa: ANN201
     if errors:
         message = "Fill in the highlighted fields first, then test again."
     elif not limiter.allow(g.ie_user.id):
-        message = "You have tested the connection several times in a row. Wait a minute and try again."
+        message = ("You have tested the connection several times in a row. "
+                   "Wait a minute and try again.")
     else:
         try:
             result = _run_probe(values, existing, outbound_only)

@@ -58,6 +58,17 @@ def record_failure(mb: Mailbox, now: datetime, kind: str, sentence: str) -> None
     mb.next_fetch_at = now + backoff(mb.failure_count)
 
 
+def password_changed(mb: Mailbox) -> None:
+    """The owner gave a new password or server: resume fetching at once."""
+    mb.paused = False
+    mb.pause_reason = None
+    mb.auth_failures = 0
+    mb.failure_count = 0
+    mb.last_error = None
+    mb.last_error_kind = None
+    mb.next_fetch_at = None
+
+
 def pause(mb: Mailbox, reason: str, sentence: str) -> None:
     mb.paused = True
     mb.pause_reason = reason

@@ -30,11 +30,6 @@ log = logging.getLogger("plugin.integrated_email.send")
 _OUT = OutboundMessage.__table__
 
 
-def active_mailbox(session, user_id: str) -> Mailbox | None:
-    return session.scalars(select(Mailbox).where(Mailbox.user_id == user_id,
-                                                 Mailbox.is_active.is_(True))).first()
-
-
 def queue(addon, session: Session, user: HostUser, mb: Mailbox,
           draft: compose.Draft, records: list[RecordRef]) -> OutboundMessage:
     """Write the outbox row (Message-ID made here) and commit it; nothing is sent yet."""

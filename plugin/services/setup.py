@@ -297,6 +297,12 @@ def user_mailboxes(session, user_id: str) -> list[Mailbox]:  # noqa: ANN001
                                 .order_by(Mailbox.id)))
 
 
+def active_mailbox(session, user_id: str) -> Mailbox | None:  # noqa: ANN001
+    """The user's active mailbox: the one fetched and sent from (None: not set up)."""
+    return session.scalars(select(Mailbox).where(Mailbox.user_id == str(user_id),
+                                                 Mailbox.is_active.is_(True))).first()
+
+
 def owned_mailbox(session, user_id: str, mailbox_id: int) -> Mailbox | None:  # noqa: ANN001
     """The user's own mailbox by id; another user's is None (the route answers 404)."""
     mb = session.get(Mailbox, mailbox_id)

@@ -37,7 +37,7 @@ from plugin.models import FetchCursor, Mailbox, MessageLocation
 from plugin.services import fetch_status
 from plugin.services.credentials import incoming_settings
 from plugin.services.faults import crashpoint
-from plugin.services.mailbox_state import password_changed
+from plugin.services.fetch_status import password_changed
 from plugin.services.store import BatchResult, FetchedItem, MessageStore, begin_write
 
 log = logging.getLogger("plugin.integrated_email.sync")
