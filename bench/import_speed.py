@@ -11,7 +11,7 @@ import email
 import email.policy
 import logging
 
-from _lab import addon_app, imap_login, lab, new_mailbox, peak_rss_mb, realistic_message, timed
+from _lab import best_of_rounds, import_once, imap_login, lab, peak_rss_mb, realistic_message
 
 
 def baseline(dovecot, user) -> int:
@@ -34,15 +34,6 @@ def baseline(dovecot, user) -> int:
     return n
 
 
-def ours(dovecot, user) -> int:
-    from plugin.services.sync import sync_mailbox
-    with addon_app(dovecot) as addon:
-        mbid = new_mailbox(addon, dovecot, user)
-        result = sync_mailbox(addon, mbid)
-        assert result.error_kind is None, result
-        return result.stored
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=10_000)
@@ -52,13 +43,9 @@ def main() -> None:
     with lab() as dovecot:
         user = dovecot.add_user("bench", "bench-pass")
         dovecot.fill(user, args.messages, make=realistic_message)
-        best_base = best_ours = float("inf")
-        for r in range(args.rounds):
-            tb, nb = timed(lambda: baseline(dovecot, user))
-            to, no = timed(lambda: ours(dovecot, user))
-            assert nb == no == args.messages, (nb, no)
-            print(f"round {r + 1}: baseline {tb:.2f} s, import {to:.2f} s", flush=True)
-            best_base, best_ours = min(best_base, tb), min(best_ours, to)
+        best_base, best_ours = best_of_rounds(
+            lambda: baseline(dovecot, user), lambda: import_once(dovecot, user, "imap"),
+            args.rounds, args.messages)
         x, y = args.messages / best_ours, args.messages / best_base
         print(f"import/baseline ratio: {x / y:.2f} (import {x:.0f} msg/s, baseline {y:.0f} "
               f"msg/s, peak RSS {peak_rss_mb():.0f} MB)")

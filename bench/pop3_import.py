@@ -11,7 +11,7 @@ import email.policy
 import logging
 import poplib
 
-from _lab import addon_app, lab, new_mailbox, realistic_message, timed, tls_context
+from _lab import best_of_rounds, import_once, lab, realistic_message, tls_context
 
 
 def baseline(dovecot, user) -> int:
@@ -29,15 +29,6 @@ def baseline(dovecot, user) -> int:
     return count
 
 
-def ours(dovecot, user) -> int:
-    from plugin.services.sync import sync_mailbox
-    with addon_app(dovecot) as addon:
-        mbid = new_mailbox(addon, dovecot, user, protocol="pop3")
-        result = sync_mailbox(addon, mbid)
-        assert result.error_kind is None, result
-        return result.stored
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=10_000)
@@ -47,13 +38,9 @@ def main() -> None:
     with lab() as dovecot:
         user = dovecot.add_user("benchpop", "bench-pass")
         dovecot.fill(user, args.messages, make=realistic_message)
-        best_base = best_ours = float("inf")
-        for r in range(args.rounds):
-            tb, nb = timed(lambda: baseline(dovecot, user))
-            to, no = timed(lambda: ours(dovecot, user))
-            assert nb == no == args.messages, (nb, no)
-            print(f"round {r + 1}: baseline {tb:.2f} s, import {to:.2f} s", flush=True)
-            best_base, best_ours = min(best_base, tb), min(best_ours, to)
+        best_base, best_ours = best_of_rounds(
+            lambda: baseline(dovecot, user), lambda: import_once(dovecot, user, "pop3"),
+            args.rounds, args.messages)
         print(f"pop3 import/baseline ratio: {best_base / best_ours:.2f}")
 
 
