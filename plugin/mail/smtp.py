@@ -299,13 +299,16 @@ class SmtpSession:
         """
         if not rcpts:
             raise ValueError("no recipients")
+        if isinstance(message, email.message.Message):
+            return self._deliver(rcpts, lambda smtp: smtp.send_message(message, from_addr, rcpts))
+        raw = normalise_line_endings(message)
+        return self._deliver(rcpts, lambda smtp: smtp.sendmail(from_addr, rcpts, raw))
+
+    def _deliver(self, rcpts: list[str], transaction) -> dict[str, int]:  # noqa: ANN001
+        """Run one SMTP transaction on the reused connection; refused recipients' codes."""
         self._ensure_open()
-        smtp = self._smtp
         try:
-            if isinstance(message, email.message.Message):
-                refused = smtp.send_message(message, from_addr, rcpts)
-            else:
-                refused = smtp.sendmail(from_addr, rcpts, normalise_line_endings(message))
+            refused = transaction(self._smtp)
         except smtplib.SMTPServerDisconnected:
             self.close(polite=False)
             raise
@@ -336,18 +339,9 @@ class SmtpSession:
         """
         if not rcpts:
             raise ValueError("no recipients")
-        self._ensure_open()
-        smtp = self._smtp
-        try:
-            refused = _sendmail(smtp, from_addr, rcpts, normalise_line_endings(raw),
-                                while_waiting, on_envelope)
-        except smtplib.SMTPServerDisconnected:
-            self.close(polite=False)
-            raise
-        self._last_used = time.monotonic()
-        if refused:
-            log.info("smtp server refused %d of %d recipients", len(refused), len(rcpts))
-        return {rcpt: code for rcpt, (code, _text) in refused.items()}
+        data = normalise_line_endings(raw)
+        return self._deliver(rcpts, lambda smtp: _sendmail(
+            smtp, from_addr, rcpts, data, while_waiting, on_envelope))
 
     @_guarded
     def noop(self) -> None:
