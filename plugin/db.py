@@ -7,10 +7,13 @@ keeps its own engine even when it shares the host's database.
 from __future__ import annotations
 
 import os
+import select
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData, create_engine, event, exc
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 
 NAMING = {
@@ -49,7 +52,45 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    event.listen(engine, "checkout", _check_alive)
+    return engine
+
+
+def _check_alive(dbapi_conn, _record, _proxy) -> None:  # noqa: ANN001
+    """Pessimistic disconnect handling without a round trip per checkout.
+
+    SQLAlchemy's ``pool_pre_ping`` sends a query each time a connection leaves the
+    pool: a network round trip, several per fetch. A pooled connection sits idle, so
+    its socket has nothing to read unless the server closed it (a restart, an idle
+    timeout, pg_terminate_backend); then the pool drops it and checks out another.
+    (A link that died silently is found at first use instead, and the pool is reset.)
+    """
+    if getattr(dbapi_conn, "closed", False) or getattr(dbapi_conn, "broken", False):
+        raise exc.DisconnectionError("connection closed")
+    fileno = getattr(dbapi_conn, "fileno", None)
+    if fileno is None:  # a driver without a socket to look at: a classic ping
+        try:
+            cur = dbapi_conn.cursor()
+            cur.execute("SELECT 1")
+            cur.close()
+        except Exception as e:  # noqa: BLE001 - any failure means: not usable
+            raise exc.DisconnectionError(str(e)) from e
+        return
+    try:
+        readable, _w, _x = select.select([fileno()], [], [], 0)
+    except (OSError, ValueError) as e:
+        raise exc.DisconnectionError(str(e)) from e
+    if readable:
+        raise exc.DisconnectionError("the server closed the connection")
+
+
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[Connection]:
+    """A connection whose every statement commits on its own: one round trip for a
+    single-statement write or read, where a transaction would add BEGIN and COMMIT."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
 
 
 def make_session_factory(engine: Engine) -> scoped_session:
