@@ -25,8 +25,11 @@ def _is_reloader_parent(app) -> bool:  # noqa: ANN001
         and os.environ.get("FLASK_RUN_FROM_CLI") == "true"
 
 
-def build_scheduler(addon, scheduler_cls=BackgroundScheduler):  # noqa: ANN001
-    """A scheduler with the add-on's jobs (listed in manifest.json) added."""
+def build_scheduler(addon, scheduler_cls=BackgroundScheduler,  # noqa: ANN001
+                    first_tick_in: float = 2.0):
+    """A scheduler with the add-on's jobs (listed in manifest.json) added; the first
+    dispatcher tick comes ``first_tick_in`` seconds after the start (a web process
+    lets the app finish starting; a worker process has nothing else to do)."""
     from plugin.jobs.fetch import dispatch
     app = addon.app
     sched = scheduler_cls(job_defaults={"coalesce": True, "max_instances": 1,
@@ -38,14 +41,14 @@ def build_scheduler(addon, scheduler_cls=BackgroundScheduler):  # noqa: ANN001
 
     sched.add_job(run_dispatch, "interval", seconds=int(app.config["IE_DISPATCH_SECONDS"]),
                   id="integrated_email.dispatch_fetch", name="Fetch due mailboxes",
-                  next_run_time=_soon())
+                  next_run_time=_soon(first_tick_in))
     __import__("plugin.jobs.send", fromlist=["register"]).register(sched, addon)
     return sched
 
 
-def _soon():  # noqa: ANN202
+def _soon(seconds: float):  # noqa: ANN202
     from datetime import datetime, timedelta, timezone
-    return datetime.now(timezone.utc) + timedelta(seconds=2)
+    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
 
 
 def start_scheduler_if_embedded(addon) -> BackgroundScheduler | None:  # noqa: ANN001

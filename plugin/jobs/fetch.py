@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +17,9 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
+from plugin.db import autocommit
 from plugin.jobs import leases
-from plugin.models import GlobalSettings, Mailbox
+from plugin.models import Mailbox
 
 log = logging.getLogger("plugin.integrated_email.jobs")
 
@@ -43,12 +43,8 @@ class Dispatcher:
 
     def _may_fetch(self) -> bool:
         """Active, set up, and not in outbound-only mode."""
-        if not self.addon.is_active():
-            return False
-        with self.addon.engine.connect() as conn:
-            gs = conn.execute(select(GlobalSettings.saved_at, GlobalSettings.outbound_only)
-                              .where(GlobalSettings.id == 1)).first()
-        return gs is not None and gs.saved_at is not None and not gs.outbound_only
+        with autocommit(self.addon.engine) as conn:
+            return bool(conn.execute(select(leases.fetching_on())).scalar())
 
     def tick(self, wait: bool = False) -> int:
         """One dispatcher round; returns how many mailboxes it started syncing.
@@ -72,46 +68,41 @@ class Dispatcher:
         return len(ids)
 
     def _work(self, mailbox_id: int) -> None:
-        """Sync a claimed mailbox, then claim and sync more while any is due."""
+        """Sync a claimed mailbox, then claim and sync more while any is due (the
+        claim itself finds nothing once fetching is switched off)."""
         while mailbox_id is not None:
             self._sync_one(mailbox_id)
-            mailbox_id = None
-            if self._may_fetch():
-                now = datetime.now(timezone.utc)
-                more = leases.claim_due(self.addon.engine, self.name, 1, now, self.lease)
-                if more:
-                    mailbox_id = more[0]
-                    with self.lock:
-                        self.running.add(mailbox_id)
+            now = datetime.now(timezone.utc)
+            more = leases.claim_due(self.addon.engine, self.name, 1, now, self.lease)
+            mailbox_id = more[0] if more else None
+            if mailbox_id is not None:
+                with self.lock:
+                    self.running.add(mailbox_id)
 
     def _sync_one(self, mailbox_id: int) -> None:
         from plugin.services.importer import link_pending
         from plugin.services.sync import sync_mailbox
 
-        next_at = None
+        def give_back(mb: Mailbox) -> None:
+            # In the sync's own status write: one transaction ends the sync and the lease.
+            leases.give_back(mb, self.name, JITTER)
+
+        released = False
         try:
             with self.addon.app.app_context():
-                result = sync_mailbox(self.addon, mailbox_id)
+                result = sync_mailbox(self.addon, mailbox_id, on_finish=give_back)
+                released = result.recorded
                 log.info("worker %s synced mailbox %s: %d new, %s", self.name, mailbox_id,
                          result.stored, result.error_kind or result.skipped or "ok")
-                # Sweep up any batch whose import a crash interrupted.
-                link_pending(self.addon, mailbox_id)
-            next_at = self._jittered_next(mailbox_id)
+                if result.unlinked:  # a batch whose import a crash interrupted
+                    link_pending(self.addon, mailbox_id)
         except Exception:  # noqa: BLE001 - the pool thread must survive any mailbox
             log.exception("sync of mailbox %s crashed", mailbox_id)
         finally:
-            leases.release(self.addon.engine, self.name, mailbox_id, next_at)
+            if not released:
+                leases.release(self.addon.engine, self.name, mailbox_id, None)
             with self.lock:
                 self.running.discard(mailbox_id)
-
-    def _jittered_next(self, mailbox_id: int) -> datetime | None:
-        with self.addon.engine.connect() as conn:
-            row = conn.execute(select(Mailbox.next_fetch_at, Mailbox.last_attempt_at)
-                               .where(Mailbox.id == mailbox_id)).first()
-        if row is None or row.next_fetch_at is None or row.last_attempt_at is None:
-            return None
-        span = (row.next_fetch_at - row.last_attempt_at).total_seconds()
-        return row.next_fetch_at + timedelta(seconds=random.uniform(0, max(span, 0) * JITTER))
 
     def shutdown(self, wait: bool = True) -> None:
         self.pool.shutdown(wait=wait, cancel_futures=True)

@@ -75,22 +75,29 @@ def link_pending(addon, mailbox_id: int, message_ids: list[int] | None = None) -
             return total
 
 
+#: what linking reads of a message (never the bodies)
+_FIELDS = (Message.id, Message.message_key, Message.from_addr, Message.from_name,
+           Message.to_addrs, Message.cc_addrs, Message.in_reply_to, Message.references,
+           Message.subject, Message.snippet, Message.date)
+
+
 def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[int, int]:  # noqa: ANN001
     host = addon.host
     with Session(addon.engine, expire_on_commit=False) as s:
-        mb = s.get(Mailbox, mailbox_id)
-        if mb is None:
-            return 0, 0
-        q = select(Message).where(Message.mailbox_id == mailbox_id,
-                                  Message.import_checked.is_(False))
+        q = select(*_FIELDS).where(Message.mailbox_id == mailbox_id,
+                                   Message.import_checked.is_(False))
         if message_ids is not None:
             q = q.where(Message.id.in_(message_ids))
-        msgs = list(s.scalars(q.order_by(Message.id).limit(BATCH)))
+        msgs = s.execute(q.order_by(Message.id).limit(BATCH)).all()
         if not msgs:
             return 0, 0
+        mb = s.execute(select(Mailbox.user_id, Mailbox.email, Mailbox.protocol,
+                              Mailbox.consolidate_folder)
+                       .where(Mailbox.id == mailbox_id)).first()
+        if mb is None:
+            return 0, 0
         ids = [m.id for m in msgs]
-        gs = settings_service.load(s)
-        if not gs.auto_import:
+        if not settings_service.auto_import(s):
             s.execute(update(Message).where(Message.id.in_(ids)).values(import_checked=True))
             s.commit()
             return 0, len(msgs)
@@ -123,7 +130,7 @@ def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[
 
         existing = {(mid, k, r) for mid, k, r in s.execute(
             select(RecordLink.message_id, RecordLink.record_kind, RecordLink.record_id)
-            .where(RecordLink.message_id.in_(ids)))}
+            .where(RecordLink.message_id.in_(list(wanted))))} if wanted else set()
         by_id = {m.id: m for m in msgs}
         created = 0
         for mid, refs in wanted.items():

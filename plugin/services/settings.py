@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from sqlalchemy import select
+
 from plugin.mail.presets import min_poll_minutes
 from plugin.models import GlobalSettings
 from plugin.models.settings import SHARING_OPTIONS
@@ -32,6 +34,12 @@ def load(session) -> GlobalSettings:  # noqa: ANN001
                             bulk_spacing_seconds=2, allowed_mail_hosts="",
                             public_excluded_users="", public_excluded_domains="")
     return gs
+
+
+def auto_import(session) -> bool:  # noqa: ANN001
+    """The admin's "automatic import" switch alone (on until the settings say otherwise)."""
+    value = session.scalar(select(GlobalSettings.auto_import).where(GlobalSettings.id == 1))
+    return True if value is None else bool(value)
 
 
 def is_complete(session) -> bool:  # noqa: ANN001

@@ -33,7 +33,7 @@ from plugin.mail.account import ServerSettings
 from plugin.mail.errors import FOLDER_MISSING, MailError, classify
 from plugin.mail.imap import ImapSession
 from plugin.mail.pop3 import Pop3Session
-from plugin.models import FetchCursor, Mailbox, MessageLocation
+from plugin.models import FetchCursor, Mailbox, Message, MessageLocation
 from plugin.services import fetch_status
 from plugin.services.credentials import incoming_settings
 from plugin.services.faults import crashpoint
@@ -50,6 +50,7 @@ UIDVALIDITY_WINDOW = timedelta(days=1)
 
 _LOC = MessageLocation.__table__
 _CUR = FetchCursor.__table__
+_MSG = Message.__table__
 
 #: callables ``hook(addon, mailbox_id, message_ids)`` run after each committed batch
 #: that created messages (automatic linking to records plugs in here)
@@ -72,6 +73,11 @@ class SyncResult:
     error_kind: str | None = None
     #: why nothing was attempted: "missing", "inactive", "paused", "no_incoming"
     skipped: str | None = None
+    #: stored messages may still wait for automatic linking (left by an earlier
+    #: sync that crashed, or by a batch whose hook failed): sweep them up
+    unlinked: bool = False
+    #: the outcome (and ``on_finish``) was committed to the mailbox row
+    recorded: bool = False
 
 
 def _now() -> datetime:
@@ -81,32 +87,40 @@ def _now() -> datetime:
 # ------------------------------------------------------------------ entry point
 
 
-def sync_mailbox(addon, mailbox_id: int) -> SyncResult:
+def sync_mailbox(addon, mailbox_id: int,
+                 on_finish: Callable[[Mailbox], None] | None = None) -> SyncResult:
     """Fetch a mailbox's new mail and update its status. Never raises for mail or
-    message trouble: the outcome is in the result and on the mailbox row."""
+    message trouble: the outcome is in the result and on the mailbox row.
+
+    ``on_finish(mailbox)`` runs in the transaction that records the outcome, with the
+    row locked (the dispatcher gives its lease back there, in the same write)."""
     from plugin.services.policy import connection_policy
     from plugin.services.settings import fetch_interval_for, load
 
     result = SyncResult()
     now = _now()
+    # One transaction reads all a sync needs (mailbox, settings, folder cursors,
+    # whether mail waits for linking) and marks the attempt.
     with Session(addon.engine, expire_on_commit=False) as s:
         mb = s.get(Mailbox, mailbox_id)
-        if mb is None:
-            result.skipped = "missing"
-            return result
-        if not mb.is_active:
-            result.skipped = "inactive"
-            return result
-        if mb.paused:
-            result.skipped = "paused"
-            return result
-        if mb.protocol not in ("imap", "pop3") or not mb.in_host:
-            result.skipped = "no_incoming"
+        result.skipped = _skip_reason(mb)
+        if result.skipped:
+            if mb is not None and on_finish is not None:
+                begin_write(s.connection())
+                on_finish(mb)
+                s.commit()
+                result.recorded = True
             return result
         gs = load(s)
         window = (gs.initial_sync_days, gs.initial_sync_messages)
         interval = fetch_interval_for(gs, mb.in_host)
         policy = connection_policy(addon, s)
+        cursors = [dict(r._mapping) for r in s.execute(
+            select(_CUR).where(_CUR.c.mailbox_id == mailbox_id).order_by(_CUR.c.id))
+        ] if mb.protocol == "imap" else []
+        result.unlinked = s.execute(select(_MSG.c.id).where(
+            _MSG.c.mailbox_id == mailbox_id, _MSG.c.import_checked.is_(False)).limit(1)
+        ).first() is not None
         mb.last_attempt_at = now
         mb.progress_count = 0
         s.commit()
@@ -119,47 +133,72 @@ def sync_mailbox(addon, mailbox_id: int) -> SyncResult:
         store = MessageStore(addon.engine, blob_store(addon.app.config), snapshot.id,
                              snapshot.email)
         cls = ImapSync if snapshot.protocol == "imap" else Pop3Sync
-        syncer = cls(addon, snapshot, settings, policy, store, window)
+        syncer = cls(addon, snapshot, settings, policy, store, window, cursors)
         syncer.run()
     except MailError as exc:
         kind, sentence = exc.kind, exc.sentence
         result.error_kind = kind
-        _finish(addon, mailbox_id, lambda m: fetch_status.record_failure(
-            m, _now(), kind, sentence))
+        change = lambda m: fetch_status.record_failure(m, _now(), kind, sentence)  # noqa: E731
         log.info("sync of mailbox %s failed: %s", mailbox_id, kind)
     except SecretKeyError as exc:  # the admin's keys, not the owner's password
         sentence = str(exc)
         result.error_kind = "secret_key"
-        _finish(addon, mailbox_id, lambda m: fetch_status.record_failure(
-            m, _now(), "secret_key", sentence))
+        change = lambda m: fetch_status.record_failure(  # noqa: E731
+            m, _now(), "secret_key", sentence)
     except Exception:  # one mailbox must never stop the others
         log.exception("sync of mailbox %s failed unexpectedly", mailbox_id)
         result.error_kind = "internal"
-        _finish(addon, mailbox_id, lambda m: fetch_status.record_failure(
-            m, _now(), "internal", fetch_status.INTERNAL_SENTENCE))
+        change = lambda m: fetch_status.record_failure(  # noqa: E731
+            m, _now(), "internal", fetch_status.INTERNAL_SENTENCE)
     else:
         pause_sentence = syncer.pause_sentence
-        def ok(m: Mailbox) -> None:
+
+        def change(m: Mailbox) -> None:
             fetch_status.record_success(m, _now(), interval)
             if pause_sentence:
                 fetch_status.pause(m, "uidvalidity", pause_sentence)
-        _finish(addon, mailbox_id, ok)
+    cursor_updates = syncer.cursor_updates if syncer is not None else {}
+    result.recorded = _finish(addon, mailbox_id, change, cursor_updates, on_finish)
     if syncer is not None:
         result.stored = syncer.totals.stored
         result.duplicates = syncer.totals.duplicates
         result.quarantined = syncer.totals.quarantined
+        result.unlinked = result.unlinked or syncer.hook_failed
     return result
 
 
-def _finish(addon, mailbox_id: int, change: Callable[[Mailbox], None]) -> None:
+def _skip_reason(mb: Mailbox | None) -> str | None:
+    if mb is None:
+        return "missing"
+    if not mb.is_active:
+        return "inactive"
+    if mb.paused:
+        return "paused"
+    if mb.protocol not in ("imap", "pop3") or not mb.in_host:
+        return "no_incoming"
+    return None
+
+
+def _finish(addon, mailbox_id: int, change: Callable[[Mailbox], None],
+            cursor_updates: dict[int, dict], on_finish: Callable[[Mailbox], None] | None
+            ) -> bool:
+    """Record the outcome: the mailbox's status, the folder cursors that no stored
+    row carried, and the caller's ``on_finish``, in one write; True once committed."""
     try:
         with Session(addon.engine, expire_on_commit=False) as s:
-            mb = s.get(Mailbox, mailbox_id)
+            begin_write(s.connection())
+            mb = s.get(Mailbox, mailbox_id, with_for_update=True)
             if mb is not None:
+                for cursor_id, values in cursor_updates.items():
+                    s.execute(update(_CUR).where(_CUR.c.id == cursor_id).values(**values))
                 change(mb)
+                if on_finish is not None:
+                    on_finish(mb)
                 s.commit()
+                return True
     except Exception:
         log.exception("could not record the sync status of mailbox %s", mailbox_id)
+    return False
 
 
 @dataclass(frozen=True)
@@ -173,7 +212,8 @@ class _MailboxView:
 
 class _Sync:
     def __init__(self, addon, mailbox: _MailboxView, settings: ServerSettings,
-                 policy, store: MessageStore, window: tuple[int, int]) -> None:
+                 policy, store: MessageStore, window: tuple[int, int],
+                 cursors: list[dict] | None = None) -> None:
         self.addon = addon
         self.mailbox = mailbox
         self.settings = settings
@@ -184,6 +224,17 @@ class _Sync:
         self.totals = BatchResult()
         #: set when the mailbox must pause after this run (looping UIDVALIDITY)
         self.pause_sentence: str | None = None
+        #: the folder cursors read with the mailbox (IMAP)
+        self.cursors = cursors or []
+        #: cursor changes no stored row depends on (an empty folder's first look,
+        #: UIDNEXT after a batch): written with the mailbox status at the end. Lost
+        #: in a crash they only make the next sync look again.
+        self.cursor_updates: dict[int, dict] = {}
+        #: a batch hook (automatic linking) failed: its messages wait for the sweep
+        self.hook_failed = False
+
+    def _defer_cursor(self, cursor_id: int, **values) -> None:
+        self.cursor_updates.setdefault(cursor_id, {}).update(values)
 
     def _stored(self, batch: BatchResult) -> None:
         crashpoint("after_commit")
@@ -193,7 +244,21 @@ class _Sync:
                 try:
                     hook(self.addon, self.mailbox.id, list(batch.new_message_ids))
                 except Exception:
+                    self.hook_failed = True
                     log.exception("batch hook %r failed", hook)
+
+
+def _explained_by(modseqs: set, old: int | None, new: int) -> bool:
+    """True when the new messages account for every change between two HIGHESTMODSEQs.
+
+    Each change a server makes (a flag set, an expunge, a delivery) takes a mod-sequence
+    of its own (RFC 7162), so when every value after ``old`` up to ``new`` belongs to a
+    message just fetched, nothing else changed and the flags of older mail need not be
+    fetched again. Anything unknown (no CONDSTORE, a gap) means: look.
+    """
+    if old is None or None in modseqs or new <= old or new - old > len(modseqs):
+        return False
+    return all(v in modseqs for v in range(old + 1, new + 1))
 
 
 def _chunks(seq: list, size: int) -> Iterator[list]:
@@ -226,11 +291,8 @@ class ImapSync(_Sync):
             crashpoint("before_delete")  # IMAP sync never changes the server
 
     def _cursors(self, imap: ImapSession) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(
-                select(_CUR).where(_CUR.c.mailbox_id == self.mailbox.id).order_by(_CUR.c.id))]
-        if rows:
-            return rows
+        if self.cursors:
+            return self.cursors
         # First sync: find the folders once (LIST), then a poll is STATUS only.
         roles = imap.find_folders()
         wanted = [("inbox", roles.get("inbox", "INBOX"))]
@@ -239,12 +301,16 @@ class ImapSync(_Sync):
         from plugin.services.store import _insert
         with self.engine.connect() as conn:
             begin_write(conn)
-            conn.execute(_insert(conn, _CUR), [
+            made = conn.execute(_insert(conn, _CUR).returning(*_CUR.c), [
                 {"mailbox_id": self.mailbox.id, "folder": f, "role": r, "last_uid": 0,
-                 "uidvalidity_changes": 0} for r, f in wanted])
+                 "uidvalidity_changes": 0} for r, f in wanted]).all()
+            if len(made) < len(wanted):  # a concurrent first sync made some of them
+                made = conn.execute(select(_CUR).where(
+                    _CUR.c.mailbox_id == self.mailbox.id)).all()
             conn.commit()
-            return [dict(r._mapping) for r in conn.execute(
-                select(_CUR).where(_CUR.c.mailbox_id == self.mailbox.id).order_by(_CUR.c.id))]
+        # Nothing can be stored under a cursor made just now: no re-fetch check.
+        return [dict(r._mapping, fresh=len(made) == len(wanted))
+                for r in sorted(made, key=lambda r: r.id)]
 
     def _update_cursor(self, conn, cursor_id: int, **values) -> None:
         conn.execute(update(_CUR).where(_CUR.c.id == cursor_id).values(**values))
@@ -269,37 +335,37 @@ class ImapSync(_Sync):
         imap.select(folder, readonly=True)
         uids = imap.search_uids_since(cursor["last_uid"] or 0)
         validity = cursor["uidvalidity"]
+        modseqs: set[int | None] = set()
         for batch_uids in _chunks(uids, IMAP_BATCH):
-            items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
+            items = self._fetch(imap, folder, cursor["role"], validity, batch_uids, modseqs)
             top = max(batch_uids)
             batch = self.store.store_batch(items, lambda conn, top=top: self._update_cursor(
                 conn, cursor["id"], last_uid=top))
             self._stored(batch)
-        with self.engine.connect() as conn:
-            begin_write(conn)
-            values = {"uidnext": st.uidnext}
-            if uids:
-                values["last_uid"] = max(uids)
-            self._update_cursor(conn, cursor["id"], **values)
-            conn.commit()
-        if st.highestmodseq is not None and st.highestmodseq != cursor.get("highestmodseq"):
-            self._refresh_flags(imap, cursor, st)
+        # last_uid moved with each batch's rows; UIDNEXT alone can wait for the status.
+        self._defer_cursor(cursor["id"], uidnext=st.uidnext)
+        old = cursor.get("highestmodseq")
+        if st.highestmodseq is not None and st.highestmodseq != old:
+            if _explained_by(modseqs, old, st.highestmodseq):
+                self._defer_cursor(cursor["id"], highestmodseq=st.highestmodseq)
+            else:
+                self._refresh_flags(imap, cursor, st)
 
     def _refresh_flags(self, imap: ImapSession, cursor: dict, st) -> None:  # noqa: ANN001
         """\\Seen and removals of recent messages, from another client, into our rows."""
         from plugin.services.webmail import refresh_recent_flags
 
         refresh_recent_flags(self.addon, self.mailbox.id, imap, cursor["folder"])
-        with self.engine.connect() as conn:
-            begin_write(conn)
-            self._update_cursor(conn, cursor["id"], highestmodseq=st.highestmodseq)
-            conn.commit()
+        self._defer_cursor(cursor["id"], highestmodseq=st.highestmodseq)
 
     def _fetch(self, imap: ImapSession, folder: str, role: str, validity: int,
-               uids: list[int]) -> list[FetchedItem]:
+               uids: list[int], modseqs: set | None = None) -> list[FetchedItem]:
+        fetched = list(imap.fetch(uids, batch=len(uids)))
+        if modseqs is not None:
+            modseqs.update(m.modseq for m in fetched)
         items = [FetchedItem(raw=m.raw, folder=folder, role=role or "inbox",
                              uidvalidity=validity, uid=m.uid, internaldate=m.internaldate)
-                 for m in imap.fetch(uids, batch=len(uids))]
+                 for m in fetched]
         crashpoint("after_fetch")
         return items
 
@@ -339,21 +405,21 @@ class ImapSync(_Sync):
             uids = imap.uid_list()
         if self.window_messages and self.window_messages > 0:
             uids = uids[-self.window_messages:]
-        with self.engine.connect() as conn:  # a restart after a crash skips what it has
-            have = {r[0] for r in conn.execute(select(_LOC.c.uid).where(
-                _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.folder == folder,
-                _LOC.c.uidvalidity == validity))}
+        have: set[int] = set()
+        if uids and not cursor.get("fresh"):  # a restart after a crash skips what it has
+            with self.engine.connect() as conn:
+                have = {r[0] for r in conn.execute(select(_LOC.c.uid).where(
+                    _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.folder == folder,
+                    _LOC.c.uidvalidity == validity))}
         todo = [u for u in reversed(uids) if u not in have]
         for batch_uids in _chunks(todo, IMAP_BATCH):
             items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
             self._stored(self.store.store_batch(items))
         top = max([st.uidnext - 1] + uids) if st.uidvalidity == validity else max(uids or [0])
         uidnext = st.uidnext if st.uidvalidity == validity else selected.uidnext
-        with self.engine.connect() as conn:
-            begin_write(conn)
-            self._update_cursor(conn, cursor["id"], uidvalidity=validity, last_uid=top,
-                                uidnext=uidnext, highestmodseq=st.highestmodseq)
-            conn.commit()
+        # Every message of the window is committed: the cursor may move past them.
+        self._defer_cursor(cursor["id"], uidvalidity=validity, last_uid=top,
+                           uidnext=uidnext, highestmodseq=st.highestmodseq)
 
 
 # --------------------------------------------------------------------------- POP3
