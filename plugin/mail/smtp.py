@@ -89,33 +89,58 @@ def quote_address(addr: str) -> str:
     return smtplib.quoteaddr(addr)
 
 
+def _line(smtp: smtplib.SMTP, cmd: str, args: str) -> bytes:
+    """One command line as ``smtplib.putcmd`` makes it (and refuses CR or LF in it)."""
+    text = f"{cmd} {args}"
+    if "\r" in text or "\n" in text:
+        raise ValueError("command and arguments contain prohibited newline characters")
+    return (text + "\r\n").encode(smtp.command_encoding)
+
+
 def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
               while_waiting: Callable[[], None] | None,
               on_envelope: Callable[[], None] | None = None) -> dict:
-    """``smtplib.SMTP.sendmail`` (same commands, answers and exceptions) with a hook
-    between writing the data and reading the server's verdict on it, and another
-    (``on_envelope``) between writing MAIL FROM and reading its answer."""
+    """``smtplib.SMTP.sendmail`` (same answers and exceptions) with a hook between
+    writing the data and reading the server's verdict on it, and another
+    (``on_envelope``) between writing the envelope and reading its answers.
+
+    Where the server offers PIPELINING (RFC 2920; Postfix, Exchange and Gmail do) the
+    envelope (MAIL FROM, every RCPT TO, DATA) goes out in one write and its answers
+    are read together: two round trips a message instead of three or more.
+    """
     smtp.ehlo_or_helo_if_needed()
     options = []
     if smtp.does_esmtp and smtp.has_extn("size"):
         options.append("size=%d" % len(msg))
-    # smtplib's mail() split in two (our options never include SMTPUTF8); putcmd
-    # refuses CR and LF as before.
-    smtp.putcmd("mail", "FROM:%s%s" % (quote_address(from_addr),
-                                       " " + " ".join(options) if options else ""))
+    mail = _line(smtp, "mail", "FROM:%s%s" % (quote_address(from_addr),
+                                        " " + " ".join(options) if options else ""))
+    pipelined = smtp.does_esmtp and smtp.has_extn("pipelining")
+    envelope = [mail]
+    if pipelined:
+        envelope += [_line(smtp, "rcpt", "TO:%s" % quote_address(r)) for r in rcpts]
+        envelope.append(b"data\r\n")
+    smtp.send(b"".join(envelope))
     if on_envelope is not None:
         try:
             on_envelope()
         except BaseException:
-            # Nothing of the message was sent: end the transaction, keep the connection.
+            # Nothing of the message was sent: end the transaction, keep the connection,
+            # unless a pipelined DATA was accepted: the only way to end that is a final
+            # dot, which would deliver an empty message, so the connection is dropped
+            # instead (the server then discards the transaction; the next send reconnects).
             try:
-                smtp.getreply()
-                smtp._rset()
+                codes = [smtp.getreply()[0] for _ in envelope]
+                if pipelined and codes[-1] == 354:
+                    smtp.close()
+                else:
+                    smtp._rset()
             except _SMTP_ERRORS:
                 smtp.close()
             raise
     code, resp = smtp.getreply()
     if code != 250:
+        if pipelined:  # the RCPT and DATA answers are on their way: read them first
+            _drain(smtp, len(rcpts) + 1)
         if code == 421:
             smtp.close()
         else:
@@ -123,20 +148,31 @@ def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
         raise smtplib.SMTPSenderRefused(code, resp, from_addr)
     refused = {}
     for rcpt in rcpts:
-        smtp.putcmd("rcpt", "TO:%s" % quote_address(rcpt))  # smtplib's rcpt()
+        if not pipelined:
+            smtp.putcmd("rcpt", "TO:%s" % quote_address(rcpt))  # smtplib's rcpt()
         code, resp = smtp.getreply()
         if code not in (250, 251):
             refused[rcpt] = (code, resp)
         if code == 421:
             smtp.close()
             raise smtplib.SMTPRecipientsRefused(refused)
-    if len(refused) == len(rcpts):
+    if not pipelined:
+        if len(refused) == len(rcpts):
+            smtp._rset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        smtp.putcmd("data")
+    code, resp = smtp.getreply()
+    if pipelined and len(refused) == len(rcpts):
+        if code == 354:  # a server that took DATA anyway gets an empty message
+            smtp.send(b".\r\n")
+            smtp.getreply()
         smtp._rset()
         raise smtplib.SMTPRecipientsRefused(refused)
-    smtp.putcmd("data")
-    code, resp = smtp.getreply()
     if code != 354:
-        smtp._rset()  # what sendmail does after data() raises SMTPDataError
+        if code == 421:
+            smtp.close()
+        else:
+            smtp._rset()  # what sendmail does after data() raises SMTPDataError
         raise smtplib.SMTPDataError(code, resp)
     data = smtplib._quote_periods(msg)
     if data[-2:] != b"\r\n":
@@ -155,6 +191,18 @@ def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
             smtp._rset()
         raise smtplib.SMTPDataError(code, resp)
     return refused
+
+
+def _drain(smtp: smtplib.SMTP, answers: int) -> None:
+    """Read the answers still owed to pipelined commands; a server that hung up owes none."""
+    for _ in range(answers):
+        try:
+            code, _resp = smtp.getreply()
+        except smtplib.SMTPServerDisconnected:
+            return
+        if code == 354:  # DATA taken after a failed MAIL: close it empty
+            smtp.send(b".\r\n")
+            smtp.getreply()
 
 
 def _guarded(method):
@@ -302,7 +350,7 @@ class SmtpSession:
         if isinstance(message, email.message.Message):
             return self._deliver(rcpts, lambda smtp: smtp.send_message(message, from_addr, rcpts))
         raw = normalise_line_endings(message)
-        return self._deliver(rcpts, lambda smtp: smtp.sendmail(from_addr, rcpts, raw))
+        return self._deliver(rcpts, lambda smtp: _sendmail(smtp, from_addr, rcpts, raw, None))
 
     def _deliver(self, rcpts: list[str], transaction) -> dict[str, int]:  # noqa: ANN001
         """Run one SMTP transaction on the reused connection; refused recipients' codes."""
@@ -332,10 +380,11 @@ class SmtpSession:
         ``raw`` is CRLF-normalised here and dot-stuffed by smtplib. ``while_waiting``
         runs once the message data is written and before the server's answer is
         read: the caller's own work then overlaps the server's (it must not depend
-        on whether this message goes through). ``on_envelope`` runs once MAIL FROM is
-        written and before its answer is read, so before any byte of the message: when
-        it raises, the SMTP transaction is reset (RSET), nothing is sent, and the
-        exception propagates unchanged.
+        on whether this message goes through). ``on_envelope`` runs once the envelope
+        (MAIL FROM; with PIPELINING also RCPT TO and DATA) is written and before its
+        answers are read, so before any byte of the message: when it raises, nothing
+        is sent (the transaction is reset, or the connection dropped when a pipelined
+        DATA was already accepted) and the exception propagates unchanged.
         """
         if not rcpts:
             raise ValueError("no recipients")

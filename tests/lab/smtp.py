@@ -29,13 +29,29 @@ class Received:
 
 
 def default_refuse(address: str) -> bool:
-    """Recipients whose local part starts with 'reject' get 550 (for partial-failure tests)."""
+    """Recipients whose local part starts with 'reject' get 550 (for partial-failure tests),
+    such senders 553."""
     return address.split("@", 1)[0].lower().startswith("reject")
 
 
 class _Handler:
     def __init__(self, lab: SmtpLab) -> None:
         self.lab = lab
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # aiosmtpd reads commands one line at a time, so pipelined clients just work;
+        # it only does not say so. Real submission servers (Postfix, Exchange, Gmail) do.
+        session.host_name = hostname
+        if self.lab.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.lab.refuse(address):
+            return "553 5.7.1 Sender refused by lab policy"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.lab.refuse(address):
@@ -84,10 +100,12 @@ class SmtpLab:
     host = HOST
 
     def __init__(self, dovecot: Dovecot, refuse: Callable[[str], bool] = default_refuse,
-                 with_plain: bool = True) -> None:
+                 with_plain: bool = True, pipelining: bool = True) -> None:
         self.dovecot = dovecot
         self.refuse = refuse
         self.with_plain = with_plain
+        #: advertise PIPELINING (RFC 2920) in the EHLO answer
+        self.pipelining = pipelining
         self.received: list[Received] = []
         self._cond = threading.Condition()
         self._controllers: list[Controller] = []
