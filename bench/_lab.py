@@ -50,9 +50,9 @@ def realistic_message(i: int, user: MailUser) -> bytes:
 
 
 @contextmanager
-def lab():
+def lab(high_performance: bool = False):
     certs_dir = tempfile.mkdtemp(prefix="bench-certs-")
-    server = Dovecot(make_certs(certs_dir)).start()
+    server = Dovecot(make_certs(certs_dir), high_performance=high_performance).start()
     try:
         yield server
     finally:
@@ -132,3 +132,56 @@ def best_of_rounds(baseline, ours, rounds: int, expected: int) -> tuple[float, f
         print(f"round {r + 1}: baseline {tb:.2f} s, import {to:.2f} s", flush=True)
         best_base, best_ours = min(best_base, tb), min(best_ours, to)
     return best_base, best_ours
+
+
+# ------------------------------------------------------------------ where the CPU went
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def process_cpu(pid: int, children: bool = True) -> float:
+    """CPU seconds of ``pid``, plus of its children already reaped when ``children``."""
+    f = _stat(pid)
+    if f is None:
+        return 0.0
+    ticks = int(f[11]) + int(f[12]) + ((int(f[13]) + int(f[14])) if children else 0)
+    return ticks / _TICK
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process tree: every live process under ``root`` and everything
+    they reaped (Dovecot's per-connection processes, PostgreSQL's backends)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            f = _stat(int(entry))
+            if f is not None:
+                parents[int(entry)] = int(f[1])
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += process_cpu(pid)
+        todo += [p for p, pp in parents.items() if pp == pid]
+    return total
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / _TICK, sum(values) / _TICK
+
+
+def postmaster_pid(db) -> int:  # noqa: ANN001 - a tests.lab.postgres.PgDatabase
+    """The PostgreSQL server holding ``db`` (its backends are its children)."""
+    import psycopg
+    with psycopg.connect(host="127.0.0.1", port=db.port, user=db.user, dbname=db.name) as conn:
+        data_dir = conn.execute("SHOW data_directory").fetchone()[0]
+    return int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
