@@ -50,7 +50,8 @@ class Message(Base):
     body_html: Mapped[str | None] = mapped_column(Text)
     has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
     size: Mapped[int] = mapped_column(Integer, default=0)
-    #: sha256 of the raw bytes in the blob store
+    #: sha256 of the raw bytes, which are in the blob store for every synced message
+    #: and every sent one with attachments (see sender.keeps_raw_copy)
     blob_sha256: Mapped[str] = mapped_column(String(64))
     #: "inbox", "sent" or another folder role; where lists show it
     folder_role: Mapped[str] = mapped_column(String(16), default="inbox")

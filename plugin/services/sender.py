@@ -300,16 +300,33 @@ def refs_of(row: OutboundMessage) -> list[RecordRef]:
     return out
 
 
+def keeps_raw_copy(row) -> bool:  # noqa: ANN001 - an OutboundMessage or its namespace
+    """Whether the sent copy's raw bytes go to the blob store.
+
+    Raw bytes are only ever read back for attachments and inline images; a copy
+    without attachments is shown from its text and HTML (in its row), filed from its
+    outbox row (:func:`raw_for` rebuilds the same bytes) and kept whole in the user's
+    Sent folder. So it gets no blob: one file less per recipient of a bulk email.
+    Its ``blob_sha256`` still names the bytes that were sent."""
+    return row.attachments not in (None, "", "[]")
+
+
+def copy_digest(addon, row, raw: bytes) -> str:  # noqa: ANN001
+    """The sha256 of a sent copy, storing the bytes when :func:`keeps_raw_copy`."""
+    if keeps_raw_copy(row):
+        return blob_store(addon.app.config).put(raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
 def record_sent(addon, rows: Sequence[OutboundMessage], raws: dict[int, bytes],
                 sender_name: str, shas: dict[int, str] | None = None) -> None:
     """Store the copies, link them to their records and write the host notes.
 
-    ``shas``: blobs the caller already wrote (by row id). One transaction, a few
-    statements for the whole batch. Idempotent: a second call for the same rows
-    changes nothing (unique keys)."""
+    ``shas``: digests the caller already made (:func:`copy_digest`, by row id). One
+    transaction, a few statements for the whole batch. Idempotent: a second call for
+    the same rows changes nothing (unique keys)."""
     if not rows:
         return
-    blobs = blob_store(addon.app.config)
     msg_table, link_table, att_table = (Message.__table__, RecordLink.__table__,
                                         StoredAttachment.__table__)
     out_table = OutboundMessage.__table__
@@ -319,7 +336,7 @@ def record_sent(addon, rows: Sequence[OutboundMessage], raws: dict[int, bytes],
         if raws.get(row.id) is None:
             raws[row.id] = raw_for(addon, row)
         if row.id not in shas:
-            shas[row.id] = blobs.put(raws[row.id])
+            shas[row.id] = copy_digest(addon, row, raws[row.id])
     stamp = now()
     values = []
     for row in rows:

@@ -140,6 +140,35 @@ def test_attachment_within_limit_arrives_and_past_limit_is_refused(rita, dovecot
     assert len(smtp_lab.received) == 1
 
 
+def test_a_sent_copy_keeps_its_raw_bytes_only_when_it_has_attachments(rita, smtp_lab):
+    import hashlib
+    import io
+
+    from plugin.blobs import blob_store
+    from plugin.models import Attachment
+    from plugin.services import webmail
+
+    cv = b"%PDF-1.4 the cv\n"
+    rita.client.post("/integrated-email/compose", content_type="multipart/form-data",
+                     data=form(to="x@example.test", subject="CV", body="attached",
+                               attachments=[(io.BytesIO(cv), "cv.pdf", "application/pdf")]))
+    rita.client.post("/integrated-email/compose", data=form(to="x@example.test",
+                                                            subject="Plain", body="no files"))
+    smtp_lab.wait_for(2)
+    with_file, plain = outbound_rows(rita.addon)
+    store = blob_store(rita.app.config)
+    with Session(rita.addon.engine) as s:
+        kept = s.get(Message, with_file.stored_message_id)
+        att = s.scalars(select(Attachment).where(Attachment.message_id == kept.id)).one()
+        assert store.exists(kept.blob_sha256)
+        assert webmail.attachment_bytes(rita.app.config, att) == cv
+        copy = s.get(Message, plain.stored_message_id)
+        assert not store.exists(copy.blob_sha256)  # nothing ever reads it back
+        assert copy.body_text.startswith("no files")
+        # ... and the digest still names the bytes that went out, which the row rebuilds.
+        assert hashlib.sha256(sender.raw_for(rita.addon, plain)).hexdigest() == copy.blob_sha256
+
+
 def test_refused_recipient_fails_with_a_plain_reason(rita, smtp_lab):
     resp = rita.client.post("/integrated-email/compose", headers={"HX-Request": "true"},
                             data=form(to="reject-me@example.test", subject="Hi", body="x"))
