@@ -3,7 +3,7 @@
 Why a process: the server is Python too; in the benchmark's own process it would
 share the GIL with the client being measured.
 
-    python bench/_smtp_proc.py CERT KEY LOGIN PASSWORD
+    python bench/_smtp_proc.py CERT KEY LOGIN PASSWORD [pipelining|no-pipelining]
 prints "PORTS <starttls> <tls>", then answers "count" and "quit" on stdin."""
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ class _Users:
 
 def main() -> None:
     cert, key, login, password = sys.argv[1:5]
-    lab = SmtpLab(_Users(cert, key, login, password), with_plain=False).start()
+    pipelining = (sys.argv[5] if len(sys.argv) > 5 else "pipelining") == "pipelining"
+    lab = SmtpLab(_Users(cert, key, login, password), with_plain=False,
+                  pipelining=pipelining).start()
     print(f"PORTS {lab.starttls_port} {lab.tls_port}", flush=True)
     for line in sys.stdin:
         cmd = line.strip()

@@ -7,7 +7,10 @@ recipient the outbox row committed before and after SMTP (one commit between two
 messages: "i sent" and "i+1 sending" together), the message built, sent,
 recorded (store, record link, host note) and saved in the sender's Dovecot Sent
 folder; the clock stops when every row is ``filed``. The SMTP server runs in its own
-process (bench/_smtp_proc.py); the store is SQLite (or PostgreSQL with --db postgresql).
+process (bench/_smtp_proc.py) and offers PIPELINING, as real submission servers do:
+our sender uses it (the envelope in one write), smtplib does not; ``--no-pipelining``
+takes it away, so both wait for every answer. The store is SQLite on the disk (or
+PostgreSQL with --db postgresql); the lab Dovecot's mail is in memory (bench/_lab.py).
 """
 from __future__ import annotations
 
@@ -28,10 +31,11 @@ HERE = Path(__file__).resolve().parent
 
 
 class SmtpProcess:
-    def __init__(self, dovecot, user) -> None:
+    def __init__(self, dovecot, user, pipelining: bool = True) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "_smtp_proc.py"), str(dovecot.certs.cert),
-             str(dovecot.certs.key), user.login, user.password],
+             str(dovecot.certs.key), user.login, user.password,
+             "pipelining" if pipelining else "no-pipelining"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().split()
         assert line and line[0] == "PORTS", line
@@ -186,6 +190,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipients", type=int, default=1000)
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--no-pipelining", action="store_true",
+                    help="the SMTP server does not offer PIPELINING (both sides then wait "
+                         "for every command's answer)")
     ap.add_argument("--profile", metavar="FILE", help="write cProfile stats of the bulk "
                     "job to FILE (slows it down; the ratio is then not meaningful)")
     args = ap.parse_args()
@@ -195,7 +202,7 @@ def main() -> None:
     n = args.recipients
     with lab() as dovecot:
         user = dovecot.add_user("benchsender", "bench-pass")
-        smtp = SmtpProcess(dovecot, user)
+        smtp = SmtpProcess(dovecot, user, pipelining=not args.no_pipelining)
         try:
             tb = baseline(dovecot, user, smtp, n)
             assert int(smtp.ask("count")) == n
@@ -210,8 +217,10 @@ def main() -> None:
             if _pg is not None:
                 _pg.drop()
     base_rate, our_rate = n / tb, n / to
+    offered = "not offered" if args.no_pipelining else "offered (smtplib does not use it)"
     print(f"baseline {tb:.2f} s; bulk job {to:.2f} s (job made in {made:.2f} s beforehand; "
-          f"{filed} filed, {in_sent} in Sent; store {args.db})", flush=True)
+          f"{filed} filed, {in_sent} in Sent; store {args.db}; PIPELINING {offered})",
+          flush=True)
     print(f"bulk job CPU in this process: {JOB_CPU:.2f} s ({1000 * JOB_CPU / n:.2f} ms a "
           f"message; the rest of {to:.2f} s is waiting for the servers or the machine)",
           flush=True)
