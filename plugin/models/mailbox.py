@@ -17,6 +17,9 @@ class Mailbox(Base):
     __tablename__ = "ie_mailbox"
     __table_args__ = (
         Index("ix_ie_mailbox_user", "user_id"),
+        # The sharing rule lists mailboxes by sharing mode on every timeline, search
+        # and shared-folder query; without it SQLite builds a transient index each time.
+        Index("ix_ie_mailbox_sharing", "sharing", "user_id"),
         Index("ix_ie_mailbox_due", "is_active", "paused", "next_fetch_at"),
     )
 

@@ -1,0 +1,22 @@
+"""an index on ie_mailbox (sharing, user_id) for the sharing rule's mailbox lists
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("ie_mailbox") as batch_op:
+        batch_op.create_index("ix_ie_mailbox_sharing", ["sharing", "user_id"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("ie_mailbox") as batch_op:
+        batch_op.drop_index("ix_ie_mailbox_sharing")
