@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.lab.dovecot import MailUser
-from tests.lab.smtp import SmtpLab
+from tests.lab.dovecot import MailUser  # noqa: E402 - after the sys.path line
+from tests.lab.smtp import SmtpLab  # noqa: E402
 
 
 class _Users:

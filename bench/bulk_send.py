@@ -95,7 +95,8 @@ def ours(dovecot, user, smtp: SmtpProcess, n: int, db: str) -> tuple[float, floa
     with addon_app(dovecot, _db_url(db)) as addon:
         app, host = addon.app, addon.host
         person = host.add_person("Rita Recruiter", user.email)
-        recs = [host.add_record("candidate", f, l, a) for f, l, a in recipients(n)]
+        recs = [host.add_record("candidate", first, last, addr)
+                for first, last, addr in recipients(n)]
         with Session(addon.engine, expire_on_commit=False) as s:
             gs = s.get(GlobalSettings, 1)
             gs.bulk_per_send, gs.bulk_per_day, gs.bulk_spacing_seconds = n, 10 * n, 0

@@ -162,7 +162,8 @@ def main() -> None:
     addon.engine.dispose()
     if db is not None:
         db.drop()
-    print(f"timeline sharing-filter ratio: {a / b:.2f} (filtered {a:.2f} ms, unfiltered {b:.2f} ms)")
+    print(f"timeline sharing-filter ratio: {a / b:.2f} (filtered {a:.2f} ms, "
+          f"unfiltered {b:.2f} ms)")
 
 
 if __name__ == "__main__":

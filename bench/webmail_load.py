@@ -110,7 +110,7 @@ def build(workdir: Path, n: int) -> tuple[str, list[int]]:
         ids = list(conn.execute(select(table.c.id).where(table.c.mailbox_id == mbid)).scalars())
         links = [{"message_id": mid, "record_kind": c.ref.kind, "record_id": c.ref.id,
                   "how": "auto", "created_at": start}
-                 for mid, c in zip(ids[::20], (candidates * 10000)[: len(ids[::20])])]
+                 for mid, c in zip(ids[::20], (candidates * 10000)[: len(ids[::20])], strict=True)]
         conn.execute(insert(RecordLink.__table__), links)
     with addon.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")

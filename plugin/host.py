@@ -10,7 +10,8 @@ anything else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Iterable
 
 #: The version of this contract.  ``manifest.json`` names it as ``host_api``.
 HOST_API_VERSION = "1.0"
@@ -39,7 +40,7 @@ class RecordRef:
         return f"{self.kind}:{self.id}"
 
     @classmethod
-    def parse(cls, text: str) -> "RecordRef":
+    def parse(cls, text: str) -> RecordRef:
         kind, _, rid = text.partition(":")
         if kind not in ("candidate", "contact") or not rid:
             raise ValueError("not a record reference")

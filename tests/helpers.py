@@ -9,7 +9,7 @@ from plugin.csrf import SESSION_KEY
 CSRF = "test-csrf-token"
 
 
-def signed_in(app: Flask, person) -> "object":  # noqa: ANN001
+def signed_in(app: Flask, person) -> object:  # noqa: ANN001
     """A test client signed in as ``person`` of the mini host, with a CSRF token."""
     client = app.test_client()
     assert client.post(f"/_login/{person.get_id()}").status_code == 200

@@ -508,7 +508,7 @@ class ImapSession:
             for code, args in CODE_RE.findall(text):
                 if code == b"COPYUID":
                     _validity, src, dst = args.split()
-                    return dict(zip(parse_uid_set(src), parse_uid_set(dst)))
+                    return dict(zip(parse_uid_set(src), parse_uid_set(dst), strict=False))
         return {}
 
     @_guarded

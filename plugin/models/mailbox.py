@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plugin.db import Base
@@ -87,7 +88,7 @@ class Mailbox(Base):
     #: progress of the sync under way (messages stored so far), for Fetch now
     progress_count: Mapped[int] = mapped_column(Integer, default=0)
 
-    cursors: Mapped[list["FetchCursor"]] = relationship(
+    cursors: Mapped[list[FetchCursor]] = relationship(
         back_populates="mailbox", cascade="all, delete-orphan")
 
     @property

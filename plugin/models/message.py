@@ -68,11 +68,11 @@ class Message(Base):
     consolidated: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    locations: Mapped[list["MessageLocation"]] = relationship(
+    locations: Mapped[list[MessageLocation]] = relationship(
         back_populates="message", cascade="all, delete-orphan")
-    attachments: Mapped[list["Attachment"]] = relationship(
+    attachments: Mapped[list[Attachment]] = relationship(
         back_populates="message", cascade="all, delete-orphan", order_by="Attachment.id")
-    links: Mapped[list["RecordLink"]] = relationship(
+    links: Mapped[list[RecordLink]] = relationship(
         back_populates="message", cascade="all, delete-orphan")
 
 

@@ -32,7 +32,7 @@ class Worker:
                 dispatch(self.live_host.addon, wait=True)
             self.stop.wait(0.3)
 
-    def __enter__(self) -> "Worker":
+    def __enter__(self) -> Worker:
         self.thread.start()
         return self
 

@@ -152,7 +152,8 @@ def test_recruiter_sets_up_against_the_lab(ready, page, dovecot, smtp_lab) -> No
     expect(page).to_have_url(ready.url + MAILBOXES)
     expect(page.get_by_role("heading", name="My mailboxes")).to_be_visible()
     expect(page.locator(".flash")).to_contain_text("Mailbox 'Lab mailbox' saved.")
-    card = page.locator("section.ie-card", has=page.get_by_role("heading", name=re.compile("Lab mailbox")))
+    card = page.locator("section.ie-card",
+                        has=page.get_by_role("heading", name=re.compile("Lab mailbox")))
     expect(card).to_have_count(1)
     expect(card.locator(".ie-badge")).to_have_text("Active")
     expect(card).to_contain_text(f"{user.login}@example.test")

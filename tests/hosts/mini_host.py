@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterable
+from collections.abc import Iterable
 
 from flask import Flask, render_template_string
 from flask_login import LoginManager, UserMixin, current_user, login_user

@@ -66,7 +66,8 @@ def job(addon, job_id: int) -> BulkJob:
 
 def header(raw: bytes, name: str) -> str | None:
     """A header's value, unfolded (None when absent)."""
-    m = re.search(rb"^" + name.encode() + rb":[ \t]*(.*?)\r?\n(?![ \t])", raw, re.MULTILINE | re.IGNORECASE | re.DOTALL)
+    m = re.search(rb"^" + name.encode() + rb":[ \t]*(.*?)\r?\n(?![ \t])", raw,
+                  re.MULTILINE | re.IGNORECASE | re.DOTALL)
     if not m:
         return None
     return re.sub(r"\r?\n[ \t]+", " ", m.group(1).decode("utf-8", "replace")).strip()

@@ -34,7 +34,8 @@ def _all_rows_text(addon) -> str:
 def test_gate_until_admin_saves_global_settings(people):
     app, _host, _addon, admin, rita, _rob = people
     client = signed_in(app, rita)
-    for url in ("/integrated-email/", "/integrated-email/mailboxes", "/integrated-email/mailboxes/new"):
+    for url in ("/integrated-email/", "/integrated-email/mailboxes",
+                "/integrated-email/mailboxes/new"):
         page = client.get(url, follow_redirects=True).get_data(as_text=True)
         assert GATE in page
         assert "mailbox-form" not in page

@@ -119,7 +119,7 @@ def test_wrong_password_three_times_pauses_until_the_password_changes(
     set_window(addon)
     dovecot.fill(mail_user, 2)
     mbid = make_mailbox(addon, dovecot, mail_user, password="wrong")
-    for i in range(3):
+    for _ in range(3):
         r = sync_mailbox(addon, mbid)
         assert r.error_kind == "auth_failed"
     mb = mailbox(addon, mbid)

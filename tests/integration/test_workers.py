@@ -110,7 +110,7 @@ def test_three_workers_share_200_mailboxes_and_take_over_a_dead_ones_leases(
         assert len({w for w, _m in round_one}) == 3, "every worker took a share"
 
         # Round two, and one worker dies in the middle of it.
-        for i, mailbox_id in enumerate(ids):
+        for i in range(len(ids)):
             user = dovecot.user(f"scale{i}x{os.getpid() % 997}")
             dovecot.deliver(user, raw_mail(emails[(i + 7) % len(emails)], user.email,
                                            f"Round two {i}"))

@@ -95,7 +95,8 @@ def make_certs(directory: str | Path) -> LabCerts:
     wkey, wcert = _leaf(ca_key, ca_name, [x509.DNSName(WRONG_HOST)], WRONG_HOST)
 
     pem = serialization.Encoding.PEM
-    out = LabCerts(d / "ca.pem", d / "server.pem", d / "server.key", d / "wrong.pem", d / "wrong.key")
+    out = LabCerts(d / "ca.pem", d / "server.pem", d / "server.key", d / "wrong.pem",
+                   d / "wrong.key")
     out.ca_cert.write_bytes(ca.public_bytes(pem))
     out.cert.write_bytes(cert.public_bytes(pem))
     out.wrong_cert.write_bytes(wcert.public_bytes(pem))

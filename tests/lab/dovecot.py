@@ -134,7 +134,8 @@ class Dovecot:
         if self.high_performance:
             login_mode = "  service_count = 0\n  process_min_avail = 2\n"
             imap_mode = "service imap {\n  service_count = 1000\n  process_min_avail = 2\n}\n"
-        dh = "ssl_dh = </usr/share/dovecot/dh.pem" if Path("/usr/share/dovecot/dh.pem").exists() else ""
+        dh_pem = Path("/usr/share/dovecot/dh.pem")
+        dh = f"ssl_dh = <{dh_pem}" if dh_pem.exists() else ""
         self.conf.write_text(f"""
 instance_name = lab-{d.name}
 base_dir = {d}/run
@@ -216,7 +217,8 @@ service anvil {{
         while True:
             if self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace")
-                raise RuntimeError(f"dovecot exited ({self._proc.returncode}): {err}\n{self.log_text()}")
+                raise RuntimeError(f"dovecot exited ({self._proc.returncode}): {err}\n"
+                                   f"{self.log_text()}")
             if all(self._greets(p) for p in (self.imap, self.pop3)):
                 return self
             if time.monotonic() > deadline:
@@ -318,7 +320,8 @@ service anvil {{
 
     def deliver(self, user: MailUser, raw: bytes, folder: str = "INBOX",
                 seen: bool = False, flags: str = "") -> str:
-        """Drop one message into a folder (unseen -> new/, seen/flagged -> cur/); returns file name."""
+        """Drop one message into a folder (unseen -> new/, seen/flagged -> cur/); returns its
+        file name."""
         return self._write(self._ensure_folder(user, folder), raw, seen, flags)
 
     def fill(self, user: MailUser, n: int, folder: str = "INBOX",

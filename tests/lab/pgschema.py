@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text

@@ -21,7 +21,7 @@ def _wrapped(outer: Exception, inner: Exception) -> Exception:
         try:
             raise inner
         except type(inner):
-            raise outer  # the implicit __context__ is what classify must follow
+            raise outer  # noqa: B904 - the implicit __context__ is what classify must follow
     except type(outer) as exc:
         return exc
 

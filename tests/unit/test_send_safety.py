@@ -70,7 +70,8 @@ def test_merge_fields_render():
 @pytest.mark.parametrize("template", [
     "{{ ''.__class__ }}", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "{{ config }}",
     "{{ self }}", "{{ range(10) }}", "{{ lipsum() }}", "{{ cycler }}", "{{ request }}",
-    "{{ first_name.upper() }}", "{{ first_name|attr('__class__') }}", "{% for x in y %}{% endfor %}",
+    "{{ first_name.upper() }}", "{{ first_name|attr('__class__') }}",
+    "{% for x in y %}{% endfor %}",
     "{{ first_name['__class__'] }}", "{% set x = 1 %}", "{{ first_name"])
 def test_templates_reaching_internals_are_reported_and_render_nothing(template):
     assert merge.check_template(template, "body")
