@@ -78,10 +78,12 @@ def _check_alive(dbapi_conn, _record, _proxy) -> None:  # noqa: ANN001
             raise exc.DisconnectionError(str(e)) from e
         return
     try:
-        readable, _w, _x = select.select([fileno()], [], [], 0)
+        poller = select.poll()  # not select.select: it refuses descriptors past 1023
+        poller.register(fileno(), select.POLLIN)
+        ready = poller.poll(0)
     except (OSError, ValueError) as e:
         raise exc.DisconnectionError(str(e)) from e
-    if readable:
+    if ready:  # readable (EOF or an error message) or hung up: the server closed it
         raise exc.DisconnectionError("the server closed the connection")
 
 

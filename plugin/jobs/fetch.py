@@ -83,19 +83,21 @@ class Dispatcher:
         from plugin.services.importer import link_pending
         from plugin.services.sync import sync_mailbox
 
-        def give_back(mb: Mailbox) -> None:
+        def give_back(mb: Mailbox) -> bool:
             # In the sync's own status write: one transaction ends the sync and the lease.
-            leases.give_back(mb, self.name, JITTER)
+            return leases.give_back(mb, self.name, JITTER)
+
+        def sweep() -> None:  # a batch whose import a crash interrupted, under the lease
+            link_pending(self.addon, mailbox_id)
 
         released = False
         try:
             with self.addon.app.app_context():
-                result = sync_mailbox(self.addon, mailbox_id, on_finish=give_back)
-                released = result.recorded
+                result = sync_mailbox(self.addon, mailbox_id, on_finish=give_back,
+                                      sweep=sweep)
+                released = result.settled
                 log.info("worker %s synced mailbox %s: %d new, %s", self.name, mailbox_id,
                          result.stored, result.error_kind or result.skipped or "ok")
-                if result.unlinked:  # a batch whose import a crash interrupted
-                    link_pending(self.addon, mailbox_id)
         except Exception:  # noqa: BLE001 - the pool thread must survive any mailbox
             log.exception("sync of mailbox %s crashed", mailbox_id)
         finally:

@@ -55,12 +55,15 @@ def claim_due(engine: Engine, worker: str, limit: int, now: datetime,
         return []
     order = (M.c.fetch_requested.desc(), M.c.next_fetch_at.asc().nulls_first(), M.c.id)
     if engine.dialect.name == "postgresql":
-        # One statement, in autocommit: a single round trip per claim.
+        # One statement, in autocommit: a single round trip per claim. The candidates
+        # are a MATERIALIZED CTE: as a plain IN (subquery) the planner may run the
+        # LIMIT ... SKIP LOCKED select more than once and lease more than ``limit``.
         due = (select(M.c.id).where(_due(now)).order_by(*order).limit(limit)
-               .with_for_update(skip_locked=True, of=M).scalar_subquery())
+               .with_for_update(skip_locked=True, of=M).cte("due")
+               .prefix_with("MATERIALIZED"))
         with autocommit(engine) as conn:
             return sorted(conn.execute(
-                update(M).where(M.c.id.in_(due))
+                update(M).where(M.c.id.in_(select(due.c.id)))
                 .values(lease_owner=worker, lease_until=now + lease)
                 .returning(M.c.id)).scalars())
     # SQLite: read the candidates, then claim each with its own guarded UPDATE, which
@@ -86,17 +89,19 @@ def renew(engine: Engine, worker: str, ids: list[int], until: datetime) -> None:
                          .values(lease_until=until))
 
 
-def give_back(mb: Mailbox, worker: str, jitter: float) -> None:
+def give_back(mb: Mailbox, worker: str, jitter: float) -> bool:
     """Release ``worker``'s lease on a mailbox row loaded (and locked) for its status
-    write, spreading the next fetch by up to ``jitter`` of the interval it was given."""
+    write, spreading the next fetch by up to ``jitter`` of the interval it was given.
+    False when the lease expired and another worker holds the mailbox now."""
     if mb.lease_owner != worker:
-        return  # the lease expired and another worker holds it now: leave it alone
+        return False
     if mb.next_fetch_at is not None and mb.last_attempt_at is not None:
         span = max((mb.next_fetch_at - mb.last_attempt_at).total_seconds(), 0)
         mb.next_fetch_at = mb.next_fetch_at + timedelta(seconds=random.uniform(0, span * jitter))
     mb.lease_owner = None
     mb.lease_until = None
     mb.fetch_requested = False
+    return True
 
 
 def release(engine: Engine, worker: str, mailbox_id: int, next_fetch_at: datetime | None) -> None:

@@ -43,7 +43,6 @@ from plugin.mail.imap_responses import (
     CAPS_RE,
     CODE_RE,
     DATE_RE,
-    MODSEQ_RE,
     UID_RE,
     Folder,
     folder_roles,
@@ -84,8 +83,6 @@ class FetchedMessage(NamedTuple):
     flags: tuple[str, ...]
     internaldate: dt.datetime | None
     raw: bytes
-    #: the message's mod-sequence (CONDSTORE servers); None elsewhere
-    modseq: int | None = None
 
 
 # --- connections on checked addresses -------------------------------------------------
@@ -385,10 +382,7 @@ class ImapSession:
 
     @_guarded
     def _fetch_batch(self, uids: list[int]) -> list[FetchedMessage]:
-        # MODSEQ (with CONDSTORE) tells the sync which changes the new mail explains.
-        items = "UID FLAGS INTERNALDATE MODSEQ BODY.PEEK[]" if "CONDSTORE" in \
-            self.capabilities else "UID FLAGS INTERNALDATE BODY.PEEK[]"
-        typ, dat = self._imap.uid("FETCH", uid_set(uids), f"({items})")
+        typ, dat = self._imap.uid("FETCH", uid_set(uids), "(UID FLAGS INTERNALDATE BODY.PEEK[])")
         self._check(typ, dat, "fetch")
         wanted = set(uids)
         out: list[FetchedMessage] = []
@@ -397,14 +391,12 @@ class ImapSession:
             if body is None or not match or int(match.group(1)) not in wanted:
                 continue  # flag updates from other clients arrive in the same stream
             date = DATE_RE.search(meta)
-            modseq = MODSEQ_RE.search(meta)
             out.append(
                 FetchedMessage(
                     int(match.group(1)),
                     parse_flags(meta),
                     parse_internaldate(date.group(1)) if date else None,
                     body,
-                    int(modseq.group(1)) if modseq else None,
                 )
             )
         return out

@@ -53,7 +53,6 @@ class Folder(NamedTuple):
 UID_RE = re.compile(rb"\bUID (\d+)")
 _FLAGS_RE = re.compile(rb"\bFLAGS \(([^)]*)\)")
 DATE_RE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
-MODSEQ_RE = re.compile(rb"\bMODSEQ \((\d+)\)")
 _BODY_LITERAL_RE = re.compile(rb"BODY\[\](?:<\d+>)? \{\d+\}$")
 _LIST_RE = re.compile(rb'^\((?P<attrs>[^)]*)\) (?P<delim>"(?:\\.|[^"\\])*"|NIL) ?(?P<name>.*)$')
 CODE_RE = re.compile(rb"\[(APPENDUID|COPYUID) ([^\]]*)\]")

@@ -114,42 +114,32 @@ def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
         options.append("size=%d" % len(msg))
     mail = _line(smtp, "mail", "FROM:%s%s" % (quote_address(from_addr),
                                         " " + " ".join(options) if options else ""))
+    # Every line is made (and checked for CR/LF) before anything is written.
+    rcpt_lines = [_line(smtp, "rcpt", "TO:%s" % quote_address(r)) for r in rcpts]
     pipelined = smtp.does_esmtp and smtp.has_extn("pipelining")
-    envelope = [mail]
-    if pipelined:
-        envelope += [_line(smtp, "rcpt", "TO:%s" % quote_address(r)) for r in rcpts]
-        envelope.append(b"data\r\n")
+    envelope = [mail, *rcpt_lines, b"data\r\n"] if pipelined else [mail]
     smtp.send(b"".join(envelope))
     if on_envelope is not None:
         try:
             on_envelope()
         except BaseException:
-            # Nothing of the message was sent: end the transaction, keep the connection,
-            # unless a pipelined DATA was accepted: the only way to end that is a final
-            # dot, which would deliver an empty message, so the connection is dropped
-            # instead (the server then discards the transaction; the next send reconnects).
+            # Nothing of the message was sent: end the transaction, keep the connection.
             try:
                 codes = [smtp.getreply()[0] for _ in envelope]
-                if pipelined and codes[-1] == 354:
-                    smtp.close()
-                else:
-                    smtp._rset()
+                _reset(smtp, data_open=pipelined and codes[-1] == 354)
             except _SMTP_ERRORS:
                 smtp.close()
             raise
     code, resp = smtp.getreply()
     if code != 250:
-        if pipelined:  # the RCPT and DATA answers are on their way: read them first
-            _drain(smtp, len(rcpts) + 1)
-        if code == 421:
-            smtp.close()
-        else:
-            smtp._rset()
+        # Pipelined, the RCPT and DATA answers are on their way: read them first.
+        data_open = pipelined and _drain(smtp, len(rcpts) + 1)
+        _reset(smtp, data_open, code)
         raise smtplib.SMTPSenderRefused(code, resp, from_addr)
     refused = {}
-    for rcpt in rcpts:
+    for rcpt, line in zip(rcpts, rcpt_lines, strict=True):
         if not pipelined:
-            smtp.putcmd("rcpt", "TO:%s" % quote_address(rcpt))  # smtplib's rcpt()
+            smtp.send(line)  # what smtplib's rcpt() writes
         code, resp = smtp.getreply()
         if code not in (250, 251):
             refused[rcpt] = (code, resp)
@@ -163,16 +153,12 @@ def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
         smtp.putcmd("data")
     code, resp = smtp.getreply()
     if pipelined and len(refused) == len(rcpts):
-        if code == 354:  # a server that took DATA anyway gets an empty message
-            smtp.send(b".\r\n")
-            smtp.getreply()
-        smtp._rset()
+        # Nobody we count as a recipient; a server that still took DATA (it counted a
+        # reply such as 252 as accepted) must not get a final dot: that would deliver.
+        _reset(smtp, data_open=code == 354, code=code)
         raise smtplib.SMTPRecipientsRefused(refused)
     if code != 354:
-        if code == 421:
-            smtp.close()
-        else:
-            smtp._rset()  # what sendmail does after data() raises SMTPDataError
+        _reset(smtp, data_open=False, code=code)  # sendmail's RSET after SMTPDataError
         raise smtplib.SMTPDataError(code, resp)
     data = smtplib._quote_periods(msg)
     if data[-2:] != b"\r\n":
@@ -193,16 +179,26 @@ def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
     return refused
 
 
-def _drain(smtp: smtplib.SMTP, answers: int) -> None:
-    """Read the answers still owed to pipelined commands; a server that hung up owes none."""
+def _drain(smtp: smtplib.SMTP, answers: int) -> bool:
+    """Read the answers still owed to pipelined commands (a server that hung up owes
+    none); True when the last one (DATA's) was 354: the server now waits for data."""
+    code = None
     for _ in range(answers):
         try:
             code, _resp = smtp.getreply()
         except smtplib.SMTPServerDisconnected:
-            return
-        if code == 354:  # DATA taken after a failed MAIL: close it empty
-            smtp.send(b".\r\n")
-            smtp.getreply()
+            return False
+    return code == 354
+
+
+def _reset(smtp: smtplib.SMTP, data_open: bool, code: int | None = None) -> None:
+    """End a transaction that must deliver nothing: RSET, or close the connection when
+    the server hung up (421) or waits for message data, which only a final dot would
+    end (and deliver). The next send reconnects."""
+    if data_open or code == 421:
+        smtp.close()
+    else:
+        smtp._rset()
 
 
 def _guarded(method):

@@ -76,8 +76,9 @@ class SyncResult:
     #: stored messages may still wait for automatic linking (left by an earlier
     #: sync that crashed, or by a batch whose hook failed): sweep them up
     unlinked: bool = False
-    #: the outcome (and ``on_finish``) was committed to the mailbox row
-    recorded: bool = False
+    #: the final write ran: committed, or withheld because ``on_finish`` found that the
+    #: mailbox had changed hands meanwhile
+    settled: bool = False
 
 
 def _now() -> datetime:
@@ -88,12 +89,17 @@ def _now() -> datetime:
 
 
 def sync_mailbox(addon, mailbox_id: int,
-                 on_finish: Callable[[Mailbox], None] | None = None) -> SyncResult:
+                 on_finish: Callable[[Mailbox], bool] | None = None,
+                 sweep: Callable[[], None] | None = None) -> SyncResult:
     """Fetch a mailbox's new mail and update its status. Never raises for mail or
     message trouble: the outcome is in the result and on the mailbox row.
 
     ``on_finish(mailbox)`` runs in the transaction that records the outcome, with the
-    row locked (the dispatcher gives its lease back there, in the same write)."""
+    row locked: the dispatcher gives its lease back there, in the same write, and
+    returns False when the lease has passed to another worker (then nothing of this
+    run's status or folder cursors is written: the new holder's are newer).
+    ``sweep()`` runs before that write when stored mail may still wait for automatic
+    linking (an earlier run crashed, or a batch hook failed): still under the lease."""
     from plugin.services.policy import connection_policy
     from plugin.services.settings import fetch_interval_for, load
 
@@ -107,9 +113,12 @@ def sync_mailbox(addon, mailbox_id: int,
         if result.skipped:
             if mb is not None and on_finish is not None:
                 begin_write(s.connection())
-                on_finish(mb)
-                s.commit()
-                result.recorded = True
+                s.refresh(mb, with_for_update=True)
+                if on_finish(mb) is False:
+                    s.rollback()
+                else:
+                    s.commit()
+            result.settled = True
             return result
         gs = load(s)
         window = (gs.initial_sync_days, gs.initial_sync_messages)
@@ -157,13 +166,18 @@ def sync_mailbox(addon, mailbox_id: int,
             fetch_status.record_success(m, _now(), interval)
             if pause_sentence:
                 fetch_status.pause(m, "uidvalidity", pause_sentence)
-    cursor_updates = syncer.cursor_updates if syncer is not None else {}
-    result.recorded = _finish(addon, mailbox_id, change, cursor_updates, on_finish)
     if syncer is not None:
         result.stored = syncer.totals.stored
         result.duplicates = syncer.totals.duplicates
         result.quarantined = syncer.totals.quarantined
         result.unlinked = result.unlinked or syncer.hook_failed
+    if result.unlinked and sweep is not None:
+        try:
+            sweep()
+        except Exception:  # the status must still be written
+            log.exception("sweeping up unlinked mail of mailbox %s failed", mailbox_id)
+    cursor_updates = syncer.cursor_updates if syncer is not None else {}
+    result.settled = _finish(addon, mailbox_id, change, cursor_updates, on_finish)
     return result
 
 
@@ -180,20 +194,24 @@ def _skip_reason(mb: Mailbox | None) -> str | None:
 
 
 def _finish(addon, mailbox_id: int, change: Callable[[Mailbox], None],
-            cursor_updates: dict[int, dict], on_finish: Callable[[Mailbox], None] | None
+            cursor_updates: dict[int, dict], on_finish: Callable[[Mailbox], bool] | None
             ) -> bool:
     """Record the outcome: the mailbox's status, the folder cursors that no stored
-    row carried, and the caller's ``on_finish``, in one write; True once committed."""
+    row carried, and the caller's ``on_finish``, in one write. True once committed,
+    or withheld because ``on_finish`` said the mailbox changed hands."""
     try:
         with Session(addon.engine, expire_on_commit=False) as s:
             begin_write(s.connection())
             mb = s.get(Mailbox, mailbox_id, with_for_update=True)
             if mb is not None:
+                change(mb)
+                if on_finish is not None and on_finish(mb) is False:
+                    s.rollback()
+                    log.info("mailbox %s changed hands during its sync; the new holder "
+                             "records its status", mailbox_id)
+                    return True
                 for cursor_id, values in cursor_updates.items():
                     s.execute(update(_CUR).where(_CUR.c.id == cursor_id).values(**values))
-                change(mb)
-                if on_finish is not None:
-                    on_finish(mb)
                 s.commit()
                 return True
     except Exception:
@@ -246,19 +264,6 @@ class _Sync:
                 except Exception:
                     self.hook_failed = True
                     log.exception("batch hook %r failed", hook)
-
-
-def _explained_by(modseqs: set, old: int | None, new: int) -> bool:
-    """True when the new messages account for every change between two HIGHESTMODSEQs.
-
-    Each change a server makes (a flag set, an expunge, a delivery) takes a mod-sequence
-    of its own (RFC 7162), so when every value after ``old`` up to ``new`` belongs to a
-    message just fetched, nothing else changed and the flags of older mail need not be
-    fetched again. Anything unknown (no CONDSTORE, a gap) means: look.
-    """
-    if old is None or None in modseqs or new <= old or new - old > len(modseqs):
-        return False
-    return all(v in modseqs for v in range(old + 1, new + 1))
 
 
 def _chunks(seq: list, size: int) -> Iterator[list]:
@@ -335,21 +340,18 @@ class ImapSync(_Sync):
         imap.select(folder, readonly=True)
         uids = imap.search_uids_since(cursor["last_uid"] or 0)
         validity = cursor["uidvalidity"]
-        modseqs: set[int | None] = set()
         for batch_uids in _chunks(uids, IMAP_BATCH):
-            items = self._fetch(imap, folder, cursor["role"], validity, batch_uids, modseqs)
+            items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
             top = max(batch_uids)
             batch = self.store.store_batch(items, lambda conn, top=top: self._update_cursor(
                 conn, cursor["id"], last_uid=top))
             self._stored(batch)
         # last_uid moved with each batch's rows; UIDNEXT alone can wait for the status.
         self._defer_cursor(cursor["id"], uidnext=st.uidnext)
-        old = cursor.get("highestmodseq")
-        if st.highestmodseq is not None and st.highestmodseq != old:
-            if _explained_by(modseqs, old, st.highestmodseq):
-                self._defer_cursor(cursor["id"], highestmodseq=st.highestmodseq)
-            else:
-                self._refresh_flags(imap, cursor, st)
+        if st.highestmodseq is not None and st.highestmodseq != cursor.get("highestmodseq"):
+            # New mail raises HIGHESTMODSEQ too, but one command can also have changed
+            # older messages (a COPY, then "mark all read"): so look at their flags.
+            self._refresh_flags(imap, cursor, st)
 
     def _refresh_flags(self, imap: ImapSession, cursor: dict, st) -> None:  # noqa: ANN001
         """\\Seen and removals of recent messages, from another client, into our rows."""
@@ -359,13 +361,10 @@ class ImapSync(_Sync):
         self._defer_cursor(cursor["id"], highestmodseq=st.highestmodseq)
 
     def _fetch(self, imap: ImapSession, folder: str, role: str, validity: int,
-               uids: list[int], modseqs: set | None = None) -> list[FetchedItem]:
-        fetched = list(imap.fetch(uids, batch=len(uids)))
-        if modseqs is not None:
-            modseqs.update(m.modseq for m in fetched)
+               uids: list[int]) -> list[FetchedItem]:
         items = [FetchedItem(raw=m.raw, folder=folder, role=role or "inbox",
                              uidvalidity=validity, uid=m.uid, internaldate=m.internaldate)
-                 for m in fetched]
+                 for m in imap.fetch(uids, batch=len(uids))]
         crashpoint("after_fetch")
         return items
 

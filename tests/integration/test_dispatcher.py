@@ -136,3 +136,62 @@ def test_embedded_scheduler_starts_once_and_stops(tmp_path):
         addon.scheduler.shutdown(wait=True)
     assert not addon.scheduler.running
     dispatcher_for(addon).shutdown()
+
+
+def test_a_sync_whose_lease_passed_to_another_worker_writes_no_status(mini, dovecot, mail_user):
+    from sqlalchemy import update
+
+    from plugin.models import FetchCursor
+    from plugin.services.sync import sync_mailbox
+
+    _app, host, addon = mini
+    complete_settings(addon)
+    mbid = make_mailbox(addon, host.add_person("R", "r@acme.test").get_id(), dovecot,
+                        mail_user)
+    dovecot.deliver(mail_user, raw_mail("a@cand.test", mail_user.email))
+    now = datetime.now(timezone.utc)
+    assert leases.claim_due(addon.engine, "w1", 1, now, timedelta(seconds=60)) == [mbid]
+    # w1's lease ran out while it synced, and w2 took the mailbox over.
+    with addon.engine.begin() as conn:
+        conn.execute(update(Mailbox).where(Mailbox.id == mbid).values(lease_owner="w2"))
+    result = sync_mailbox(addon, mbid,
+                          on_finish=lambda mb: leases.give_back(mb, "w1", 0.1))
+    assert result.stored == 1 and result.settled  # the mail itself is safely stored
+    with addon.session() as s:
+        mb = s.get(Mailbox, mbid)
+        assert mb.lease_owner == "w2" and mb.last_success_at is None
+        # ... and w1 moved no folder cursor behind w2's back.
+        assert all(c.uidvalidity is None for c in s.scalars(select(FetchCursor)))
+
+
+def test_the_sweep_of_unlinked_mail_runs_while_the_lease_is_held(mini, dovecot, mail_user):
+    from plugin.services import sync
+    from plugin.services.sync import sync_mailbox
+
+    _app, host, addon = mini
+    complete_settings(addon)
+    mbid = make_mailbox(addon, host.add_person("R", "r@acme.test").get_id(), dovecot,
+                        mail_user)
+    dovecot.deliver(mail_user, raw_mail("a@cand.test", mail_user.email))
+    now = datetime.now(timezone.utc)
+    assert leases.claim_due(addon.engine, "w1", 1, now, timedelta(seconds=60)) == [mbid]
+
+    def failing_hook(*_args) -> None:
+        raise RuntimeError("linking failed")  # this batch's mail waits for the sweep
+
+    owners = []
+
+    def sweep() -> None:
+        with addon.session() as s:
+            owners.append(s.get(Mailbox, mbid).lease_owner)
+
+    hooks = list(sync.BATCH_HOOKS)
+    sync.BATCH_HOOKS[:] = [failing_hook]
+    try:
+        result = sync_mailbox(addon, mbid, sweep=sweep,
+                              on_finish=lambda mb: leases.give_back(mb, "w1", 0.1))
+    finally:
+        sync.BATCH_HOOKS[:] = hooks
+    assert result.unlinked and owners == ["w1"]
+    with addon.session() as s:
+        assert s.get(Mailbox, mbid).lease_owner is None  # given back after the sweep

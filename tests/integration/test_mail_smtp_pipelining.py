@@ -58,6 +58,18 @@ def test_all_refused_recipients_raise_and_the_connection_stays_usable(session, l
     assert len(lab.wait_for(1)) == 1  # the refused message was never delivered
 
 
+def test_a_server_that_takes_data_for_no_accepted_recipient_gets_no_message(
+        session, lab, mail_user):
+    # 252 is not "accepted" for the client; the lab still counts the recipient, so a
+    # pipelined DATA gets 354. Ending it with a dot would deliver: the line is dropped.
+    with pytest.raises(MailError) as info:
+        session.send_bytes("recruiter@example.test", ["maybe-1@example.test"], RAW)
+    assert info.value.kind == "recipient_refused" and info.value.code == 252
+    assert session.send_bytes("recruiter@example.test", [mail_user.email], RAW) == {}
+    [got] = lab.wait_for(1)
+    assert got.rcpt_tos == (mail_user.email,)
+
+
 def test_a_refused_sender_raises_and_the_connection_stays_usable(session, lab, mail_user):
     with pytest.raises(MailError) as info:
         session.send_bytes("reject-sender@example.test", [mail_user.email], RAW)

@@ -56,6 +56,10 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.lab.refuse(address):
             return "550 5.1.1 Recipient refused by lab policy"
+        if address.split("@", 1)[0].lower().startswith("maybe"):
+            # Taken, with a 252 that clients (smtplib included) count as not accepted.
+            envelope.rcpt_tos.append(address)
+            return "252 2.1.5 Cannot verify the user, will attempt delivery"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

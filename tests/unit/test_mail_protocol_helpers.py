@@ -114,14 +114,3 @@ def test_folder_roles_fall_back_to_common_names_without_special_use():
     roles = folder_roles([folder("inbox"), folder("Sent"), folder("Gesendet", "\\SENT")])
     assert roles["sent"] == "Gesendet" and roles["inbox"] == "inbox"
 
-
-def test_new_mail_explains_a_modseq_change_only_when_it_covers_every_value():
-    from plugin.services.sync import _explained_by
-
-    assert _explained_by({11, 12, 13}, 10, 13)
-    assert _explained_by({11}, 10, 11)  # three deliveries in one transaction share one
-    assert _explained_by({11, 12, 14}, 10, 12)  # 14 came after STATUS: not in the range
-    assert not _explained_by({11, 13}, 10, 13)  # 12 was something else (a read, a delete)
-    assert not _explained_by({11, 12}, None, 12)  # nothing known before
-    assert not _explained_by({11, None}, 10, 11)  # a server without MODSEQ in FETCH
-    assert not _explained_by(set(), 10, 12)
