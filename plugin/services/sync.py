@@ -106,7 +106,8 @@ def sync_mailbox(addon, mailbox_id: int,
     result = SyncResult()
     now = _now()
     # One transaction reads all a sync needs (mailbox, settings, folder cursors,
-    # whether mail waits for linking) and marks the attempt.
+    # whether mail waits for linking). It writes only to restart the progress count:
+    # a poll of an unchanged mailbox makes one write in all, the status at the end.
     with Session(addon.engine, expire_on_commit=False) as s:
         mb = s.get(Mailbox, mailbox_id)
         result.skipped = _skip_reason(mb)
@@ -130,8 +131,8 @@ def sync_mailbox(addon, mailbox_id: int,
         result.unlinked = s.execute(select(_MSG.c.id).where(
             _MSG.c.mailbox_id == mailbox_id, _MSG.c.import_checked.is_(False)).limit(1)
         ).first() is not None
-        mb.last_attempt_at = now
-        mb.progress_count = 0
+        if mb.progress_count:
+            mb.progress_count = 0  # Fetch now shows this run's messages "so far"
         s.commit()
         snapshot = _MailboxView(mb.id, mb.email, mb.protocol, mb.delete_policy,
                                 mb.delete_after_days)
@@ -177,7 +178,7 @@ def sync_mailbox(addon, mailbox_id: int,
         except Exception:  # the status must still be written
             log.exception("sweeping up unlinked mail of mailbox %s failed", mailbox_id)
     cursor_updates = syncer.cursor_updates if syncer is not None else {}
-    result.settled = _finish(addon, mailbox_id, change, cursor_updates, on_finish)
+    result.settled = _finish(addon, mailbox_id, now, change, cursor_updates, on_finish)
     return result
 
 
@@ -193,7 +194,7 @@ def _skip_reason(mb: Mailbox | None) -> str | None:
     return None
 
 
-def _finish(addon, mailbox_id: int, change: Callable[[Mailbox], None],
+def _finish(addon, mailbox_id: int, attempted: datetime, change: Callable[[Mailbox], None],
             cursor_updates: dict[int, dict], on_finish: Callable[[Mailbox], bool] | None
             ) -> bool:
     """Record the outcome: the mailbox's status, the folder cursors that no stored
@@ -204,6 +205,7 @@ def _finish(addon, mailbox_id: int, change: Callable[[Mailbox], None],
             begin_write(s.connection())
             mb = s.get(Mailbox, mailbox_id, with_for_update=True)
             if mb is not None:
+                mb.last_attempt_at = attempted
                 change(mb)
                 if on_finish is not None and on_finish(mb) is False:
                     s.rollback()
