@@ -6,11 +6,13 @@ of N recipients (made beforehand, like the composer's Send does), spacing off: p
 recipient the outbox row committed before and after SMTP (one commit between two
 messages: "i sent" and "i+1 sending" together), the message built, sent,
 recorded (store, record link, host note) and saved in the sender's Dovecot Sent
-folder; the clock stops when every row is ``filed``. The SMTP server runs in its own
-process (bench/_smtp_proc.py) and offers PIPELINING, as real submission servers do:
-our sender uses it (the envelope in one write), smtplib does not; ``--no-pipelining``
-takes it away, so both wait for every answer. The store is SQLite on the disk (or
-PostgreSQL with --db postgresql); the lab Dovecot's mail is in memory (bench/_lab.py).
+folder; the clock stops when every row is ``filed``. The two are interleaved
+``--rounds`` times (3) and the best of each compared, as in the other benchmarks.
+The SMTP server runs in its own process (bench/_smtp_proc.py) and offers PIPELINING,
+as real submission servers do: our sender uses it (the envelope in one write),
+smtplib does not; ``--no-pipelining`` takes it away, so both wait for every answer.
+The store is SQLite on the disk (or PostgreSQL with --db postgresql); the lab
+Dovecot's mail is in memory (bench/_lab.py).
 """
 from __future__ import annotations
 
@@ -138,7 +140,8 @@ def ours(dovecot, user, smtp: SmtpProcess, n: int, db: str) -> tuple[float, floa
         return took, made, filed
 
 
-_pg = None
+#: PostgreSQL databases made for the rounds (dropped at the end)
+_pgs: list = []
 #: CPU seconds (user + system, all threads) of this process during the bulk job
 JOB_CPU = 0.0
 #: a file to write cProfile stats of the bulk job to (--profile), for finding hot spots
@@ -179,18 +182,19 @@ def addon_app(dovecot, db_url: str | None):
 
 
 def _db_url(db: str) -> str | None:
-    global _pg
     if db == "sqlite":
         return None
     from tests.lab.postgres import create_database
-    _pg = create_database()
-    return _pg.url
+    _pgs.append(create_database())
+    return _pgs[-1].url
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipients", type=int, default=1000)
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="baseline and bulk job interleaved this many times; the best of each")
     ap.add_argument("--no-pipelining", action="store_true",
                     help="the SMTP server does not offer PIPELINING (both sides then wait "
                          "for every command's answer)")
@@ -201,29 +205,36 @@ def main() -> None:
     PROFILE = args.profile
     logging.basicConfig(level=logging.WARNING)
     n = args.recipients
+    best_base = best_ours = float("inf")
+    job_cpu = float("inf")
     with lab() as dovecot:
         user = dovecot.add_user("benchsender", "bench-pass")
         smtp = SmtpProcess(dovecot, user, pipelining=not args.no_pipelining)
         try:
-            tb = baseline(dovecot, user, smtp, n)
-            assert int(smtp.ask("count")) == n
-            smtp.ask("clear")
-            to, made, filed = ours(dovecot, user, smtp, n, args.db)
-            assert int(smtp.ask("count")) == n, "each recipient exactly once"
-            assert filed == n, filed
-            in_sent = len(dovecot.list_messages(user, "Sent"))
-            assert in_sent == n, in_sent
+            for r in range(args.rounds):
+                tb = baseline(dovecot, user, smtp, n)
+                assert int(smtp.ask("count")) == n
+                smtp.ask("clear")
+                to, made, filed = ours(dovecot, user, smtp, n, args.db)
+                assert int(smtp.ask("count")) == n, "each recipient exactly once"
+                smtp.ask("clear")
+                assert filed == n, filed
+                in_sent = len(dovecot.list_messages(user, "Sent"))
+                assert in_sent == n * (r + 1), in_sent
+                print(f"round {r + 1}: baseline {tb:.2f} s, bulk job {to:.2f} s (made in "
+                      f"{made:.2f} s beforehand; {filed} filed, {n} more in Sent)", flush=True)
+                best_base, best_ours = min(best_base, tb), min(best_ours, to)
+                job_cpu = min(job_cpu, JOB_CPU)
         finally:
             smtp.stop()
-            if _pg is not None:
-                _pg.drop()
-    base_rate, our_rate = n / tb, n / to
+            for db in _pgs:
+                db.drop()
+    base_rate, our_rate = n / best_base, n / best_ours
     offered = "not offered" if args.no_pipelining else "offered (smtplib does not use it)"
-    print(f"baseline {tb:.2f} s; bulk job {to:.2f} s (job made in {made:.2f} s beforehand; "
-          f"{filed} filed, {in_sent} in Sent; store {args.db}; PIPELINING {offered})",
-          flush=True)
-    print(f"bulk job CPU in this process: {JOB_CPU:.2f} s ({1000 * JOB_CPU / n:.2f} ms a "
-          f"message; the rest of {to:.2f} s is waiting for the servers or the machine)",
+    print(f"best of {args.rounds}: baseline {best_base:.2f} s; bulk job {best_ours:.2f} s "
+          f"(store {args.db}; PIPELINING {offered})", flush=True)
+    print(f"bulk job CPU in this process: {job_cpu:.2f} s ({1000 * job_cpu / n:.2f} ms a "
+          f"message; the rest of {best_ours:.2f} s is waiting for the servers or the machine)",
           flush=True)
     print(f"bulk/baseline ratio: {our_rate / base_rate:.2f} (bulk {our_rate:.0f} msg/s, "
           f"baseline {base_rate:.0f} msg/s, peak RSS {peak_rss_mb():.0f} MB)")

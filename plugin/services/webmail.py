@@ -437,7 +437,10 @@ def refresh_recent_flags(addon, mailbox_id: int, session_imap, folder: str,  # n
     if sel is None or sel.name != folder:
         sel = session_imap.select(folder, readonly=True)
     with Session(addon.engine) as s:
-        q = select(MessageLocation.uid, MessageLocation.message_id, MessageLocation.id).where(
+        # Our own \\Seen beside each location, so that only real differences are written
+        # (usually none: then this costs one read and no write at all).
+        q = select(MessageLocation.uid, MessageLocation.message_id, MessageLocation.id,
+                   Message.seen).join(Message, Message.id == MessageLocation.message_id).where(
             MessageLocation.mailbox_id == mailbox_id, MessageLocation.folder == folder,
             MessageLocation.uidvalidity == sel.uidvalidity,
             MessageLocation.removed_from_server.is_(False), MessageLocation.uid.is_not(None))
@@ -450,10 +453,15 @@ def refresh_recent_flags(addon, mailbox_id: int, session_imap, folder: str,  # n
             return 0
         flags = session_imap.fetch_flags([r[0] for r in rows])
         changed = 0
-        seen_ids = [mid for uid, mid, _l in rows if uid in flags and "\\SEEN" in
-                    {f.upper() for f in flags[uid]}]
-        unseen_ids = [mid for uid, mid, _l in rows if uid in flags and mid not in seen_ids]
-        gone = [(mid, loc) for uid, mid, loc in rows if uid not in flags]
+        seen_there: dict[int, bool] = {}  # read where any of its copies here is read
+        for uid, mid, _l, _seen in rows:
+            if uid in flags:
+                read = "\\SEEN" in {f.upper() for f in flags[uid]}
+                seen_there[mid] = seen_there.get(mid, False) or read
+        ours = {mid: seen for _u, mid, _l, seen in rows}
+        seen_ids = [mid for mid, read in seen_there.items() if read and not ours[mid]]
+        unseen_ids = [mid for mid, read in seen_there.items() if not read and ours[mid]]
+        gone = [(mid, loc) for uid, mid, loc, _seen in rows if uid not in flags]
         if seen_ids:
             changed += s.execute(update(Message).where(
                 Message.id.in_(seen_ids), Message.seen.is_(False)).values(seen=True)).rowcount
