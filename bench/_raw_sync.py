@@ -45,9 +45,10 @@ def _sync(port: int, context: ssl.SSLContext, login: str, password: str,
     return fetched
 
 
-def run(port: int, ca_file: str, accounts: list[tuple[str, str]], threads: int, new: int,
-        claim, start, results) -> None:  # noqa: ANN001 - multiprocessing primitives
-    """Sync mailboxes claimed from the shared counter ``claim`` until none is left."""
+def sync_all(port: int, ca_file: str, accounts: list[tuple[str, str]], threads: int,
+             new: int, claim) -> int:  # noqa: ANN001 - a multiprocessing.Value("i")
+    """Sync mailboxes claimed from the counter ``claim`` (shared with other processes,
+    or not) on ``threads`` threads until none is left; returns the messages fetched."""
     context = ssl.create_default_context(cafile=ca_file)
     counts = []
     lock = threading.Lock()
@@ -64,10 +65,16 @@ def run(port: int, ca_file: str, accounts: list[tuple[str, str]], threads: int, 
         with lock:
             counts.append(n)
 
-    start.wait()
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    results.put(sum(counts))
+    return sum(counts)
+
+
+def run(port: int, ca_file: str, accounts: list[tuple[str, str]], threads: int, new: int,
+        claim, start, results) -> None:  # noqa: ANN001 - multiprocessing primitives
+    """One raw process of a round: wait for the start line, then :func:`sync_all`."""
+    start.wait()
+    results.put(sync_all(port, ca_file, accounts, threads, new, claim))

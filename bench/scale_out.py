@@ -37,11 +37,9 @@ import multiprocessing
 import os
 import re
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -87,23 +85,8 @@ class Relay:
 
 def warm(dovecot, users, port: int) -> None:  # noqa: ANN001
     """Open every mailbox once so Dovecot's indexes exist before the first round."""
-    context = ssl.create_default_context(cafile=dovecot.ca_file)
-    todo = list(users)
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                if not todo:
-                    return
-                user = todo.pop()
-            _raw_sync._sync(port, context, user.login, user.password)
-
-    pool = [threading.Thread(target=work) for _ in range(8)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    _raw_sync.sync_all(port, dovecot.ca_file, [(u.login, u.password) for u in users], 8, 0,
+                       multiprocessing.Value("i", 0))
 
 
 def raw_round(port: int, ca_file: str, accounts, processes: int, threads: int, new: int,

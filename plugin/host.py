@@ -9,9 +9,9 @@ anything else.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
-from collections.abc import Iterable
 
 #: The version of this contract.  ``manifest.json`` names it as ``host_api``.
 HOST_API_VERSION = "1.0"

@@ -102,7 +102,7 @@ class Dispatcher:
             log.exception("sync of mailbox %s crashed", mailbox_id)
         finally:
             if not released:
-                leases.release(self.addon.engine, self.name, mailbox_id, None)
+                leases.release(self.addon.engine, self.name, mailbox_id)
             with self.lock:
                 self.running.discard(mailbox_id)
 

@@ -104,11 +104,8 @@ def give_back(mb: Mailbox, worker: str, jitter: float) -> bool:
     return True
 
 
-def release(engine: Engine, worker: str, mailbox_id: int, next_fetch_at: datetime | None) -> None:
-    """Give the mailbox back; ``next_fetch_at`` (with jitter) when the sync set one."""
-    values = {"lease_owner": None, "lease_until": None, "fetch_requested": False}
-    if next_fetch_at is not None:
-        values["next_fetch_at"] = next_fetch_at
+def release(engine: Engine, worker: str, mailbox_id: int) -> None:
+    """Give the mailbox back when its sync could not (see :func:`give_back`)."""
     with autocommit(engine) as conn:
         conn.execute(update(M).where(M.c.id == mailbox_id, M.c.lease_owner == worker)
-                     .values(**values))
+                     .values(lease_owner=None, lease_until=None, fetch_requested=False))

@@ -24,8 +24,6 @@ import json
 import logging
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
@@ -33,7 +31,6 @@ from types import SimpleNamespace
 from sqlalchemy import bindparam, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from plugin.blobs import blob_store
 from plugin.host import HostRecord, HostUser, RecordRef
 from plugin.mail.addresses import normalize_address
 from plugin.mail.errors import (
@@ -272,18 +269,14 @@ def _finish_cancelled(conn, job_id: int) -> None:
 # ------------------------------------------------------------------ running
 
 
-#: writes sent copies into the blob store for every running bulk job of the process
-_blob_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ie-blobs")
-
-
 class Filer:
     """Records sent messages and saves them in Sent, in the sending thread.
 
     No thread of its own: a second busy Python thread makes every socket wait of the
     SMTP loop pay for a GIL hand-over (measured: 10 ms a message instead of 3).
     Instead the work is cut into steps that run while the SMTP server digests a
-    message (:meth:`step`, passed as ``while_waiting``): one blob write, or, every
-    ``batch`` messages, recording the batch (store rows, record links, host notes in
+    message (:meth:`step`, passed as ``while_waiting``): every ``batch`` messages,
+    recording the batch (store rows, record links, host notes in
     a few statements) and starting its MULTIAPPEND into Sent, whose answer is read
     at the next batch, so Dovecot stores it meanwhile. Rows become ``filed`` only
     once that answer is OK; until then they stay ``sent`` and a restarted job files
@@ -294,35 +287,22 @@ class Filer:
                  batch: int = sender.APPEND_BATCH) -> None:
         self.addon, self.mb, self.policy, self.sender_name = addon, mb, policy, sender_name
         self.batch = batch
-        self.blobs = blob_store(addon.app.config)
         self._sent: sender.SentFolder | None = None
         self._imap_ok = mb.protocol == "imap" and not sender.provider_files_sent(mb)
         self._checked = False
-        #: sent, blob not yet written: (row, raw)
-        self._new: deque = deque()
-        #: blob written: (row, raw, sha)
+        #: sent, not yet recorded: (row, raw, sha256 of raw)
         self._ready: list = []
         #: recorded and being appended to Sent: (rows, tag of the MULTIAPPEND)
         self._appending: tuple[list, bytes | None] | None = None
         self.filed = 0
 
     def put(self, row: SimpleNamespace, raw: bytes) -> None:
-        if not sender.keeps_raw_copy(row):
-            self._ready.append((row, raw, sender.copy_digest(self.addon, row, raw)))
-            return
-        # The blob write is a handful of file-system calls with hardly any Python
-        # between them, so a helper thread does it without the GIL hand-over cost.
-        self._new.append((row, raw, _blob_writer.submit(self.blobs.put, raw)))
-
-    def _take_written(self, wait: bool) -> None:
-        while self._new and (wait or self._new[0][2].done()):
-            row, raw, future = self._new.popleft()
-            self._ready.append((row, raw, future.result()))
+        # A bulk message has no attachments, so this only hashes (no blob to write).
+        self._ready.append((row, raw, sender.copy_digest(self.addon, row, raw)))
 
     def step(self) -> None:
         """One small piece of the filing work; never raises."""
         try:
-            self._take_written(wait=False)
             if len(self._ready) >= self.batch:
                 self._file_ready()
         except Exception:
@@ -331,7 +311,6 @@ class Filer:
     def finish(self) -> None:
         """File everything still pending (at the end of the job, or when it stops)."""
         try:
-            self._take_written(wait=True)
             self._file_ready()
             self._collect()
         except Exception:

@@ -138,12 +138,8 @@ def test_embedded_scheduler_starts_once_and_stops(tmp_path):
     dispatcher_for(addon).shutdown()
 
 
-def test_a_sync_whose_lease_passed_to_another_worker_writes_no_status(mini, dovecot, mail_user):
-    from sqlalchemy import update
-
-    from plugin.models import FetchCursor
-    from plugin.services.sync import sync_mailbox
-
+def _leased_to_w1(mini, dovecot, mail_user):  # noqa: ANN001, ANN202
+    """A set-up add-on and a mailbox with one new message, claimed by worker "w1"."""
     _app, host, addon = mini
     complete_settings(addon)
     mbid = make_mailbox(addon, host.add_person("R", "r@acme.test").get_id(), dovecot,
@@ -151,6 +147,16 @@ def test_a_sync_whose_lease_passed_to_another_worker_writes_no_status(mini, dove
     dovecot.deliver(mail_user, raw_mail("a@cand.test", mail_user.email))
     now = datetime.now(timezone.utc)
     assert leases.claim_due(addon.engine, "w1", 1, now, timedelta(seconds=60)) == [mbid]
+    return addon, mbid
+
+
+def test_a_sync_whose_lease_passed_to_another_worker_writes_no_status(mini, dovecot, mail_user):
+    from sqlalchemy import update
+
+    from plugin.models import FetchCursor
+    from plugin.services.sync import sync_mailbox
+
+    addon, mbid = _leased_to_w1(mini, dovecot, mail_user)
     # w1's lease ran out while it synced, and w2 took the mailbox over.
     with addon.engine.begin() as conn:
         conn.execute(update(Mailbox).where(Mailbox.id == mbid).values(lease_owner="w2"))
@@ -168,13 +174,7 @@ def test_the_sweep_of_unlinked_mail_runs_while_the_lease_is_held(mini, dovecot, 
     from plugin.services import sync
     from plugin.services.sync import sync_mailbox
 
-    _app, host, addon = mini
-    complete_settings(addon)
-    mbid = make_mailbox(addon, host.add_person("R", "r@acme.test").get_id(), dovecot,
-                        mail_user)
-    dovecot.deliver(mail_user, raw_mail("a@cand.test", mail_user.email))
-    now = datetime.now(timezone.utc)
-    assert leases.claim_due(addon.engine, "w1", 1, now, timedelta(seconds=60)) == [mbid]
+    addon, mbid = _leased_to_w1(mini, dovecot, mail_user)
 
     def failing_hook(*_args) -> None:
         raise RuntimeError("linking failed")  # this batch's mail waits for the sweep

@@ -27,13 +27,26 @@ def _seen(addon) -> dict[str, bool]:  # noqa: ANN001
         return {m.subject: m.seen for m in s.scalars(select(Message))}
 
 
-def test_read_and_delete_in_another_client_reach_our_rows(mini, dovecot, mail_user):
-    app, _host, addon = mini
+def _synced(mini, dovecot, user, subjects: list[str]) -> tuple:  # noqa: ANN001
+    """The add-on and a mailbox holding one message per subject, synced once."""
+    _app, _host, addon = mini
     set_window(addon)
-    for i in range(3):
-        dovecot.deliver(mail_user, raw_mail("a@cand.test", mail_user.email, f"Note {i}"))
-    mbid = make_mailbox(addon, dovecot, mail_user)
-    assert sync_mailbox(addon, mbid).stored == 3
+    for subject in subjects:
+        dovecot.deliver(user, raw_mail("a@cand.test", user.email, subject))
+    mbid = make_mailbox(addon, dovecot, user)
+    assert sync_mailbox(addon, mbid).stored == len(subjects)
+    return addon, mbid
+
+
+def _store_elsewhere(dovecot, user, uid: str, change: str, flag: str) -> None:  # noqa: ANN001
+    """Another mail client changes a flag (``change`` is "+FLAGS" or "-FLAGS")."""
+    other = _other_client(dovecot, user)
+    other.uid("STORE", uid, change, f"({flag})")
+    other.logout()
+
+
+def test_read_and_delete_in_another_client_reach_our_rows(mini, dovecot, mail_user):
+    addon, mbid = _synced(mini, dovecot, mail_user, [f"Note {i}" for i in range(3)])
     assert _seen(addon) == {"Note 0": False, "Note 1": False, "Note 2": False}
 
     other = _other_client(dovecot, mail_user)
@@ -47,25 +60,15 @@ def test_read_and_delete_in_another_client_reach_our_rows(mini, dovecot, mail_us
         gone = s.scalar(select(Message).where(Message.subject == "Note 2"))
         assert gone.deleted  # expunged elsewhere: gone from the webmail too
 
-    other = _other_client(dovecot, mail_user)
-    other.uid("STORE", "1", "-FLAGS", "(\\Seen)")
-    other.logout()
+    _store_elsewhere(dovecot, mail_user, "1", "-FLAGS", "\\Seen")
     sync_mailbox(addon, mbid)
     assert _seen(addon)["Note 0"] is False
 
 
-
 def test_a_read_elsewhere_beside_new_mail_is_taken_over(mini, dovecot, mail_user):
-    _app, _host, addon = mini
-    set_window(addon)
-    for i in range(2):
-        dovecot.deliver(mail_user, raw_mail("a@cand.test", mail_user.email, f"Old {i}"))
-    mbid = make_mailbox(addon, dovecot, mail_user)
-    assert sync_mailbox(addon, mbid).stored == 2
+    addon, mbid = _synced(mini, dovecot, mail_user, ["Old 0", "Old 1"])
     # New mail raises HIGHESTMODSEQ as well: the read must not hide behind it.
-    other = _other_client(dovecot, mail_user)
-    other.uid("STORE", "1", "+FLAGS", "(\\Seen)")
-    other.logout()
+    _store_elsewhere(dovecot, mail_user, "1", "+FLAGS", "\\Seen")
     dovecot.deliver(mail_user, raw_mail("b@cand.test", mail_user.email, "New 0"))
     assert sync_mailbox(addon, mbid).stored == 1
     assert _seen(addon) == {"Old 0": True, "Old 1": False, "New 0": False}
