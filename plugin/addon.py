@@ -24,9 +24,9 @@ from plugin import config as ie_config
 from plugin.crypto import SecretBox, load_keys
 from plugin.csrf import csrf_token
 from plugin.db import make_engine, make_session_factory, resolve_url
+from plugin.current import EXTENSION_KEY
 from plugin.host import HOST_API_VERSION, HostAdapter
 
-EXTENSION_KEY = "integrated_email"
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
 log = logging.getLogger("plugin.integrated_email")
 
@@ -72,7 +72,7 @@ class IntegratedEmail:
         app.cli.add_command(cli_group)
         app.extensions[EXTENSION_KEY] = self
 
-        from plugin.services.importer import register as register_import
+        from plugin.linking.importer import register as register_import
         register_import()
 
         from plugin.jobs import start_scheduler_if_embedded
@@ -124,7 +124,7 @@ class IntegratedEmail:
         """Entries for the host's Settings menu (none while inactive)."""
         if not self.is_active():
             return []
-        from plugin.services.webmail import webmail_enabled
+        from plugin.reading.webmail import webmail_enabled
         entries = [{"label": "Integrated email", "url": url_for("integrated_email.home")}]
         if webmail_enabled(self.session()):
             entries.append({"label": "Mail", "url": url_for("integrated_email.webmail")})
@@ -139,14 +139,10 @@ class IntegratedEmail:
 
     def email_link(self, address: str, record=None) -> str:  # noqa: ANN001
         """URL for an email address the host shows: our compose, or mailto:."""
-        from plugin.services.links import email_link
+        from plugin.sending.email_links import email_link
         return email_link(self, address, record)
 
     def htmx_url(self) -> str:
         return current_app.config["IE_HTMX_URL"] or url_for(
             "integrated_email.static", filename="vendor/htmx.min.js")
 
-
-def get_addon() -> IntegratedEmail:
-    """The add-on of the current app."""
-    return current_app.extensions[EXTENSION_KEY]

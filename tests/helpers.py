@@ -49,7 +49,7 @@ def complete_settings(addon, **values) -> None:  # noqa: ANN001, ANN003
     """Save global settings directly (as an admin would), opening the gate."""
     from datetime import datetime, timezone
 
-    from plugin.services import settings as settings_service
+    from plugin.setup import settings as settings_service
 
     with addon.session() as s:
         gs = settings_service.load(s)

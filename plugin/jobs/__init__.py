@@ -30,7 +30,7 @@ def build_scheduler(addon, scheduler_cls=BackgroundScheduler,  # noqa: ANN001
     """A scheduler with the add-on's jobs (listed in manifest.json) added; the first
     dispatcher tick comes ``first_tick_in`` seconds after the start (a web process
     lets the app finish starting; a worker process has nothing else to do)."""
-    from plugin.jobs.fetch import dispatch
+    from plugin.jobs.dispatcher import dispatch
     app = addon.app
     sched = scheduler_cls(job_defaults={"coalesce": True, "max_instances": 1,
                                         "misfire_grace_time": 30})

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 
-from plugin.addon import get_addon
+from plugin.current import get_addon
 from plugin.models import Mailbox
 from plugin.models.settings import SHARING_OPTIONS
 from plugin.routes.setup import form_state, save_mailbox, wants_fragment
-from plugin.services import settings as settings_service
-from plugin.services import setup as setup_service
-from plugin.services.policy import connection_policy
+from plugin.setup import settings as settings_service
+from plugin.setup import mailbox as setup_service
+from plugin.setup.policy import connection_policy
 
 #: the admin's own mailbox is saved only once they typed a password (or have one)
 MAILBOX_TOUCHED = ("in_password", "out_password")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
-from plugin.addon import get_addon
-from plugin.jobs.fetch import request_fetch
-from plugin.services import health
-from plugin.services import setup as setup_service
+from plugin.current import get_addon
+from plugin.jobs.dispatcher import request_fetch
+from plugin.fetching import health
+from plugin.setup import mailbox as setup_service
 
 
 def fetch_now(mailbox_id: int):  # noqa: ANN201

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import g, redirect, render_template, url_for
 
-from plugin.addon import get_addon
-from plugin.services import settings as settings_service
+from plugin.current import get_addon
+from plugin.setup import settings as settings_service
 
 
 def home():  # noqa: ANN201

@@ -7,11 +7,12 @@ from flask import abort, g, render_template, request
 from markupsafe import Markup
 from sqlalchemy import select
 
-from plugin.addon import get_addon
+from plugin.current import get_addon
 from plugin.host import RecordRef
 from plugin.models import GlobalSettings
-from plugin.services import setup as setup_service
-from plugin.services import sharing, timeline
+from plugin.setup import mailbox as setup_service
+from plugin.sharing import rule as sharing
+from plugin.sharing import timeline
 
 
 def _context(addon, ref: RecordRef) -> dict:  # noqa: ANN001
@@ -95,7 +96,7 @@ def record_message(kind: str, record_id: str, message_id: int):  # noqa: ANN201
 
     from plugin.mail.sanitize import linkify_text, sanitize_html, srcdoc_document
     from plugin.routes.webmail import page_csp
-    from plugin.services import webmail as wm
+    from plugin.reading import webmail as wm
 
     ref = _ref_or_404(kind, record_id)
     msg = _linked_message_or_404(ref, message_id)

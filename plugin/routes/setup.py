@@ -10,15 +10,15 @@ from __future__ import annotations
 from flask import (abort, current_app, flash, g, make_response, redirect, render_template,
                    request, url_for)
 
-from plugin.addon import get_addon
+from plugin.current import get_addon
 from plugin.mail.errors import MailError
 from plugin.mail.probe import test_connection as probe
 from plugin.models import Mailbox
-from plugin.services import fetch_status
-from plugin.services import settings as settings_service
-from plugin.services import setup as setup_service
-from plugin.services.policy import connection_policy
-from plugin.services.ratelimit import RateLimiter
+from plugin.fetching import status as fetch_status
+from plugin.setup import settings as settings_service
+from plugin.setup import mailbox as setup_service
+from plugin.setup.policy import connection_policy
+from plugin.setup.ratelimit import RateLimiter
 
 
 

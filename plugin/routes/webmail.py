@@ -17,10 +17,10 @@ from flask import (abort, current_app, g, make_response, redirect, render_templa
                    url_for)
 from werkzeug.routing import BuildError
 
-from plugin.addon import get_addon
+from plugin.current import get_addon
 from plugin.host import RecordRef
 from plugin.mail.sanitize import linkify_text, sanitize_html, srcdoc_document
-from plugin.services import webmail as wm
+from plugin.reading import webmail as wm
 
 #: types an attachment keeps when downloaded; everything else is application/octet-stream
 SAFE_DOWNLOAD_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from plugin.jobs.fetch import dispatch
+from plugin.jobs.dispatcher import dispatch
 from tests.browser.conftest import RITA, ROB
 from tests.helpers import make_mailbox, raw_mail
 

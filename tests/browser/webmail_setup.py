@@ -6,7 +6,7 @@ import secrets
 from sqlalchemy.orm import Session
 
 from plugin.models import Mailbox
-from plugin.services.sync import sync_mailbox
+from plugin.fetching.sync import sync_mailbox
 from tests.integration.sync_helpers import set_window
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from plugin.jobs import leases
-from plugin.jobs.fetch import dispatch, dispatcher_for, request_fetch
+from plugin.jobs.dispatcher import dispatch, dispatcher_for, request_fetch
 from plugin.models import Mailbox, Message
 from tests.helpers import complete_settings, make_mailbox, raw_mail
 
@@ -54,7 +54,7 @@ def test_next_fetch_respects_interval_provider_floor_and_jitter(mini, dovecot, m
         gap = (m.next_fetch_at - m.last_attempt_at).total_seconds()
         assert 20 * 60 <= gap <= 20 * 60 * 1.1 + 1
         assert m.lease_owner is None and not m.fetch_requested
-    from plugin.services.settings import fetch_interval_for, load
+    from plugin.setup.settings import fetch_interval_for, load
     with addon.session() as s:
         gs = load(s)
         gs.fetch_interval_minutes = 5
@@ -154,7 +154,7 @@ def test_a_sync_whose_lease_passed_to_another_worker_writes_no_status(mini, dove
     from sqlalchemy import update
 
     from plugin.models import FetchCursor
-    from plugin.services.sync import sync_mailbox
+    from plugin.fetching.sync import sync_mailbox
 
     addon, mbid = _leased_to_w1(mini, dovecot, mail_user)
     # w1's lease ran out while it synced, and w2 took the mailbox over.
@@ -171,8 +171,8 @@ def test_a_sync_whose_lease_passed_to_another_worker_writes_no_status(mini, dove
 
 
 def test_the_sweep_of_unlinked_mail_runs_while_the_lease_is_held(mini, dovecot, mail_user):
-    from plugin.services import sync
-    from plugin.services.sync import sync_mailbox
+    from plugin.fetching import sync
+    from plugin.fetching.sync import sync_mailbox
 
     addon, mbid = _leased_to_w1(mini, dovecot, mail_user)
 

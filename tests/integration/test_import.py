@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from plugin.host import RecordRef
-from plugin.jobs.fetch import dispatch
+from plugin.jobs.dispatcher import dispatch
 from plugin.models import Mailbox, Message, RecordLink
 from tests.helpers import complete_settings, make_mailbox, raw_mail
 
@@ -114,7 +114,7 @@ def test_with_automatic_import_off_nothing_is_linked(mini, dovecot, mail_user):
 
 def test_an_interrupted_import_is_swept_up_on_the_next_run(mini, dovecot, mail_user):
     """Messages stored but not yet linked (a crash between the two) get linked later."""
-    from plugin.services import sync
+    from plugin.fetching import sync
 
     app, host, addon = mini
     complete_settings(addon)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from plugin.jobs.fetch import dispatch
+from plugin.jobs.dispatcher import dispatch
 from plugin.models import GlobalSettings
 from tests.helpers import save_global_settings, signed_in
 

@@ -74,7 +74,7 @@ def test_global_settings_errors_show_beside_the_field(people, field, value, mess
     assert resp.status_code == 422
     html = resp.get_data(as_text=True)
     assert f'id="e-{field}"' in html and message in html
-    from plugin.services.settings import is_complete
+    from plugin.setup.settings import is_complete
     assert not is_complete(addon.session())
 
 
@@ -190,7 +190,7 @@ def test_state_changing_requests_without_csrf_are_refused(people, dovecot, smtp_
     assert client.post("/integrated-email/admin/settings", data=wrong).status_code == 400
     assert client.post("/integrated-email/admin/settings", data=data,
                        headers={"X-CSRF-Token": "forged"}).status_code == 400
-    from plugin.services.settings import is_complete
+    from plugin.setup.settings import is_complete
     assert not is_complete(addon.session())
 
 

@@ -14,7 +14,7 @@ import uuid
 import pytest
 from sqlalchemy import select, update
 
-from plugin.jobs.fetch import dispatch
+from plugin.jobs.dispatcher import dispatch
 from plugin.models import Attachment, Mailbox, Message, RecordLink
 from plugin.models.settings import GlobalSettings
 from tests.helpers import complete_settings, form, make_mailbox, signed_in

@@ -9,7 +9,7 @@ import ssl
 from sqlalchemy import select
 
 from plugin.models import Message
-from plugin.services.sync import sync_mailbox
+from plugin.fetching.sync import sync_mailbox
 from tests.helpers import raw_mail
 from tests.integration.sync_helpers import make_mailbox, set_window
 

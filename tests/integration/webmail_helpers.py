@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from plugin.models import GlobalSettings, Mailbox
-from plugin.services.sync import sync_mailbox
+from plugin.fetching.sync import sync_mailbox
 from tests.helpers import signed_in
 from tests.integration.sync_helpers import set_window
 

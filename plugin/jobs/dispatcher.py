@@ -80,8 +80,8 @@ class Dispatcher:
                     self.running.add(mailbox_id)
 
     def _sync_one(self, mailbox_id: int) -> None:
-        from plugin.services.importer import link_pending
-        from plugin.services.sync import sync_mailbox
+        from plugin.linking.importer import link_pending
+        from plugin.fetching.sync import sync_mailbox
 
         def give_back(mb: Mailbox) -> bool:
             # In the sync's own status write: one transaction ends the sync and the lease.

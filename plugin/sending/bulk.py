@@ -43,11 +43,14 @@ from plugin.mail.errors import (
 from plugin.models import Mailbox
 from plugin.models._types import UTCDateTime
 from plugin.models.outbound import BulkJob, OutboundMessage
-from plugin.services import compose, merge, outbox, sender
-from plugin.services import settings as settings_service
-from plugin.services.faults import crashpoint
-from plugin.services.policy import connection_policy
-from plugin.services.store import begin_write
+from plugin.mail import build as compose
+from plugin.sending import merge
+from plugin.sending import outbox
+from plugin.sending import delivery as sender
+from plugin.setup import settings as settings_service
+from plugin.testing.faults import crashpoint
+from plugin.setup.policy import connection_policy
+from plugin.fetching.store import begin_write
 
 log = logging.getLogger("plugin.integrated_email.bulk")
 _OUT = OutboundMessage.__table__

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
 from plugin.models import Mailbox, Message, MessageLocation, RecordLink
-from plugin.services.credentials import incoming_settings
-from plugin.services.policy import connection_policy
+from plugin.setup.credentials import incoming_settings
+from plugin.setup.policy import connection_policy
 
 log = logging.getLogger("plugin.integrated_email.import")
 

@@ -34,11 +34,11 @@ from plugin.mail.errors import FOLDER_MISSING, MailError, classify
 from plugin.mail.imap import ImapSession
 from plugin.mail.pop3 import Pop3Session
 from plugin.models import FetchCursor, Mailbox, Message, MessageLocation
-from plugin.services import fetch_status
-from plugin.services.credentials import incoming_settings
-from plugin.services.faults import crashpoint
-from plugin.services.fetch_status import password_changed
-from plugin.services.store import BatchResult, FetchedItem, MessageStore, begin_write
+from plugin.fetching import status as fetch_status
+from plugin.setup.credentials import incoming_settings
+from plugin.testing.faults import crashpoint
+from plugin.fetching.status import password_changed
+from plugin.fetching.store import BatchResult, FetchedItem, MessageStore, begin_write
 
 log = logging.getLogger("plugin.integrated_email.sync")
 
@@ -100,8 +100,8 @@ def sync_mailbox(addon, mailbox_id: int,
     run's status or folder cursors is written: the new holder's are newer).
     ``sweep()`` runs before that write when stored mail may still wait for automatic
     linking (an earlier run crashed, or a batch hook failed): still under the lease."""
-    from plugin.services.policy import connection_policy
-    from plugin.services.settings import fetch_interval_for, load
+    from plugin.setup.policy import connection_policy
+    from plugin.setup.settings import fetch_interval_for, load
 
     result = SyncResult()
     now = _now()
@@ -305,7 +305,7 @@ class ImapSync(_Sync):
         wanted = [("inbox", roles.get("inbox", "INBOX"))]
         if roles.get("sent"):
             wanted.append(("sent", roles["sent"]))
-        from plugin.services.store import _insert
+        from plugin.fetching.store import _insert
         with self.engine.connect() as conn:
             begin_write(conn)
             made = conn.execute(_insert(conn, _CUR).returning(*_CUR.c), [
@@ -357,7 +357,7 @@ class ImapSync(_Sync):
 
     def _refresh_flags(self, imap: ImapSession, cursor: dict, st) -> None:  # noqa: ANN001
         """\\Seen and removals of recent messages, from another client, into our rows."""
-        from plugin.services.webmail import refresh_recent_flags
+        from plugin.reading.webmail import refresh_recent_flags
 
         refresh_recent_flags(self.addon, self.mailbox.id, imap, cursor["folder"])
         self._defer_cursor(cursor["id"], highestmodseq=st.highestmodseq)

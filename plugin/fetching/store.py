@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from plugin.blobs import BlobStore
 from plugin.mail.parse import ParsedMessage, parse_message
 from plugin.models import Attachment, Mailbox, Message, MessageLocation, Quarantine
-from plugin.services.faults import crashpoint
+from plugin.testing.faults import crashpoint
 
 log = logging.getLogger("plugin.integrated_email.store")
 

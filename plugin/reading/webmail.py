@@ -1,6 +1,6 @@
 """Webmail use cases: folders, pages of messages, search, reading, flags, delete, links.
 
-Who sees what is decided in ONE place, ``plugin.services.sharing.visible``: every
+Who sees what is decided in ONE place, ``plugin.sharing.rule.visible``: every
 query of others' mail here ANDs it in (``visible_messages_filter``).  Changing a
 message (read flags, delete, record links) stays with its owner (``own_mail``).
 
@@ -30,9 +30,9 @@ from plugin.host import HostRecord, HostUser, RecordRef
 from plugin.mail.parse import find_part
 from plugin.models import (Attachment, FetchCursor, GlobalSettings, Mailbox, Message,
                            MessageLocation, RecordLink)
-from plugin.services import search as search_service
-from plugin.services import sharing
-from plugin.services.credentials import incoming_settings
+from plugin.reading import search as search_service
+from plugin.sharing import rule as sharing
+from plugin.setup.credentials import incoming_settings
 
 log = logging.getLogger("plugin.integrated_email.webmail")
 
@@ -54,14 +54,14 @@ def own_mail(user: HostUser) -> ColumnElement[bool]:
 
 def visible_messages_filter(session: Session, user: HostUser,
                             ats_refs: Iterable[RecordRef] = ()) -> ColumnElement[bool]:
-    """THE rule of which messages ``user`` may see (see plugin.services.sharing)."""
+    """THE rule of which messages ``user`` may see (see plugin.sharing.rule)."""
     return sharing.visible(user, session.get(GlobalSettings, 1), ats_refs)
 
 
 def _ats_refs_for(session: Session, user: HostUser, where: list) -> set[RecordRef]:
     """Records of other users' ATS-sent mail among ``where`` that the host lets
     ``user`` view; asked once per record, bounded, before the real query."""
-    from plugin.addon import get_addon
+    from plugin.current import get_addon
 
     rows = session.execute(
         select(RecordLink.record_kind, RecordLink.record_id).join(
@@ -71,7 +71,7 @@ def _ats_refs_for(session: Session, user: HostUser, where: list) -> set[RecordRe
 
 
 def _message_refs(session: Session, user: HostUser, message_ids: list[int]) -> set[RecordRef]:
-    from plugin.addon import get_addon
+    from plugin.current import get_addon
 
     return sharing.viewable_refs(get_addon().host, user,
                                  sharing.refs_linked_to(session, message_ids))
@@ -350,7 +350,7 @@ def _executor(addon) -> ThreadPoolExecutor:  # noqa: ANN001
 
 def _enqueue(addon, mailbox_id: int, work, locations, arg) -> None:  # noqa: ANN001
     """Run after the request's commit (the session's after_commit) in the serial worker."""
-    from plugin.services.policy import connection_policy
+    from plugin.setup.policy import connection_policy
     s = addon.session()
     mb = s.get(Mailbox, mailbox_id)
     if mb is None or mb.protocol != "imap" or not mb.in_host:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from plugin.host import HostAdapter, HostUser, RecordRef
 from plugin.models import GlobalSettings, Mailbox, Message, RecordLink
-from plugin.services import sharing
+from plugin.sharing import rule as sharing
 
 PAGE = 50
 

@@ -46,12 +46,12 @@ from plugin.mail.errors import (
 from plugin.mail.imap import ImapSession
 from plugin.mail.parse import message_key_for, parse_message
 from plugin.mail.smtp import SmtpSession
-from plugin.services.credentials import incoming_settings, outgoing_settings
+from plugin.setup.credentials import incoming_settings, outgoing_settings
 from plugin.models import Attachment as StoredAttachment
 from plugin.models import Mailbox, Message, RecordLink
 from plugin.models.outbound import OutboundMessage
-from plugin.services import compose
-from plugin.services.store import _insert
+from plugin.mail import build as compose
+from plugin.fetching.store import _insert
 
 log = logging.getLogger("plugin.integrated_email.send")
 
@@ -355,7 +355,7 @@ def record_sent(addon, rows: Sequence[OutboundMessage], raws: dict[int, bytes],
             "direction": "out", "origin": "ats", "seen": True, "deleted": False,
             "created_at": stamp})
     with write_lock, addon.engine.connect() as conn:
-        from plugin.services.store import begin_write
+        from plugin.fetching.store import begin_write
         begin_write(conn)
         conn.execute(_insert(conn, msg_table), values)
         ids: dict[tuple[int, str], int] = {}

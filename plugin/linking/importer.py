@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from plugin.host import RecordRef
 from plugin.models import Mailbox, Message, RecordLink
-from plugin.services import settings as settings_service
+from plugin.setup import settings as settings_service
 
 log = logging.getLogger("plugin.integrated_email.import")
 BATCH = 500
@@ -148,7 +148,7 @@ def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[
             log.info("linked %d messages of mailbox %s to records", created, mailbox_id)
         linked_ids = [mid for mid in wanted if wanted[mid]]
     if linked_ids and mb.consolidate_folder and mb.protocol == "imap":
-        from plugin.services.consolidate import consolidate
+        from plugin.linking.consolidate import consolidate
         consolidate(addon, mailbox_id)
     return created, len(msgs)
 
@@ -159,5 +159,5 @@ def _hook(addon, mailbox_id: int, message_ids: list[int]) -> None:  # noqa: ANN0
 
 def register() -> None:
     """Plug into the sync engine's after-batch hook (idempotent)."""
-    from plugin.services.sync import on_batch_stored
+    from plugin.fetching.sync import on_batch_stored
     on_batch_stored(_hook)
