@@ -124,7 +124,7 @@ def timed(fn):
 
 def import_once(dovecot, user, protocol: str = "imap") -> int:
     """Our side of an import benchmark: a full sync of ``user`` into an empty store."""
-    from plugin.fetching.sync import sync_mailbox
+    from plugin.jobs.dispatcher import fetch_and_link as sync_mailbox
     with addon_app(dovecot) as addon:
         mbid = new_mailbox(addon, dovecot, user, protocol=protocol)
         result = sync_mailbox(addon, mbid)

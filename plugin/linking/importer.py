@@ -152,12 +152,3 @@ def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[
         consolidate(addon, mailbox_id)
     return created, len(msgs)
 
-
-def _hook(addon, mailbox_id: int, message_ids: list[int]) -> None:  # noqa: ANN001
-    link_pending(addon, mailbox_id, message_ids)
-
-
-def register() -> None:
-    """Plug into the sync engine's after-batch hook (idempotent)."""
-    from plugin.fetching.sync import on_batch_stored
-    on_batch_stored(_hook)

@@ -7,7 +7,8 @@ from flask import abort, flash, g, make_response, redirect, render_template, req
 from plugin.current import get_addon
 from plugin.models import Mailbox
 from plugin.models.settings import SHARING_OPTIONS
-from plugin.routes.setup import form_state, save_mailbox, wants_fragment
+from plugin.routes._http import wants_fragment
+from plugin.routes.setup import form_state, save_mailbox
 from plugin.setup import settings as settings_service
 from plugin.setup import mailbox as setup_service
 from plugin.setup.policy import connection_policy
@@ -81,8 +82,3 @@ def _settings_values(gs) -> dict:  # noqa: ANN001
         "fetch_interval_minutes", "initial_sync_days", "initial_sync_messages", "bulk_per_send",
         "bulk_per_day", "bulk_spacing_seconds", "allowed_mail_hosts", "public_excluded_users",
         "public_excluded_domains")}
-
-
-RULES = [
-    ("/admin/settings", "admin_settings", global_settings, ["GET", "POST"]),
-]

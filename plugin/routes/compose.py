@@ -25,7 +25,7 @@ from plugin.current import get_addon
 from plugin.host import RecordRef
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import BulkJob, OutboundMessage
-from plugin.routes.setup import wants_fragment
+from plugin.routes._http import wants_fragment
 from plugin.sending import bulk as bulk_service
 from plugin.mail import build as compose_service
 from plugin.sending import merge
@@ -405,17 +405,3 @@ def bulk_cancel(job_id: int):
     if wants_fragment():
         return bulk_progress(job_id)
     return redirect(url_for("integrated_email.bulk_job", job_id=job_id))
-
-
-RULES = [
-    ("/compose", "compose", compose, ["GET", "POST"]),
-    ("/compose/reply/<int:message_id>", "compose_reply", compose_reply, ["GET"]),
-    ("/outbox", "outbox", outbox_list, ["GET"]),
-    ("/outbox/<int:outbound_id>/resend", "outbox_resend", outbox_resend, ["POST"]),
-    ("/bulk/new", "bulk_new", bulk_new, ["GET", "POST"]),
-    ("/bulk/preview", "bulk_preview", bulk_preview, ["POST"]),
-    ("/bulk/send", "bulk_send", bulk_send, ["POST"]),
-    ("/bulk/<int:job_id>", "bulk_job", bulk_job, ["GET"]),
-    ("/bulk/<int:job_id>/progress", "bulk_progress", bulk_progress, ["GET"]),
-    ("/bulk/<int:job_id>/cancel", "bulk_cancel", bulk_cancel, ["POST"]),
-]

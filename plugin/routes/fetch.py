@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, url_for
 
 from plugin.current import get_addon
-from plugin.jobs.dispatcher import request_fetch
+from plugin.routes._http import htmx
 from plugin.fetching import health
+from plugin.fetching.status import request_fetch
 from plugin.setup import mailbox as setup_service
 
 
@@ -21,8 +22,9 @@ def fetch_now(mailbox_id: int):  # noqa: ANN201
         s.refresh(mb)
         return render_template("integrated_email/_partials/fetch_progress.html", mailbox=mb,
                                running=False)
-    request_fetch(addon, mb.id)
-    if request.headers.get("HX-Request") != "true":  # no JavaScript: back to the list
+    request_fetch(addon.engine, mb.id)
+    addon.wake_fetching()
+    if not htmx:  # no JavaScript: back to the list
         flash("Fetching has started; the count below updates when you reload.")
         return redirect(url_for("integrated_email.mailboxes"))
     s.refresh(mb)
@@ -49,10 +51,3 @@ def mailbox_health():  # noqa: ANN201
     rows = health.overview(addon, addon.session())
     return render_template("integrated_email/admin_health.html", rows=rows,
                            days=health.DAYS)
-
-
-RULES = [
-    ("/mailboxes/<int:mailbox_id>/fetch", "fetch_now", fetch_now, ["POST"]),
-    ("/mailboxes/<int:mailbox_id>/progress", "fetch_progress", fetch_progress, ["GET"]),
-    ("/admin/mailboxes", "admin_health", mailbox_health, ["GET"]),
-]

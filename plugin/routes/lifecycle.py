@@ -17,8 +17,3 @@ def home():  # noqa: ANN201
     if not settings_service.is_complete(s):
         return render_template("integrated_email/gate.html")
     return redirect(url_for("integrated_email.mailboxes"))
-
-
-RULES = [
-    ("/", "home", home, ["GET"]),
-]

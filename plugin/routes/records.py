@@ -125,13 +125,3 @@ def record_attachment(kind: str, record_id: str, attachment_id: int):  # noqa: A
         abort(404)
     _linked_message_or_404(ref, att.message_id)
     return attachment_response(att)
-
-
-RULES = [
-    ("/records/<kind>/<record_id>/messages/<int:message_id>", "record_message",
-     record_message, ["GET"]),
-    ("/records/<kind>/<record_id>/attachments/<int:attachment_id>", "record_attachment",
-     record_attachment, ["GET"]),
-    ("/records/<kind>/<record_id>/timeline", "record_timeline", record_timeline, ["GET"]),
-    ("/records/<kind>/<record_id>/share", "record_share", record_share, ["POST"]),
-]

@@ -19,12 +19,10 @@ from plugin.setup import settings as settings_service
 from plugin.setup import mailbox as setup_service
 from plugin.setup.policy import connection_policy
 from plugin.setup.ratelimit import RateLimiter
+from plugin.routes._http import wants_fragment
 
 
 
-def wants_fragment() -> bool:
-    return request.headers.get("HX-Request") == "true" and \
-        request.headers.get("HX-Boosted") != "true"
 
 
 def _gate():  # noqa: ANN202
@@ -254,15 +252,3 @@ def mailbox_status(mailbox_id: int):  # noqa: ANN201
     if mb is None:
         abort(404)
     return render_template("integrated_email/_partials/mailbox_status.html", mailbox=mb)
-
-
-RULES = [
-    ("/mailboxes", "mailboxes", mailbox_list, ["GET"]),
-    ("/mailboxes/new", "mailbox_new", mailbox_form, ["GET", "POST"]),
-    ("/mailboxes/<int:mailbox_id>", "mailbox_edit", mailbox_form, ["GET", "POST"]),
-    ("/mailboxes/<int:mailbox_id>/activate", "mailbox_activate", mailbox_activate, ["POST"]),
-    ("/mailboxes/<int:mailbox_id>/delete", "mailbox_delete", mailbox_delete, ["GET", "POST"]),
-    ("/mailboxes/<int:mailbox_id>/status", "mailbox_status", mailbox_status, ["GET"]),
-    ("/setup/fields", "setup_fields", form_fields, ["POST"]),
-    ("/setup/test", "setup_test", test_connection, ["POST"]),
-]

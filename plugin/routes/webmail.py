@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timezone
-from urllib.parse import quote, urlsplit
 
 from flask import (abort, current_app, g, make_response, redirect, render_template, request,
                    url_for)
@@ -21,30 +20,7 @@ from plugin.current import get_addon
 from plugin.host import RecordRef
 from plugin.mail.sanitize import linkify_text, sanitize_html, srcdoc_document
 from plugin.reading import webmail as wm
-
-#: types an attachment keeps when downloaded; everything else is application/octet-stream
-SAFE_DOWNLOAD_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
-                                 "application/pdf", "text/plain", "text/csv",
-                                 "application/zip"})
-
-
-def wants_fragment() -> bool:
-    return request.headers.get("HX-Request") == "true" and \
-        request.headers.get("HX-Boosted") != "true"
-
-
-def page_csp(remote_images: bool = False) -> str:
-    """The webmail pages' policy: our scripts and styles only, no inline script."""
-    scripts = "'self'"
-    htmx = current_app.config.get("IE_HTMX_URL")
-    if htmx and urlsplit(htmx).netloc:
-        parts = urlsplit(htmx)
-        scripts += " %s://%s" % (parts.scheme, parts.netloc)
-    images = "'self' data:" + (" https: http:" if remote_images else "")
-    return ("default-src 'none'; script-src %s; style-src 'self' 'unsafe-inline'; "
-            "img-src %s; font-src 'self'; connect-src 'self'; form-action 'self'; "
-            "frame-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'self'"
-            % (scripts, images))
+from plugin.routes._http import attachment_response, page_csp, wants_fragment
 
 
 def webmail_view(view):  # noqa: ANN001, ANN201
@@ -224,12 +200,6 @@ def delete(message_id: int):  # noqa: ANN201
     return redirect(url_for("integrated_email.webmail_folder", role=role, mailbox=mailbox_id))
 
 
-def content_disposition(filename: str) -> str:
-    """attachment; an ASCII fallback name and the real one per RFC 5987."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_"
-                       for c in filename) or "attachment"
-    return "attachment; filename=\"%s\"; filename*=UTF-8''%s" % (
-        fallback, quote(filename, safe=""))
 
 
 def attachment(attachment_id: int):  # noqa: ANN201
@@ -241,19 +211,6 @@ def attachment(attachment_id: int):  # noqa: ANN201
     return attachment_response(att)
 
 
-def attachment_response(att) -> object:  # noqa: ANN001
-    """The download of a stored attachment: never inline, never sniffed."""
-    data = wm.attachment_bytes(current_app.config, att)
-    if data is None:
-        abort(404)
-    ctype = att.content_type.lower()
-    resp = make_response(data)
-    resp.headers["Content-Type"] = ctype if ctype in SAFE_DOWNLOAD_TYPES else \
-        "application/octet-stream"
-    resp.headers["Content-Disposition"] = content_disposition(att.filename or "attachment")
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return resp
 
 
 def record_search(message_id: int):  # noqa: ANN201
@@ -298,19 +255,3 @@ def record_remove(message_id: int, link_id: int):  # noqa: ANN201
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 
-
-_M = "/mail/messages/<int:message_id>"
-RULES = [
-    ("/mail", "webmail", webmail_view(inbox), ["GET"]),
-    ("/mail/folders/<role>", "webmail_folder", webmail_view(folder), ["GET"]),
-    ("/mail/search", "webmail_search", webmail_view(search), ["GET"]),
-    (_M, "webmail_message", webmail_view(message), ["GET"]),
-    (_M + "/seen", "webmail_mark", webmail_view(mark), ["POST"]),
-    (_M + "/delete", "webmail_delete", webmail_view(delete), ["POST"]),
-    ("/mail/attachments/<int:attachment_id>", "webmail_attachment",
-     webmail_view(attachment), ["GET"]),
-    (_M + "/records", "webmail_record_search", webmail_view(record_search), ["GET"]),
-    (_M + "/records", "webmail_record_add", webmail_view(record_add), ["POST"]),
-    (_M + "/records/<int:link_id>/delete", "webmail_record_remove",
-     webmail_view(record_remove), ["POST"]),
-]

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from plugin.jobs import leases
-from plugin.jobs.dispatcher import dispatch, dispatcher_for, request_fetch
+from plugin.fetching.status import request_fetch
+from plugin.jobs.dispatcher import dispatch, dispatcher_for
 from plugin.models import Mailbox, Message
 from tests.helpers import complete_settings, make_mailbox, raw_mail
 
@@ -36,7 +37,7 @@ def test_only_due_unpaused_active_mailboxes_are_claimed(mini, dovecot):
     later_now = now + timedelta(seconds=61)
     assert leases.claim_due(addon.engine, "w2", 10, later_now, timedelta(seconds=60)) == [due]
     # Fetch now makes a not-yet-due mailbox due at once.
-    request_fetch(addon, later)
+    request_fetch(addon.engine, later)
     assert leases.claim_due(addon.engine, "w3", 10, later_now, timedelta(seconds=60)) == [later]
     assert {paused, inactive}.isdisjoint(
         leases.claim_due(addon.engine, "w4", 10, later_now + timedelta(hours=2),
@@ -171,7 +172,6 @@ def test_a_sync_whose_lease_passed_to_another_worker_writes_no_status(mini, dove
 
 
 def test_the_sweep_of_unlinked_mail_runs_while_the_lease_is_held(mini, dovecot, mail_user):
-    from plugin.fetching import sync
     from plugin.fetching.sync import sync_mailbox
 
     addon, mbid = _leased_to_w1(mini, dovecot, mail_user)
@@ -185,13 +185,8 @@ def test_the_sweep_of_unlinked_mail_runs_while_the_lease_is_held(mini, dovecot, 
         with addon.session() as s:
             owners.append(s.get(Mailbox, mbid).lease_owner)
 
-    hooks = list(sync.BATCH_HOOKS)
-    sync.BATCH_HOOKS[:] = [failing_hook]
-    try:
-        result = sync_mailbox(addon, mbid, sweep=sweep,
-                              on_finish=lambda mb: leases.give_back(mb, "w1", 0.1))
-    finally:
-        sync.BATCH_HOOKS[:] = hooks
+    result = sync_mailbox(addon, mbid, on_batch=failing_hook, sweep=sweep,
+                          on_finish=lambda mb: leases.give_back(mb, "w1", 0.1))
     assert result.unlinked and owners == ["w1"]
     with addon.session() as s:
         assert s.get(Mailbox, mbid).lease_owner is None  # given back after the sweep
