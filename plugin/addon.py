@@ -133,7 +133,7 @@ class IntegratedEmail:
             return []
         return panels_for(self, ref)
 
-    def email_link(self, address: str, record=None) -> str:  # noqa: ANN001
+    def email_link(self, address: str, record=None) -> str:
         """URL for an email address the host shows: our compose, or mailto:."""
         return email_links.email_link(self, address, record)
 

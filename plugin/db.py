@@ -43,7 +43,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn, _record):
             # WAL lets the web process read while a fetch job writes.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -57,7 +57,7 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _check_alive(dbapi_conn, _record, _proxy) -> None:  # noqa: ANN001
+def _check_alive(dbapi_conn, _record, _proxy) -> None:
     """Pessimistic disconnect handling without a round trip per checkout.
 
     SQLAlchemy's ``pool_pre_ping`` sends a query each time a connection leaves the
@@ -74,7 +74,7 @@ def _check_alive(dbapi_conn, _record, _proxy) -> None:  # noqa: ANN001
             cur = dbapi_conn.cursor()
             cur.execute("SELECT 1")
             cur.close()
-        except Exception as e:  # noqa: BLE001 - any failure means: not usable
+        except Exception as e:  # any failure means: not usable
             raise exc.DisconnectionError(str(e)) from e
         return
     try:

@@ -82,7 +82,7 @@ def _now() -> datetime:
 # ------------------------------------------------------------------ entry point
 
 
-def sync_mailbox(addon, mailbox_id: int, *,  # noqa: ANN001
+def sync_mailbox(addon, mailbox_id: int, *,
                  on_batch: BatchHook | None = None,
                  on_finish: Callable[[Mailbox], bool] | None = None,
                  sweep: Callable[[], None] | None = None) -> SyncResult:
@@ -354,7 +354,7 @@ class ImapSync(_Sync):
             # older messages (a COPY, then "mark all read"): so look at their flags.
             self._refresh_flags(imap, cursor, st)
 
-    def _refresh_flags(self, imap: ImapSession, cursor: dict, st) -> None:  # noqa: ANN001
+    def _refresh_flags(self, imap: ImapSession, cursor: dict, st) -> None:
         """\\Seen and removals of recent messages, from another client, into our rows."""
         from plugin.reading.webmail import refresh_recent_flags
 

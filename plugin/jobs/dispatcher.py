@@ -34,7 +34,7 @@ JITTER = 0.1
 class Dispatcher:
     """Per-process dispatcher state: the pool and the mailboxes it is syncing."""
 
-    def __init__(self, addon, threads: int, name: str | None = None):  # noqa: ANN001
+    def __init__(self, addon, threads: int, name: str | None = None):
         self.addon = addon
         self.threads = max(1, threads)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -94,7 +94,7 @@ class Dispatcher:
                 released = result.settled
                 log.info("worker %s synced mailbox %s: %d new, %s", self.name, mailbox_id,
                          result.stored, result.error_kind or result.skipped or "ok")
-        except Exception:  # noqa: BLE001 - the pool thread must survive any mailbox
+        except Exception:  # the pool thread must survive any mailbox
             log.exception("sync of mailbox %s crashed", mailbox_id)
         finally:
             if not released:
@@ -109,7 +109,7 @@ class Dispatcher:
 _create_lock = threading.Lock()
 
 
-def dispatcher_for(addon) -> Dispatcher:  # noqa: ANN001
+def dispatcher_for(addon) -> Dispatcher:
     """The process's dispatcher for this add-on (one pool, one set of leases)."""
     with _create_lock:
         d = getattr(addon, "_dispatcher", None)
@@ -119,14 +119,14 @@ def dispatcher_for(addon) -> Dispatcher:  # noqa: ANN001
         return d
 
 
-def dispatch(addon, wait: bool = False) -> int:  # noqa: ANN001
+def dispatch(addon, wait: bool = False) -> int:
     """One dispatcher tick for this process; nothing at all while inactive."""
     if not addon.is_active():
         return 0
     return dispatcher_for(addon).tick(wait=wait)
 
 
-def wake(addon) -> None:  # noqa: ANN001
+def wake(addon) -> None:
     """Run this process's next dispatcher tick now (after Fetch now)."""
     sched = getattr(addon, "scheduler", None)
     if sched is not None and sched.running:
@@ -135,7 +135,7 @@ def wake(addon) -> None:  # noqa: ANN001
             job.modify(next_run_time=datetime.now(timezone.utc))
 
 
-def fetch_and_link(addon, mailbox_id: int, **kwargs: Any) -> SyncResult:  # noqa: ANN001
+def fetch_and_link(addon, mailbox_id: int, **kwargs: Any) -> SyncResult:
     """A mailbox's sync with automatic linking after each batch and the sweep of any
     stored mail a crash left unlinked (``kwargs`` go on to ``sync_mailbox``)."""
     return sync_mailbox(addon, mailbox_id, on_batch=link_pending,

@@ -10,7 +10,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 log = logging.getLogger("plugin.integrated_email.jobs")
 
 
-def warm_up(addon, threads: int) -> None:  # noqa: ANN001
+def warm_up(addon, threads: int) -> None:
     """Do once, before the first tick, what the first syncs would otherwise all do at
     the same moment: import the sync path, load the TLS trust store, open the pool's
     database connections. Without it the first round after a start is seconds slower."""
@@ -29,7 +29,7 @@ def warm_up(addon, threads: int) -> None:  # noqa: ANN001
         conn.close()
 
 
-def run_worker(addon, threads: int | None = None) -> None:  # noqa: ANN001
+def run_worker(addon, threads: int | None = None) -> None:
     from plugin.jobs import build_scheduler
     from plugin.jobs.dispatcher import dispatcher_for
 
@@ -39,7 +39,7 @@ def run_worker(addon, threads: int | None = None) -> None:  # noqa: ANN001
     warm_up(addon, dispatcher.threads)
     sched = build_scheduler(addon, BlockingScheduler, first_tick_in=0)
 
-    def stop(signum, _frame) -> None:  # noqa: ANN001
+    def stop(signum, _frame) -> None:
         log.info("worker %s stopping on signal %s", dispatcher.name, signum)
         sched.shutdown(wait=False)
 

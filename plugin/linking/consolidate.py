@@ -22,7 +22,7 @@ from plugin.setup.policy import connection_policy
 log = logging.getLogger("plugin.integrated_email.import")
 
 
-def consolidate(addon, mailbox_id: int) -> int:  # noqa: ANN001
+def consolidate(addon, mailbox_id: int) -> int:
     """File linked, not yet consolidated messages; returns how many were filed."""
     with Session(addon.engine, expire_on_commit=False) as s:
         mb = s.get(Mailbox, mailbox_id)

@@ -65,7 +65,7 @@ def note_key(m: Message, ref: RecordRef) -> str:
     return f"integrated_email:{m.message_key}:{ref}"
 
 
-def link_pending(addon, mailbox_id: int, message_ids: list[int] | None = None) -> int:  # noqa: ANN001
+def link_pending(addon, mailbox_id: int, message_ids: list[int] | None = None) -> int:
     """Link the mailbox's unchecked messages to records; returns links created."""
     total = 0
     while True:
@@ -81,7 +81,7 @@ _FIELDS = (Message.id, Message.message_key, Message.from_addr, Message.from_name
            Message.subject, Message.snippet, Message.date)
 
 
-def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[int, int]:  # noqa: ANN001
+def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[int, int]:
     host = addon.host
     with Session(addon.engine, expire_on_commit=False) as s:
         q = select(*_FIELDS).where(Message.mailbox_id == mailbox_id,

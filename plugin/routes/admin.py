@@ -17,7 +17,7 @@ from plugin.setup.policy import connection_policy
 MAILBOX_TOUCHED = ("in_password", "out_password")
 
 
-def global_settings():  # noqa: ANN201
+def global_settings():
     """Show and save the global settings."""
     if not g.ie_user.is_admin:
         abort(403)
@@ -76,7 +76,7 @@ def global_settings():  # noqa: ANN201
                            outbound_only=form_values["outbound_only"]), status
 
 
-def _settings_values(gs) -> dict:  # noqa: ANN001
+def _settings_values(gs) -> dict:
     return {c: getattr(gs, c) for c in (
         "outbound_only", "webmail_links", "auto_import", "sharing_allowed", "sharing_default",
         "fetch_interval_minutes", "initial_sync_days", "initial_sync_messages", "bulk_per_send",

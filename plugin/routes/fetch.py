@@ -11,7 +11,7 @@ from plugin.fetching.status import request_fetch
 from plugin.setup import mailbox as setup_service
 
 
-def fetch_now(mailbox_id: int):  # noqa: ANN201
+def fetch_now(mailbox_id: int):
     """Queue an immediate sync; answer the self-polling progress fragment."""
     addon = get_addon()
     s = addon.session()
@@ -32,7 +32,7 @@ def fetch_now(mailbox_id: int):  # noqa: ANN201
                            running=True)
 
 
-def fetch_progress(mailbox_id: int):  # noqa: ANN201
+def fetch_progress(mailbox_id: int):
     """The progress fragment: polls itself while the sync runs, then shows the result."""
     s = get_addon().session()
     mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
@@ -43,7 +43,7 @@ def fetch_progress(mailbox_id: int):  # noqa: ANN201
                            running=running)
 
 
-def mailbox_health():  # noqa: ANN201
+def mailbox_health():
     """Admins: every user's mailboxes, their state and 14 days of imports."""
     if not g.ie_user.is_admin:
         abort(403)

@@ -8,7 +8,7 @@ from plugin.current import get_addon
 from plugin.setup import settings as settings_service
 
 
-def home():  # noqa: ANN201
+def home():
     """Send admins to global settings until saved; others to their mailboxes or the gate."""
     addon = get_addon()
     s = addon.session()

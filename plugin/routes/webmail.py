@@ -23,10 +23,10 @@ from plugin.reading import webmail as wm
 from plugin.routes._http import attachment_response, page_csp, wants_fragment
 
 
-def webmail_view(view):  # noqa: ANN001, ANN201
+def webmail_view(view):
     """404 while outbound-only; the strict CSP on whatever the view answers."""
     @functools.wraps(view)
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrapper(*args, **kwargs):
         if not wm.webmail_enabled(get_addon().session()):
             abort(404)
         resp = make_response(view(*args, **kwargs))
@@ -68,7 +68,7 @@ def compose_url(kind: str, message_id: int) -> str:
         return f"{prefix}/compose/{kind.replace('_', '-')}/{message_id}"
 
 
-def _context(mailbox, **extra) -> dict:  # noqa: ANN001
+def _context(mailbox, **extra) -> dict:
     s = get_addon().session()
     ctx = {"mailbox": mailbox, "mailboxes": wm.user_mailboxes(s, g.ie_user),
            "folders": wm.folders(s, g.ie_user, mailbox) if mailbox else [],
@@ -77,11 +77,11 @@ def _context(mailbox, **extra) -> dict:  # noqa: ANN001
     return ctx
 
 
-def _no_mailbox():  # noqa: ANN202
+def _no_mailbox():
     return render_template("integrated_email/webmail_empty.html", **_context(None))
 
 
-def _rows(page, mailbox, role: str | None, query: str = "") -> dict:  # noqa: ANN001
+def _rows(page, mailbox, role: str | None, query: str = "") -> dict:
     s = get_addon().session()
     if page.next_cursor:
         args = {"mailbox": mailbox.id, "cursor": page.next_cursor}
@@ -96,12 +96,12 @@ def _rows(page, mailbox, role: str | None, query: str = "") -> dict:  # noqa: AN
 # ---------------------------------------------------------------------- views
 
 
-def inbox():  # noqa: ANN201
+def inbox():
     """The inbox of the user's active mailbox."""
     return folder("inbox")
 
 
-def folder(role: str):  # noqa: ANN201
+def folder(role: str):
     """One folder, newest first; htmx asks for the next rows only."""
     s = get_addon().session()
     mailbox = wm.pick_mailbox(s, g.ie_user, _mailbox_arg())
@@ -121,7 +121,7 @@ def folder(role: str):  # noqa: ANN201
                            **_context(mailbox, role=role, heading=label, **rows))
 
 
-def search():  # noqa: ANN201
+def search():
     """Messages matching the words in sender, recipients, subject or text."""
     s = get_addon().session()
     mailbox = wm.pick_mailbox(s, g.ie_user, _mailbox_arg())
@@ -138,7 +138,7 @@ def search():  # noqa: ANN201
                            **_context(mailbox, query=query, heading=heading, **rows))
 
 
-def message(message_id: int):  # noqa: ANN201
+def message(message_id: int):
     """Read a message (marks it read, here and on the server)."""
     addon = get_addon()
     s = addon.session()
@@ -171,7 +171,7 @@ def message(message_id: int):  # noqa: ANN201
                    compose_url=compose_url))
 
 
-def mark(message_id: int):  # noqa: ANN201
+def mark(message_id: int):
     """Mark read (seen=1) or unread (seen=0)."""
     addon = get_addon()
     s = addon.session()
@@ -187,7 +187,7 @@ def mark(message_id: int):  # noqa: ANN201
                             mailbox=msg.mailbox_id))
 
 
-def delete(message_id: int):  # noqa: ANN201
+def delete(message_id: int):
     """Delete: to the server's Trash (IMAP), or from webmail only (POP3)."""
     addon = get_addon()
     s = addon.session()
@@ -202,7 +202,7 @@ def delete(message_id: int):  # noqa: ANN201
 
 
 
-def attachment(attachment_id: int):  # noqa: ANN201
+def attachment(attachment_id: int):
     """Download an attachment: never shown inline, never sniffed."""
     s = get_addon().session()
     att = wm.get_attachment(s, g.ie_user, attachment_id)
@@ -213,7 +213,7 @@ def attachment(attachment_id: int):  # noqa: ANN201
 
 
 
-def record_search(message_id: int):  # noqa: ANN201
+def record_search(message_id: int):
     """Candidates and contacts to link by hand (the htmx results list)."""
     addon = get_addon()
     msg = wm.get_message(addon.session(), g.ie_user, message_id, owner_only=True)
@@ -228,7 +228,7 @@ def record_search(message_id: int):  # noqa: ANN201
                            record_results=wm.find_records(addon.host, g.ie_user, q))
 
 
-def record_add(message_id: int):  # noqa: ANN201
+def record_add(message_id: int):
     """Link the message to a candidate or contact by hand."""
     addon = get_addon()
     s = addon.session()
@@ -245,7 +245,7 @@ def record_add(message_id: int):  # noqa: ANN201
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 
 
-def record_remove(message_id: int, link_id: int):  # noqa: ANN201
+def record_remove(message_id: int, link_id: int):
     """Remove a link between the message and a record."""
     addon = get_addon()
     s = addon.session()

@@ -513,7 +513,7 @@ class _RowMarks:
                 cur.close()
         return counts
 
-    def _run_pipelined(self, raw, steps) -> list[int]:  # noqa: ANN001
+    def _run_pipelined(self, raw, steps) -> list[int]:
         """PostgreSQL (psycopg 3): BEGIN, the statements and COMMIT in one round trip
         (pipeline mode) instead of one each; a commit a message, so it counts."""
         cursors = []
@@ -635,7 +635,7 @@ def _send_all(addon, job_id: int, mb: Mailbox, policy, name: str,
                 if next_prepared is not None:
                     prebuilt[following.id] = (at, next_ns, next_prepared,
                                               sender.raw_for(addon, next_ns, next_prepared))
-            except Exception:  # noqa: BLE001 - built again (and reported) when its turn comes
+            except Exception:  # built again (and reported) when its turn comes
                 prebuilt.clear()
 
         while True:

@@ -300,7 +300,7 @@ def refs_of(row: OutboundMessage) -> list[RecordRef]:
     return out
 
 
-def keeps_raw_copy(row) -> bool:  # noqa: ANN001 - an OutboundMessage or its namespace
+def keeps_raw_copy(row) -> bool:  # an OutboundMessage or its namespace
     """Whether the sent copy's raw bytes go to the blob store.
 
     Raw bytes are only ever read back for attachments and inline images; a copy
@@ -311,7 +311,7 @@ def keeps_raw_copy(row) -> bool:  # noqa: ANN001 - an OutboundMessage or its nam
     return row.attachments not in (None, "", "[]")
 
 
-def copy_digest(addon, row, raw: bytes) -> str:  # noqa: ANN001
+def copy_digest(addon, row, raw: bytes) -> str:
     """The sha256 of a sent copy, storing the bytes when :func:`keeps_raw_copy`."""
     if keeps_raw_copy(row):
         return blob_store(addon.app.config).put(raw)

@@ -13,7 +13,7 @@ from plugin.models import Mailbox, Message
 from tests.helpers import complete_settings, make_mailbox, raw_mail
 
 
-def _count(addon) -> int:  # noqa: ANN001
+def _count(addon) -> int:
     with addon.session() as s:
         return len(s.scalars(select(Message.id)).all())
 
@@ -139,7 +139,7 @@ def test_embedded_scheduler_starts_once_and_stops(tmp_path):
     dispatcher_for(addon).shutdown()
 
 
-def _leased_to_w1(mini, dovecot, mail_user):  # noqa: ANN001, ANN202
+def _leased_to_w1(mini, dovecot, mail_user):
     """A set-up add-on and a mailbox with one new message, claimed by worker "w1"."""
     _app, host, addon = mini
     complete_settings(addon)

@@ -11,12 +11,12 @@ from plugin.models import Mailbox, Message, RecordLink
 from tests.helpers import complete_settings, make_mailbox, raw_mail
 
 
-def _fetch(app, addon) -> None:  # noqa: ANN001
+def _fetch(app, addon) -> None:
     with app.app_context():
         dispatch(addon, wait=True)
 
 
-def _make_due(addon, mailbox_id: int) -> None:  # noqa: ANN001
+def _make_due(addon, mailbox_id: int) -> None:
     with addon.session() as s:
         s.get(Mailbox, mailbox_id).next_fetch_at = None
         s.commit()

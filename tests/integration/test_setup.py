@@ -244,7 +244,7 @@ def test_field_changes_answer_out_of_band_fragments(people):
     assert 'id="e-in_port"' in html and "as a number" in html
 
 
-def _test(client, data):  # noqa: ANN001, ANN202
+def _test(client, data):
     return client.post("/integrated-email/setup/test", data=data,
                        headers={"HX-Request": "true"}).get_data(as_text=True)
 

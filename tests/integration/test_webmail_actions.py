@@ -20,12 +20,12 @@ def wm(mini, dovecot, mail_user):
     return Setup(mini, dovecot, mail_user)
 
 
-def only_message(addon) -> Message:  # noqa: ANN001
+def only_message(addon) -> Message:
     with Session(addon.engine, expire_on_commit=False) as s:
         return s.scalars(select(Message)).one()
 
 
-def flags(dovecot, user, folder: str = "INBOX") -> list[str]:  # noqa: ANN001
+def flags(dovecot, user, folder: str = "INBOX") -> list[str]:
     return [f for _n, f, _r in dovecot.list_messages(user, folder)]
 
 
