@@ -273,7 +273,7 @@ _PLAIN_TEXT = re.compile(r"[!-~]+(?: [!-~]+)*\Z")
 _MAX_LINE = 78  # POLICY.max_line_length: longer header lines get folded
 
 
-def _header_line(name: str, value) -> bytes:
+def _header_line(name: str, value: str | list[Address]) -> bytes:
     """One header exactly as ``EmailMessage`` + ``flatten`` write it (folded, encoded)."""
     return POLICY.fold_binary(name, POLICY.header_factory(name, value))
 
