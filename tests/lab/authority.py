@@ -87,7 +87,9 @@ class LabAuthority:
         """A server context that presents a certificate for whatever name the client asks."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        cert, key = self.issue([default_name])
+        # The default also covers 127.0.0.1, so that a redirect to the loopback address is
+        # stopped by discovery's redirect rule, not by a certificate mismatch.
+        cert, key = self.issue([default_name], ("127.0.0.1",))
         ctx.load_cert_chain(cert, key)
 
         def pick(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:

@@ -202,10 +202,10 @@ class AutoconfigWeb:
         """Serve ``route`` at https://<domain>/.well-known/autoconfig/mail/config-v1.1.xml."""
         self.serve(domain, "/.well-known/autoconfig/mail/config-v1.1.xml", route)
 
-    def requested(self, host: str) -> int:
-        """How many requests named ``host`` in their Host header."""
+    def requested(self, host: str, since: int = 0) -> int:
+        """How many requests (from the ``since``-th on) named ``host`` in their Host header."""
         with self.lock:
-            return sum(1 for h, _p in self.requests if h == host.lower())
+            return sum(1 for h, _p in self.requests[since:] if h == host.lower())
 
     def start(self) -> Self:
         self._server = _Server((HOST, 0), _Handler)
