@@ -24,7 +24,7 @@ _MAX_SERVERS = 32
 
 _SOCKET_TYPES: dict[str, Security] = {"ssl": "ssl", "tls": "ssl", "starttls": "starttls",
                                       "plain": "none"}
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_%](?:[A-Za-z0-9_.%\-]*[A-Za-z0-9])?$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_%](?:[A-Za-z0-9_.%\-]*[A-Za-z0-9%])?$")
 _PLACEHOLDER = re.compile(r"%[A-Z]+%")
 _KNOWN_PLACEHOLDERS = frozenset({"%EMAILADDRESS%", "%EMAILLOCALPART%", "%EMAILDOMAIN%"})
 
@@ -92,8 +92,9 @@ def _server(element, protocol: str) -> ServerEntry | None:
     security = _SOCKET_TYPES.get(_text(element, "socketType").lower())
     if security is None:
         return None
-    username = _clean(_text(element, "username")) or "%EMAILADDRESS%"
-    if not set(_PLACEHOLDER.findall(username)) <= _KNOWN_PLACEHOLDERS:
+    raw_username = _text(element, "username")
+    username = _clean(raw_username) if raw_username else "%EMAILADDRESS%"
+    if not username or not set(_PLACEHOLDER.findall(username)) <= _KNOWN_PLACEHOLDERS:
         return None
     auth = tuple(a for a in (_clean((e.text or "").strip(), 64)
                              for e in element.findall("authentication")[:8]) if a)
