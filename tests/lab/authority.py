@@ -72,7 +72,8 @@ class LabAuthority:
         wrong, wrong_key = self.issue([WRONG_HOST], stem="wrong")
         return LabCerts(self.ca_cert, cert, key, wrong, wrong_key)
 
-    def _context_for(self, name: str) -> ssl.SSLContext:
+    def server_context(self, name: str) -> ssl.SSLContext:
+        """A server context with a certificate for ``name`` (minted once, then reused)."""
         with self._lock:
             ctx = self._contexts.get(name)
             if ctx is None:
@@ -95,7 +96,7 @@ class LabAuthority:
         def pick(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
             # An IP literal is never sent as SNI; such clients get the default certificate.
             if server_name:
-                sock.context = self._context_for(server_name.lower())
+                sock.context = self.server_context(server_name.lower())
 
         ctx.sni_callback = pick
         return ctx

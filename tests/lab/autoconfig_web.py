@@ -177,6 +177,7 @@ class AutoconfigWeb:
     host = HOST
 
     def __init__(self, authority: LabAuthority) -> None:
+        self.authority = authority
         self.context = authority.sni_server_context()
         self.routes: dict[tuple[str, str], Route] = {}
         self.requests: list[tuple[str, str]] = []
@@ -192,6 +193,8 @@ class AutoconfigWeb:
 
     def serve(self, host: str, path: str, route: Route) -> None:
         """Answer GET https://host/path (any query string) with ``route``."""
+        # The certificate is minted now, as a real server has its own before any client.
+        self.authority.server_context(host.lower())
         self.routes[(host.lower(), path)] = route
 
     def autoconfig(self, domain: str, route: Route) -> None:
