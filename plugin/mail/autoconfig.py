@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
+from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -65,7 +66,7 @@ def expand(template: str, address: str) -> str:
             .replace("%EMAILDOMAIN%", domain))
 
 
-def _text(element, tag: str) -> str:
+def _text(element: Element, tag: str) -> str:
     child = element.find(tag)
     return (child.text or "").strip() if child is not None else ""
 
@@ -77,7 +78,7 @@ def _clean(value: str, limit: int = 255) -> str:
     return value
 
 
-def _server(element, protocol: str) -> ServerEntry | None:
+def _server(element: Element, protocol: str) -> ServerEntry | None:
     hostname = _clean(_text(element, "hostname"))
     if not hostname or not _HOSTNAME.match(hostname):
         return None

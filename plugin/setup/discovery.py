@@ -17,6 +17,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
@@ -206,7 +207,7 @@ def _search(domain: str, address: str, policy: ConnectionPolicy,
     times: dict[str, StepTime] = {}
     lock = threading.Lock()
 
-    def timed(name, step):
+    def timed(name: str, step: Callable[[_Run], _Finding]) -> Callable[[], _Finding | None]:
         def call() -> _Finding | None:
             begun, outcome = time.monotonic(), "nothing"
             try:
@@ -273,7 +274,7 @@ def _from_document(run: _Run, url: str, domain: str, source: str, via: str = "")
     except AutoconfigError as exc:
         raise StepFailed(f"{source}: {exc}") from None
 
-    def expanded(entries):
+    def expanded(entries: tuple[ServerEntry, ...]) -> list[ServerEntry]:
         return [replace(e, hostname=expand(e.hostname, run.address).lower()) for e in entries]
 
     return _allowed(run, source, expanded(config.incoming), expanded(config.outgoing), via=via)

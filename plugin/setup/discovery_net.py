@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import dns.exception
 import dns.resolver
@@ -71,7 +71,7 @@ def parallel(calls: list[Callable[[], T]], deadline: Deadline) -> list[T | BaseE
     def run(i: int, call: Callable[[], T]) -> None:
         try:
             results[i] = call()
-        except Exception as exc:  # noqa: BLE001 - reported to the caller as a value
+        except Exception as exc:  # reported to the caller as a value
             results[i] = exc
 
     threads = [threading.Thread(target=run, args=(i, c), daemon=True)
@@ -203,7 +203,7 @@ def fetch(url: str, *, lookup: Lookup, policy: ConnectionPolicy, https_port: int
     raise StepFailed("more than one redirect")
 
 
-def _get(sock: ssl.SSLSocket, host: str, port: int, parts, deadline: Deadline,
+def _get(sock: ssl.SSLSocket, host: str, port: int, parts: SplitResult, deadline: Deadline,
          max_bytes: int) -> tuple[int, str, bytes]:
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host_header = host if port == 443 else f"{host}:{port}"

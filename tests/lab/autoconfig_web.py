@@ -159,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             route(self)
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format, *args) -> None:
         pass
 
 
