@@ -71,7 +71,7 @@ _MANUAL = "Type your mail server's settings below, or ask your administrator for
 
 @dataclass(frozen=True)
 class DiscoverySettings:
-    """Where discovery looks and how long it may take (IE_DISCOVERY_* settings)."""
+    """Where discovery looks and how long it may take (see plugin/config.py)."""
 
     #: DNS servers to ask; empty: the machine's resolver configuration
     nameservers: tuple[str, ...] = ()

@@ -109,3 +109,20 @@ def test_discover_lookalike_mx_hosts_are_not_providers(mx):
                                         ("example.com.", "example.com")])
 def test_discover_base_domain_of_an_mx_host(host, base):
     assert base_domain(host) == base
+
+
+def test_discover_settings_and_cache_from_the_ie_configuration():
+    from plugin.config import SETTINGS
+    from plugin.setup.discovery_config import discovery_cache, discovery_settings
+
+    defaults = {key: default for key, (default, _m) in SETTINGS.items()}
+    settings = discovery_settings(defaults)
+    assert (settings.nameservers, settings.dns_port, settings.https_port, settings.budget) == (
+        (), 53, 443, 4.0)
+    assert (discovery_cache(defaults).ttl, discovery_cache(defaults).negative_ttl) == (3600, 300)
+    custom = discovery_settings({**defaults, "IE_DISCOVERY_NAMESERVERS": "127.0.0.1, ::1",
+                                 "IE_DISCOVERY_DNS_PORT": "5353", "IE_DISCOVERY_BUDGET": 2})
+    assert (custom.nameservers, custom.dns_port, custom.budget) == (("127.0.0.1", "::1"), 5353, 2.0)
+    off = discovery_cache({**defaults, "IE_DISCOVERY_CACHE_SECONDS": 0})
+    off.get_or_compute("a.test", lambda: "x", positive=bool, wait=1)
+    assert off.get_or_compute("a.test", lambda: "y", positive=bool, wait=1) == ("y", False)
