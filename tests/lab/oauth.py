@@ -20,8 +20,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+import requests
 from authlib.common.security import generate_token
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
 from authlib.oauth2.rfc6749 import grants
@@ -305,6 +306,26 @@ class OAuthLab:
             return {"active": False}
         return _introspection_payload(self, tok)
 
+    def approve(self, authorize_url: str, login: str | None = None,
+                decision: str = "approve") -> dict[str, str]:
+        """Play the user at the authorize page without a browser: open it, then press
+        Approve (or Deny) as ``login``. Returns the query of the redirect back to the app
+        (``code`` and ``state``, or ``error``)."""
+        with requests.Session() as http:
+            http.trust_env = False
+            http.verify = str(self.certs.ca_cert)
+            page = http.get(authorize_url, allow_redirects=False, timeout=5)
+            if page.status_code == 302:  # refused before any page (bad PKCE, redirect...)
+                return _query(page.headers["Location"])
+            page.raise_for_status()
+            if login is None:
+                login = html.unescape(page.text.split('id="login" value="', 1)[1].split('"')[0])
+            answer = http.post(authorize_url, data={"login": login, "decision": decision},
+                               allow_redirects=False, timeout=5)
+        if answer.status_code != 302:
+            raise RuntimeError(f"authorize answered {answer.status_code}")
+        return _query(answer.headers["Location"])
+
     def reset(self) -> None:
         """Back to defaults between tests (tokens and clients are kept: they are unique)."""
         self.access_token_lifetime = 3600
@@ -342,6 +363,10 @@ class OAuthLab:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _query(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query))
 
 
 def _introspection_payload(lab: OAuthLab, tok: LabToken) -> dict:
