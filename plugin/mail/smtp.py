@@ -169,7 +169,7 @@ def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
     if while_waiting is not None:
         try:
             while_waiting()
-        except Exception:  # noqa: BLE001 - the answer to this message must still be read
+        except Exception:  # the answer to this message must still be read
             log.exception("work done while waiting for the smtp server failed")
     code, resp = smtp.getreply()
     if code != 250:
@@ -375,7 +375,7 @@ class SmtpSession:
         raw = normalise_line_endings(message)
         return self._deliver(rcpts, lambda smtp: _sendmail(smtp, from_addr, rcpts, raw, None))
 
-    def _deliver(self, rcpts: list[str], transaction) -> dict[str, int]:  # noqa: ANN001
+    def _deliver(self, rcpts: list[str], transaction) -> dict[str, int]:
         """Run one SMTP transaction on the reused connection; refused recipients' codes."""
         self._ensure_open()
         try:
