@@ -386,7 +386,7 @@ _PAGE = """<!doctype html><html><head><title>Lab sign-in</title></head><body>
 </form></body></html>"""
 
 
-def _build_app(lab: OAuthLab) -> Flask:  # noqa: C901 - one closure per endpoint, on purpose
+def _build_app(lab: OAuthLab) -> Flask:
     app = Flask("lab_oauth")
     server = AuthorizationServer(app, query_client=lambda cid: lab.clients.get(cid),
                                  save_token=lambda token, req: None)
@@ -466,7 +466,7 @@ def _build_app(lab: OAuthLab) -> Flask:  # noqa: C901 - one closure per endpoint
         TOKEN_ENDPOINT_AUTH_METHODS = _CLIENT_AUTH
 
         @property
-        def INCLUDE_NEW_REFRESH_TOKEN(self):  # noqa: N802 - Authlib's name
+        def INCLUDE_NEW_REFRESH_TOKEN(self):
             return lab.rotate_refresh_tokens
 
         def authenticate_refresh_token(self, refresh_token):
@@ -541,7 +541,7 @@ def _build_app(lab: OAuthLab) -> Flask:  # noqa: C901 - one closure per endpoint
             lab.authorize_requests.append(dict(request.args))
         try:
             grant = server.get_consent_grant(end_user=None)
-        except Exception as exc:  # noqa: BLE001 - an OAuth2Error: answered as the spec says
+        except Exception as exc:
             return server.handle_error_response(request, exc)
         login = request.args.get("login_hint") or lab.default_email
         return _PAGE.format(client=html.escape(grant.client.client_id),
@@ -555,7 +555,7 @@ def _build_app(lab: OAuthLab) -> Flask:  # noqa: C901 - one closure per endpoint
         user = LabUser(login) if approve else None
         try:
             grant = server.get_consent_grant(end_user=user)
-        except Exception as exc:  # noqa: BLE001 - as above
+        except Exception as exc:
             return server.handle_error_response(request, exc)
         return server.create_authorization_response(grant_user=user, grant=grant)
 

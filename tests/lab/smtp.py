@@ -116,7 +116,7 @@ class _OAuthHandler(_Handler):
                           verify=str(oauth.certs.ca_cert))
         return r.json() if r.status_code == 200 else {"active": False}
 
-    async def auth_XOAUTH2(self, server, args):  # noqa: N802 - aiosmtpd finds it by name
+    async def auth_XOAUTH2(self, server, args):
         if len(args) == 1:
             blob = await server.challenge_auth("")
             if blob is MISSING:
