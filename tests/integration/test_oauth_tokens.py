@@ -32,9 +32,12 @@ def engine(db_url):
     eng.dispose()
 
 
+KEY = Fernet.generate_key().decode()
+
+
 @pytest.fixture
 def box():
-    return SecretBox([Fernet.generate_key().decode()])
+    return SecretBox([KEY])
 
 
 @pytest.fixture
@@ -201,3 +204,25 @@ def test_oauth_without_a_sign_in_says_sign_in_again(engine, box, flow):
         ot.access_token(engine, box, 424242, flow[2])
     assert info.value.kind == "sign_in_again"
     assert dataclasses.is_dataclass(oc.TokenSet)
+
+
+def test_oauth_rotate_keys_reencrypts_tokens_and_client_secrets(engine, box, oauth_lab, flow):
+    from types import SimpleNamespace
+
+    from sqlalchemy.orm import sessionmaker
+
+    from plugin.setup.secrets import rotate_all
+
+    mailbox_id, refresh = signed_in_mailbox(engine, box, oauth_lab, flow)
+    with Session(engine) as s, s.begin():
+        s.add(OAuthProviderSettings(provider=MICROSOFT, enabled=True, client_id="cid",
+                                    client_secret=box.encrypt("the-client-secret")))
+    new_key = Fernet.generate_key().decode()
+    both = SecretBox([new_key, KEY])
+    done, total = rotate_all(SimpleNamespace(secrets=both, session=sessionmaker(engine)))
+    assert done == total == 3
+    only_new = SecretBox([new_key])
+    assert stored(engine, only_new, mailbox_id)["refresh"] == refresh
+    with Session(engine) as s:
+        secret = s.scalar(select(OAuthProviderSettings.client_secret))
+    assert only_new.decrypt(secret) == "the-client-secret"
