@@ -226,3 +226,30 @@ def test_oauth_rotate_keys_reencrypts_tokens_and_client_secrets(engine, box, oau
     with Session(engine) as s:
         secret = s.scalar(select(OAuthProviderSettings.client_secret))
     assert only_new.decrypt(secret) == "the-client-secret"
+
+
+def test_oauth_provider_settings_enable_keep_the_secret_and_check_the_tenant(engine, box):
+    from plugin.setup import oauth_settings as os_
+
+    with Session(engine) as s, s.begin():
+        with pytest.raises(ValueError, match="client id and secret"):
+            os_.save_provider(s, box, MICROSOFT, enabled=True, client_id="cid")
+    with Session(engine) as s, s.begin():
+        os_.save_provider(s, box, MICROSOFT, enabled=False, client_id="cid",
+                          client_secret="s3cret-value", tenant="organizations")
+        assert os_.client_for(s, box, MICROSOFT, REDIRECT) is None  # not enabled yet
+    with Session(engine) as s, s.begin():
+        os_.save_provider(s, box, MICROSOFT, enabled=True, client_id="cid", client_secret="",
+                          tenant="organizations")  # an empty secret keeps the stored one
+        provider, config = os_.client_for(s, box, MICROSOFT, REDIRECT)
+        assert config.client_secret == "s3cret-value" and "s3cret" not in repr(config)
+        assert "/organizations/oauth2/v2.0/token" in provider.token_url
+        assert os_.enabled_keys(s) == [MICROSOFT]
+        with pytest.raises(ValueError, match="tenant"):
+            os_.save_provider(s, box, MICROSOFT, enabled=True, client_id="cid",
+                              tenant="evil.example/x?")
+        with pytest.raises(ValueError):
+            os_.save_provider(s, box, "yahoo", enabled=True, client_id="x", client_secret="y")
+    with engine.connect() as conn:
+        assert "s3cret-value" not in repr(conn.execute(text("SELECT * FROM ie_oauth_provider"))
+                                          .all())
