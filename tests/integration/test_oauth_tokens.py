@@ -253,3 +253,31 @@ def test_oauth_provider_settings_enable_keep_the_secret_and_check_the_tenant(eng
     with engine.connect() as conn:
         assert "s3cret-value" not in repr(conn.execute(text("SELECT * FROM ie_oauth_provider"))
                                           .all())
+
+
+def test_oauth_stored_sign_in_opens_imap_and_sends_through_the_credentials_helpers(
+        engine, box, oauth_lab, flow, dovecot, smtp_lab, mail_user):
+    from email.message import EmailMessage
+
+    from plugin.mail.connect import ConnectionPolicy
+    from plugin.mail.imap import ImapSession
+    from plugin.mail.smtp import SmtpSession
+    from plugin.setup.credentials import incoming_settings, outgoing_settings
+    from tests.lab.servers import HOST
+
+    mailbox_id, _ = signed_in_mailbox(engine, box, oauth_lab, flow, login=mail_user.email)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        mb = s.get(Mailbox, mailbox_id)
+        mb.protocol, mb.in_host, mb.in_port, mb.in_security = "imap", HOST, dovecot.imaps, "ssl"
+        mb.out_host, mb.out_port, mb.out_security = HOST, smtp_lab.tls_port, "ssl"
+    token = ot.access_token(engine, box, mailbox_id, flow[2])
+    policy = ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=dovecot.ca_file, timeout=5)
+    with ImapSession(incoming_settings(mb, box, access_token=token), policy) as imap:
+        assert imap.status("INBOX").messages == 0
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = mail_user.email, mail_user.email, "Hi"
+    msg.set_content("Hello")
+    smtp_lab.clear()
+    with SmtpSession(outgoing_settings(mb, box, access_token=token), policy) as smtp:
+        smtp.send(mail_user.email, [mail_user.email], msg)
+    assert smtp_lab.wait_for(1)[0].login == mail_user.email
