@@ -32,6 +32,7 @@ SENDER_REFUSED = "sender_refused"
 RECIPIENT_REFUSED = "recipient_refused"
 MESSAGE_REJECTED = "message_rejected"
 TOO_LARGE = "too_large"
+MESSAGE_UNSAFE = "message_unsafe"
 
 SENTENCES: dict[str, str] = {
     HOST_NOT_FOUND: "The server name could not be found. Check the host name.",
@@ -61,6 +62,8 @@ SENTENCES: dict[str, str] = {
     "then try again.",
     TOO_LARGE: "The message is too large for the server. Remove or shrink attachments "
     "and try again.",
+    MESSAGE_UNSAFE: "The message holds a character mail cannot carry (a NUL byte), so it "
+    "was not sent. Remove it and try again.",
 }
 
 KINDS: frozenset[str] = frozenset(SENTENCES)

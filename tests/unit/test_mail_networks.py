@@ -175,3 +175,18 @@ def test_allowed_name_lifts_the_internal_name_rule_only(opened, monkeypatch):
     _refused("mail.internal", 993, "mail.internal")
     policy = ConnectionPolicy(allowed_hosts=frozenset({"mail.internal", "10.9.9.9"}))
     assert check_host("mail.internal", 993, policy) == ["10.9.9.9"]
+
+
+def test_admin_form_accepts_the_entry_syntax_and_refuses_garbage():
+    from werkzeug.datastructures import MultiDict
+
+    from plugin.services.settings import parse_settings_form
+
+    def errors_for(hosts: str) -> str | None:
+        form = MultiDict({"sharing_allowed": "private", "sharing_default": "private",
+                          "allowed_mail_hosts": hosts})
+        return parse_settings_form(form).errors.get("allowed_mail_hosts")
+
+    assert errors_for("mail.corp.example\n10.0.0.0/8\n10.0.0.5:2526\n[fd00::1]:10143") is None
+    for bad in ("mail.corp.example:", "a b", "user@host", "10.0.0.5:70000", "http://x"):
+        assert errors_for(bad), bad
