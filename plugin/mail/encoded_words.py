@@ -40,9 +40,13 @@ def _spans(text: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def _q_bytes(encoded: str) -> bytes:
-    raw = encoded.replace("_", " ").encode("utf-8", "surrogateescape")
-    return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+def _q_bytes(encoded: str) -> list[bytes]:
+    # Raw non-ASCII in the encoded text is invalid; decoders take it as UTF-8 or Latin-1.
+    text = encoded.replace("_", " ")
+    forms = [text.encode("utf-8", "surrogateescape")]
+    if not text.isascii() and all(ord(c) < 256 for c in text):
+        forms.append(text.encode("latin-1"))
+    return [_Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw) for raw in forms]
 
 
 def _b_bytes(encoded: str) -> list[bytes]:
@@ -80,7 +84,7 @@ def decoded_words(text: str) -> tuple[list[bytes], list[str]]:
 
 def _collect(text: str, raws: list[bytes], texts: list[str], depth: int) -> None:
     for charset, encoding, encoded in _spans(text):
-        chunks = [_q_bytes(encoded)] if encoding == "q" else _b_bytes(encoded)
+        chunks = _q_bytes(encoded) if encoding == "q" else _b_bytes(encoded)
         codec = _codec(charset)
         for chunk in chunks:
             raws.append(chunk)

@@ -27,6 +27,7 @@ MAX_REFERENCES = 20
 _ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]"
 _DOT_ATOM_TEXT = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
 _NO_FOLD_LITERAL = r"\[[!-Z^-~]*\]"
+_WSP = re.compile(r"[ \t\r\n]+")
 _ID = re.compile(rf"({_DOT_ATOM_TEXT})@({_DOT_ATOM_TEXT}|{_NO_FOLD_LITERAL})\Z")
 
 
@@ -45,8 +46,12 @@ def parse_msg_id(text: str | None) -> str | None:
 
 def parse_msg_id_list(text: str | None) -> list[str]:
     """The valid ids of a whitespace-separated list, in order, without repeats."""
+    if not isinstance(text, str):
+        return []
     out: list[str] = []
-    for token in (text or "").split():
+    # Split on the whitespace of RFC 5322 only: a token holding U+2028 or a form feed
+    # is one (invalid) token, not two ids.
+    for token in _WSP.split(text or ""):
         value = parse_msg_id(token)
         if value is not None and value not in out:
             out.append(value)
