@@ -120,6 +120,19 @@ def check_header(value: str, field_label: str) -> str:
     return value
 
 
+def check_body(text: str | None, field_label: str = "message text") -> str:
+    """``text`` when it can be stored and sent; a NUL is refused with a sentence.
+
+    Why refuse rather than encode: PostgreSQL text columns cannot hold a NUL, so the
+    outbox row could not even be written, and nobody means to type one. Other control
+    characters are kept and go out quoted-printable (see ``_cte``)."""
+    text = text or ""
+    if "\x00" in text:
+        raise HeaderError(field_label, f"The {field_label} holds an invisible NUL character "
+                          "(often pasted from another program). Remove it and send again.")
+    return text
+
+
 def parse_addresses(text: str, field_label: str) -> list[tuple[str, str]]:
     """``"Ann <a@x.test>, b@y.test"`` -> [(name, normalized address)]; HeaderError if bad."""
     check_header(text, field_label)
