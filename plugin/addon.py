@@ -52,6 +52,8 @@ class IntegratedEmail:
             raise TypeError("host does not implement plugin.host.HostAdapter")
         self.app, self.host = app, host
         ie_config.apply_defaults(app)
+        from plugin.mail.interpreter import warn_if_unpatched
+        warn_if_unpatched(logging.getLogger("plugin.integrated_email"))
         instance = app.instance_path
         if app.config["IE_SECRET_KEY_FILE"] is None and app.config["IE_GENERATE_SECRET_KEY"]:
             app.config["IE_SECRET_KEY_FILE"] = str(Path(instance) / "integrated_email.key")
