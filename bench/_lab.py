@@ -125,7 +125,7 @@ def timed(fn):
 
 def import_once(dovecot, user, protocol: str = "imap") -> int:
     """Our side of an import benchmark: a full sync of ``user`` into an empty store."""
-    from plugin.services.sync import sync_mailbox
+    from plugin.jobs.dispatcher import fetch_and_link as sync_mailbox
     with addon_app(dovecot) as addon:
         mbid = new_mailbox(addon, dovecot, user, protocol=protocol)
         result = sync_mailbox(addon, mbid)
@@ -133,7 +133,7 @@ def import_once(dovecot, user, protocol: str = "imap") -> int:
         return result.stored
 
 
-def best_of_rounds(baseline, ours, rounds: int, expected: int) -> tuple[float, float]:  # noqa: ANN001
+def best_of_rounds(baseline, ours, rounds: int, expected: int) -> tuple[float, float]:
     """Baseline and ours run side by side ``rounds`` times; the best seconds of each."""
     best_base = best_ours = float("inf")
     for r in range(rounds):
@@ -190,7 +190,7 @@ def machine_busy() -> tuple[float, float]:
     return (sum(values) - idle) / _TICK, sum(values) / _TICK
 
 
-def postmaster_pid(db) -> int:  # noqa: ANN001 - a tests.lab.postgres.PgDatabase
+def postmaster_pid(db) -> int:  # a tests.lab.postgres.PgDatabase
     """The PostgreSQL server holding ``db`` (its backends are its children)."""
     import psycopg
     with psycopg.connect(host="127.0.0.1", port=db.port, user=db.user, dbname=db.name) as conn:

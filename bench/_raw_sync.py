@@ -46,7 +46,7 @@ def _sync(port: int, context: ssl.SSLContext, login: str, password: str,
 
 
 def sync_all(port: int, ca_file: str, accounts: list[tuple[str, str]], threads: int,
-             new: int, claim) -> int:  # noqa: ANN001 - a multiprocessing.Value("i")
+             new: int, claim) -> int:  # a multiprocessing.Value("i")
     """Sync mailboxes claimed from the counter ``claim`` (shared with other processes,
     or not) on ``threads`` threads until none is left; returns the messages fetched."""
     context = ssl.create_default_context(cafile=ca_file)
@@ -74,7 +74,7 @@ def sync_all(port: int, ca_file: str, accounts: list[tuple[str, str]], threads: 
 
 
 def run(port: int, ca_file: str, accounts: list[tuple[str, str]], threads: int, new: int,
-        claim, start, results) -> None:  # noqa: ANN001 - multiprocessing primitives
+        claim, start, results) -> None:  # multiprocessing primitives
     """One raw process of a round: wait for the start line, then :func:`sync_all`."""
     start.wait()
     results.put(sync_all(port, ca_file, accounts, threads, new, claim))

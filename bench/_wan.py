@@ -31,7 +31,7 @@ class _Pipe(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.closing = False
 
-    def connection_made(self, transport) -> None:  # noqa: ANN001
+    def connection_made(self, transport) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -57,7 +57,7 @@ class _Pipe(asyncio.Protocol):
         elif self.closing:
             peer.close()
 
-    def connection_lost(self, exc) -> None:  # noqa: ANN001
+    def connection_lost(self, exc) -> None:
         # The close travels like the bytes: after what was sent before it.
         self.closing = True
         if not self.queue and self.timer is None and self.peer is not None \

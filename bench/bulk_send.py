@@ -1,7 +1,7 @@
 """A bulk job to N recipients through the lab SMTP server versus raw smtplib.
 
 Baseline: smtplib over one SMTPS connection sending N prebuilt messages (built and
-flattened before the clock starts). Ours: ``plugin.services.bulk.run_job`` on a job
+flattened before the clock starts). Ours: ``plugin.sending.bulk.run_job`` on a job
 of N recipients (made beforehand, like the composer's Send does), spacing off: per
 recipient the outbox row committed before and after SMTP (one commit between two
 messages: "i sent" and "i+1 sending" together), the message built, sent,
@@ -62,7 +62,7 @@ def recipients(n: int) -> list[tuple[str, str, str]]:
 
 
 def baseline(dovecot, user, smtp: SmtpProcess, n: int) -> float:
-    from plugin.services import compose
+    from plugin.mail import build as compose
     msgs = []
     for first, last, addr in recipients(n):
         msg = compose.build_message(
@@ -92,7 +92,7 @@ def ours(dovecot, user, smtp: SmtpProcess, n: int, db: str) -> tuple[float, floa
 
     from plugin.models import GlobalSettings, Mailbox
     from plugin.models.outbound import OutboundMessage
-    from plugin.services import bulk
+    from plugin.sending import bulk
 
     with addon_app(dovecot, _db_url(db)) as addon:
         app, host = addon.app, addon.host

@@ -16,7 +16,7 @@ def baseline_poll(dovecot, user) -> None:
 
 
 def measure(dovecot, addon, user, polls: int, rounds: int) -> float:
-    from plugin.services.sync import sync_mailbox
+    from plugin.jobs.dispatcher import fetch_and_link as sync_mailbox
     mbid = new_mailbox(addon, dovecot, user)
     first = sync_mailbox(addon, mbid)
     assert first.error_kind is None, first

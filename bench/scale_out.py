@@ -57,7 +57,7 @@ STARTED = re.compile(r"worker \S+ started")
 TICKED = re.compile(r'Job "Fetch due mailboxes.*executed successfully')
 
 
-def _wait(pred, timeout: float, what: str, step: float = 0.1) -> None:  # noqa: ANN001
+def _wait(pred, timeout: float, what: str, step: float = 0.1) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
@@ -83,7 +83,7 @@ class Relay:
         self.proc.wait(10)
 
 
-def warm(dovecot, users, port: int) -> None:  # noqa: ANN001
+def warm(dovecot, users, port: int) -> None:
     """Open every mailbox once so Dovecot's indexes exist before the first round."""
     _raw_sync.sync_all(port, dovecot.ca_file, [(u.login, u.password) for u in users], 8, 0,
                        multiprocessing.Value("i", 0))

@@ -41,7 +41,7 @@ def main() -> None:
     from plugin.host import HostUser, RecordRef
     from plugin.models import Mailbox, Message, RecordLink
     from plugin.models.sharing import RecordShare
-    from plugin.services import timeline
+    from plugin.sharing import timeline
     from tests.helpers import complete_settings
     from tests.hosts.mini_host import create_mini_app
 

@@ -52,7 +52,7 @@ def _message(sender: str, sender_name: str, to: str, subject: str, body: str,
     return msg.as_bytes()
 
 
-def fill_demo_mailboxes(dovecot: Dovecot, app) -> list[tuple[str, str]]:  # noqa: ANN001
+def fill_demo_mailboxes(dovecot: Dovecot, app) -> list[tuple[str, str]]:
     """One sandbox mailbox per demo user, each holding mail from a few candidates."""
     db = app.extensions["host_ats.db"]
     with db.sessions() as s:
@@ -144,7 +144,7 @@ def main() -> int:
     print("First: sign in as admin, Settings > Manage plugins and add-ons > Activate.")
     print("=" * 72 + "\n", flush=True)
 
-    def stop(*_a) -> None:  # noqa: ANN002
+    def stop(*_a) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)

@@ -21,12 +21,20 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from plugin import config as ie_config
+from plugin import migrations
+from plugin.cli import cli_group
 from plugin.crypto import SecretBox, load_keys
 from plugin.csrf import csrf_token
 from plugin.db import make_engine, make_session_factory, resolve_url
-from plugin.host import HOST_API_VERSION, HostAdapter
+from plugin.current import EXTENSION_KEY
+from plugin.host import HOST_API_VERSION, HostAdapter, RecordRef
+from plugin.jobs import dispatcher, start_scheduler_if_embedded
+from plugin.models import AddonState
+from plugin.reading.webmail import webmail_enabled
+from plugin.routes.blueprint import make_blueprint
+from plugin.routes.records import panels_for
+from plugin.sending import email_links
 
-EXTENSION_KEY = "integrated_email"
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
 log = logging.getLogger("plugin.integrated_email")
 
@@ -42,6 +50,7 @@ class IntegratedEmail:
 
     # ------------------------------------------------------------------ wiring
     def init_app(self, app: Flask, host: HostAdapter | None = None) -> None:
+        """Bind the add-on to app: settings, database, blueprint, CLI, jobs."""
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "Integrated Email is already registered on this app; call init_app once.")
@@ -65,47 +74,43 @@ class IntegratedEmail:
         self.session = make_session_factory(self.engine)
         app.teardown_appcontext(lambda _exc: self.session.remove())
 
-        from plugin.routes import make_blueprint
         app.register_blueprint(make_blueprint(self), url_prefix=app.config["IE_URL_PREFIX"])
         app.jinja_env.globals.setdefault("integrated_email", self)
         app.jinja_env.globals.setdefault("csrf_token", csrf_token)
 
-        from plugin.cli import cli_group
         app.cli.add_command(cli_group)
         app.extensions[EXTENSION_KEY] = self
 
-        from plugin.services.importer import register as register_import
-        register_import()
-
-        from plugin.jobs import start_scheduler_if_embedded
         start_scheduler_if_embedded(self)
 
     # ---------------------------------------------------------------- secrets
     @cached_property
     def secrets(self) -> SecretBox:
+        """The MultiFernet box for stored passwords and tokens (keys from IE_SECRET_KEYS)."""
         return SecretBox(load_keys(self.app.config))
 
     # ------------------------------------------------------------ migrations
     def migrate(self, revision: str = "head") -> None:
-        from plugin.migrations import upgrade
-        upgrade(self.engine, revision)
+        """Bring the add-on's tables up to revision (its own Alembic version table)."""
+        migrations.upgrade(self.engine, revision)
 
     def downgrade(self, revision: str = "base") -> None:
-        from plugin.migrations import downgrade
-        downgrade(self.engine, revision)
+        """Take the add-on's tables down to revision (``base`` drops them all)."""
+        migrations.downgrade(self.engine, revision)
 
     # ------------------------------------------------------------- lifecycle
     @cached_property
     def manifest(self) -> dict[str, Any]:
+        """The add-on descriptor (manifest.json) the host's plugin manager reads."""
         return json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
 
     @property
     def host_api_version(self) -> str:
+        """The version of the host contract this add-on implements."""
         return HOST_API_VERSION
 
     def is_active(self) -> bool:
         """Whether the host's plugin manager has activated the add-on."""
-        from plugin.models import AddonState
         with self.engine.connect() as conn:
             active = conn.execute(
                 select(AddonState.active).where(AddonState.id == 1)).scalar_one_or_none()
@@ -113,7 +118,6 @@ class IntegratedEmail:
 
     def set_active(self, active: bool) -> None:
         """Activate or deactivate; deactivating keeps every table and row."""
-        from plugin.models import AddonState
         with self.session() as s, s.begin():
             state = s.get(AddonState, 1) or AddonState(id=1)
             state.active = bool(active)
@@ -126,29 +130,27 @@ class IntegratedEmail:
         """Entries for the host's Settings menu (none while inactive)."""
         if not self.is_active():
             return []
-        from plugin.services.webmail import webmail_enabled
         entries = [{"label": "Integrated email", "url": url_for("integrated_email.home")}]
         if webmail_enabled(self.session()):
             entries.append({"label": "Mail", "url": url_for("integrated_email.webmail")})
         return entries
 
-    def record_panels(self, ref) -> list[Markup]:  # noqa: ANN001
+    def record_panels(self, ref: RecordRef) -> list[Markup]:
         """HTML panels the host embeds on a candidate/contact page."""
         if not self.is_active():
             return []
-        from plugin.routes.records import panels_for
         return panels_for(self, ref)
 
-    def email_link(self, address: str, record=None) -> str:  # noqa: ANN001
+    def email_link(self, address: str, record: RecordRef | None = None) -> str:
         """URL for an email address the host shows: our compose, or mailto:."""
-        from plugin.services.links import email_link
-        return email_link(self, address, record)
+        return email_links.email_link(self, address, record)
+
+    def wake_fetching(self) -> None:
+        """Run this process's fetch dispatcher now rather than at its next tick."""
+        dispatcher.wake(self)
 
     def htmx_url(self) -> str:
+        """Where pages load htmx from: IE_HTMX_URL, or the copy the add-on serves."""
         return current_app.config["IE_HTMX_URL"] or url_for(
             "integrated_email.static", filename="vendor/htmx.min.js")
 
-
-def get_addon() -> IntegratedEmail:
-    """The add-on of the current app."""
-    return current_app.extensions[EXTENSION_KEY]

@@ -10,6 +10,7 @@ from plugin.crypto import SecretKeyError
 
 @click.group("integrated-email", help="Integrated Email add-on commands.")
 def cli_group() -> None:
+    """Integrated Email: migrations, keys, activation and the fetch worker."""
     pass
 
 
@@ -18,7 +19,7 @@ def cli_group() -> None:
 @with_appcontext
 def migrate_cmd(revision: str) -> None:
     """Create or upgrade the add-on's tables."""
-    from plugin.addon import get_addon
+    from plugin.current import get_addon
     get_addon().migrate(revision)
     click.echo(f"Integrated Email tables are at revision {revision}.")
 
@@ -28,7 +29,7 @@ def migrate_cmd(revision: str) -> None:
 @with_appcontext
 def downgrade_cmd(revision: str) -> None:
     """Step the add-on's tables back (base removes them all)."""
-    from plugin.addon import get_addon
+    from plugin.current import get_addon
     get_addon().downgrade(revision)
     click.echo(f"Integrated Email tables are at revision {revision}.")
 
@@ -37,8 +38,8 @@ def downgrade_cmd(revision: str) -> None:
 @with_appcontext
 def rotate_keys_cmd() -> None:
     """Re-encrypt every stored secret under the first key of IE_SECRET_KEYS."""
-    from plugin.addon import get_addon
-    from plugin.services.secrets import rotate_all
+    from plugin.current import get_addon
+    from plugin.setup.secrets import rotate_all
     try:
         done, total = rotate_all(get_addon())
     except SecretKeyError as exc:
@@ -50,7 +51,7 @@ def rotate_keys_cmd() -> None:
 @with_appcontext
 def activate_cmd() -> None:
     """Activate the add-on (what the host's plugin page does)."""
-    from plugin.addon import get_addon
+    from plugin.current import get_addon
     get_addon().set_active(True)
     click.echo("Integrated Email is active.")
 
@@ -65,6 +66,6 @@ def worker_cmd(threads: int | None) -> None:
     Run web processes with IE_SCHEDULER=off and one or more of these, on any
     number of machines, against the same PostgreSQL database.
     """
-    from plugin.addon import get_addon
+    from plugin.current import get_addon
     from plugin.jobs.worker import run_worker
     run_worker(get_addon(), threads)

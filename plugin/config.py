@@ -62,6 +62,7 @@ def apply_defaults(app: Flask) -> None:
 
 
 def allowed_hosts(app: Flask) -> list[str]:
+    """The IE_ALLOWED_MAIL_HOSTS entries of config, as a set."""
     raw = app.config.get("IE_ALLOWED_MAIL_HOSTS") or ""
     if isinstance(raw, (list, tuple, set, frozenset)):
         return [str(h).strip() for h in raw if str(h).strip()]

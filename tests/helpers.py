@@ -9,7 +9,7 @@ from plugin.csrf import SESSION_KEY
 CSRF = "test-csrf-token"
 
 
-def signed_in(app: Flask, person) -> object:  # noqa: ANN001
+def signed_in(app: Flask, person) -> object:
     """A test client signed in as ``person`` of the mini host, with a CSRF token."""
     client = app.test_client()
     assert client.post(f"/_login/{person.get_id()}").status_code == 200
@@ -18,11 +18,11 @@ def signed_in(app: Flask, person) -> object:  # noqa: ANN001
     return client
 
 
-def form(**values) -> dict:  # noqa: ANN003
+def form(**values) -> dict:
     return {"csrf_token": CSRF, **values}
 
 
-def save_global_settings(client, **overrides) -> None:  # noqa: ANN001, ANN003
+def save_global_settings(client, **overrides) -> None:
     data = form(outbound_only="no", webmail_links="yes", auto_import="yes",
                 sharing_allowed=["private", "custom", "public", "admin"],
                 sharing_default="private", fetch_interval_minutes="10",
@@ -34,7 +34,7 @@ def save_global_settings(client, **overrides) -> None:  # noqa: ANN001, ANN003
     assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
 
 
-def mailbox_form(dovecot, smtp_lab, user, **overrides) -> dict:  # noqa: ANN001, ANN003
+def mailbox_form(dovecot, smtp_lab, user, **overrides) -> dict:
     """A complete set-up form for a lab mailbox over IMAPS and SMTPS."""
     data = form(account_name="Work", email=user.email, protocol="imap", in_login=user.login,
                 in_password=user.password, in_host="127.0.0.1", in_port=str(dovecot.imaps),
@@ -45,11 +45,11 @@ def mailbox_form(dovecot, smtp_lab, user, **overrides) -> dict:  # noqa: ANN001,
     return data
 
 
-def complete_settings(addon, **values) -> None:  # noqa: ANN001, ANN003
+def complete_settings(addon, **values) -> None:
     """Save global settings directly (as an admin would), opening the gate."""
     from datetime import datetime, timezone
 
-    from plugin.services import settings as settings_service
+    from plugin.setup import settings as settings_service
 
     with addon.session() as s:
         gs = settings_service.load(s)
@@ -60,7 +60,7 @@ def complete_settings(addon, **values) -> None:  # noqa: ANN001, ANN003
         s.commit()
 
 
-def make_mailbox(addon, owner_id: str, dovecot, user, smtp_lab=None,  # noqa: ANN001
+def make_mailbox(addon, owner_id: str, dovecot, user, smtp_lab=None,
                  protocol: str = "imap", **values) -> int:
     """An active lab mailbox for ``owner_id`` written straight to the store; its id."""
     from plugin.models import Mailbox

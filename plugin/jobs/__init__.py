@@ -18,19 +18,19 @@ log = logging.getLogger("plugin.integrated_email.jobs")
 _lock = threading.Lock()
 
 
-def _is_reloader_parent(app) -> bool:  # noqa: ANN001
+def _is_reloader_parent(app) -> bool:
     # Under `flask run --reload` the parent only watches files; the child (which
     # has WERKZEUG_RUN_MAIN set) serves requests and should own the scheduler.
     return bool(app.debug) and os.environ.get("WERKZEUG_RUN_MAIN") != "true" \
         and os.environ.get("FLASK_RUN_FROM_CLI") == "true"
 
 
-def build_scheduler(addon, scheduler_cls=BackgroundScheduler,  # noqa: ANN001
+def build_scheduler(addon, scheduler_cls=BackgroundScheduler,
                     first_tick_in: float = 2.0):
     """A scheduler with the add-on's jobs (listed in manifest.json) added; the first
     dispatcher tick comes ``first_tick_in`` seconds after the start (a web process
     lets the app finish starting; a worker process has nothing else to do)."""
-    from plugin.jobs.fetch import dispatch
+    from plugin.jobs.dispatcher import dispatch
     app = addon.app
     sched = scheduler_cls(job_defaults={"coalesce": True, "max_instances": 1,
                                         "misfire_grace_time": 30})
@@ -46,12 +46,12 @@ def build_scheduler(addon, scheduler_cls=BackgroundScheduler,  # noqa: ANN001
     return sched
 
 
-def _soon(seconds: float):  # noqa: ANN202
+def _soon(seconds: float):
     from datetime import datetime, timedelta, timezone
     return datetime.now(timezone.utc) + timedelta(seconds=seconds)
 
 
-def start_scheduler_if_embedded(addon) -> BackgroundScheduler | None:  # noqa: ANN001
+def start_scheduler_if_embedded(addon) -> BackgroundScheduler | None:
     """Start the in-process scheduler once, unless IE_SCHEDULER is 'off'."""
     app = addon.app
     if str(app.config.get("IE_SCHEDULER", "embedded")).lower() != "embedded":

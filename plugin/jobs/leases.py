@@ -27,7 +27,7 @@ _STATE = AddonState.__table__
 _SETTINGS = GlobalSettings.__table__
 
 
-def fetching_on():  # noqa: ANN201
+def fetching_on():
     """The add-on is active, the admin saved the settings, and incoming mail is on."""
     return and_(
         exists().where(_STATE.c.id == 1, _STATE.c.active.is_(True)),
@@ -35,7 +35,7 @@ def fetching_on():  # noqa: ANN201
                        _SETTINGS.c.outbound_only.is_(False)))
 
 
-def _due(now: datetime):  # noqa: ANN202
+def _due(now: datetime):
     """Active, set up for incoming mail, not paused, due, and not leased by anyone."""
     return and_(
         fetching_on(),

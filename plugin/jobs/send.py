@@ -13,7 +13,8 @@ def run(addon) -> int:
     Does nothing while the add-on is inactive."""
     if not addon.is_active():
         return 0
-    from plugin.services import bulk, outbox
+    from plugin.sending import bulk
+    from plugin.sending import outbox
     worked = outbox.run_due(addon)
     for job_id in bulk.resumable_jobs(addon):
         if bulk.run_job(addon, job_id) is not None:

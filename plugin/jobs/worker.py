@@ -10,13 +10,14 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 log = logging.getLogger("plugin.integrated_email.jobs")
 
 
-def warm_up(addon, threads: int) -> None:  # noqa: ANN001
+def warm_up(addon, threads: int) -> None:
     """Do once, before the first tick, what the first syncs would otherwise all do at
     the same moment: import the sync path, load the TLS trust store, open the pool's
     database connections. Without it the first round after a start is seconds slower."""
     from plugin.mail.connect import ssl_context
-    from plugin.services import importer, sync  # noqa: F401 - imported for the first sync
-    from plugin.services.policy import connection_policy
+    from plugin.linking import importer  # noqa: F401 - imported for the first sync
+    from plugin.fetching import sync  # noqa: F401 - imported for the first sync
+    from plugin.setup.policy import connection_policy
 
     with addon.app.app_context(), addon.session() as session:
         ssl_context(connection_policy(addon, session))
@@ -28,9 +29,9 @@ def warm_up(addon, threads: int) -> None:  # noqa: ANN001
         conn.close()
 
 
-def run_worker(addon, threads: int | None = None) -> None:  # noqa: ANN001
+def run_worker(addon, threads: int | None = None) -> None:
     from plugin.jobs import build_scheduler
-    from plugin.jobs.fetch import dispatcher_for
+    from plugin.jobs.dispatcher import dispatcher_for
 
     if threads:
         addon.app.config["IE_WORKER_THREADS"] = threads
@@ -38,7 +39,7 @@ def run_worker(addon, threads: int | None = None) -> None:  # noqa: ANN001
     warm_up(addon, dispatcher.threads)
     sched = build_scheduler(addon, BlockingScheduler, first_tick_in=0)
 
-    def stop(signum, _frame) -> None:  # noqa: ANN001
+    def stop(signum, _frame) -> None:
         log.info("worker %s stopping on signal %s", dispatcher.name, signum)
         sched.shutdown(wait=False)
 

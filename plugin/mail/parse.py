@@ -155,7 +155,7 @@ def decode_header_value(value: str | None) -> str:
         return value.strip()
     try:
         parts = decode_header(value)
-    except Exception:  # noqa: BLE001 - a broken encoded-word must not stop the import
+    except Exception:  # a broken encoded-word must not stop the import
         return value.strip()
     # decode_header keeps the whitespace of plain chunks and drops the (meaningless)
     # whitespace between two encoded-words, so the chunks join as they are.
@@ -196,7 +196,7 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
     text = [_eight_bit(v) if _only_escapes(v) and not v.isascii() else v for v in text]
     try:
         pairs = email.utils.getaddresses(text)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pairs = [("", t) for t in text]
     out = []
     for name, addr in pairs:
@@ -213,7 +213,7 @@ def _date(value: str | None) -> datetime | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(_FOLD.sub(" ", value).strip())
-    except Exception:  # noqa: BLE001 - garbage dates are common
+    except Exception:  # garbage dates are common
         return None
     if parsed is None:
         return None
@@ -228,14 +228,14 @@ def _date(value: str | None) -> datetime | None:
 def _param(part: _Msg, name: str, header: str) -> str | None:
     try:
         value = part.get_param(name, None, header)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     if value is None:
         return None
     if isinstance(value, tuple):  # RFC 2231
         try:
             value = email.utils.collapse_rfc2231_value(value, errors="replace")
-        except Exception:  # noqa: BLE001
+        except Exception:
             value = value[2] if len(value) > 2 else ""
     if not isinstance(value, str):
         value = str(value)
@@ -321,11 +321,11 @@ def parse_message(raw: bytes, internaldate: datetime | None = None) -> ParsedMes
     defects: list[str] = []
     try:
         msg = _load(raw)
-    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
+    except Exception as exc:  # e.g. RecursionError on absurd nesting
         defects.append(f"unparsable: {type(exc).__name__}")
         try:
             msg = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
-        except Exception:  # noqa: BLE001
+        except Exception:
             msg = _Msg()
     headers: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
@@ -422,7 +422,7 @@ def _bodies(msg: _Msg, defects: list[str]) -> tuple[str, str | None,
                 continue  # a bare non-text body without a name
             attachments.append(_attachment(part, index, ctype, filename=filename,
                                            disposition=disposition))
-    except Exception as exc:  # noqa: BLE001 - keep what we have
+    except Exception as exc:  # keep what we have
         defects.append(f"body: {type(exc).__name__}")
     return text or "", html, attachments
 
@@ -430,7 +430,7 @@ def _bodies(msg: _Msg, defects: list[str]) -> tuple[str, str | None,
 def _part_text(part: _Msg, defects: list[str]) -> str:
     try:
         data = part.get_payload(decode=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         defects.append(f"payload: {type(exc).__name__}")
         return ""
     if data is None:

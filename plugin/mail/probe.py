@@ -38,7 +38,7 @@ def _probe_incoming(
             pass
     except MailError as exc:
         return exc
-    except Exception as exc:  # noqa: BLE001 - a probe reports, it does not crash the form
+    except Exception as exc:  # a probe reports, it does not crash the form
         log.warning("unexpected %s while probing incoming server", type(exc).__name__)
         return classify(exc)
     return None
@@ -52,7 +52,7 @@ def _probe_outgoing(
             pass
     except MailError as exc:
         return exc
-    except Exception as exc:  # noqa: BLE001 - same as above
+    except Exception as exc:  # same as above
         log.warning("unexpected %s while probing outgoing server", type(exc).__name__)
         return classify(exc)
     return None

@@ -187,7 +187,7 @@ def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
     if while_waiting is not None:
         try:
             while_waiting()
-        except Exception:  # noqa: BLE001 - the answer to this message must still be read
+        except Exception:  # the answer to this message must still be read
             log.exception("work done while waiting for the smtp server failed")
     code, resp = smtp.getreply()
     if code != 250:
@@ -377,7 +377,7 @@ class SmtpSession:
         return self._deliver(rcpts, lambda smtp: _sendmail(smtp, from_addr, rcpts, raw, None,
                                                            mail_options=options))
 
-    def _deliver(self, rcpts: list[str], transaction) -> dict[str, int]:  # noqa: ANN001
+    def _deliver(self, rcpts: list[str], transaction) -> dict[str, int]:
         """Run one SMTP transaction on the reused connection; refused recipients' codes."""
         self._ensure_open()
         try:

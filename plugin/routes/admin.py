@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 
-from plugin.addon import get_addon
+from plugin.current import get_addon
 from plugin.models import Mailbox
 from plugin.models.settings import SHARING_OPTIONS
-from plugin.routes.setup import form_state, save_mailbox, wants_fragment
-from plugin.services import settings as settings_service
-from plugin.services import setup as setup_service
-from plugin.services.policy import connection_policy
+from plugin.routes._http import wants_fragment
+from plugin.routes.setup import form_state, save_mailbox
+from plugin.setup import settings as settings_service
+from plugin.setup import mailbox as setup_service
+from plugin.setup.policy import connection_policy
 
 #: the admin's own mailbox is saved only once they typed a password (or have one)
 MAILBOX_TOUCHED = ("in_password", "out_password")
 
 
-def global_settings():  # noqa: ANN201
+def global_settings():
     """Show and save the global settings."""
     if not g.ie_user.is_admin:
         abort(403)
@@ -75,14 +76,9 @@ def global_settings():  # noqa: ANN201
                            outbound_only=form_values["outbound_only"]), status
 
 
-def _settings_values(gs) -> dict:  # noqa: ANN001
+def _settings_values(gs) -> dict:
     return {c: getattr(gs, c) for c in (
         "outbound_only", "webmail_links", "auto_import", "sharing_allowed", "sharing_default",
         "fetch_interval_minutes", "initial_sync_days", "initial_sync_messages", "bulk_per_send",
         "bulk_per_day", "bulk_spacing_seconds", "allowed_mail_hosts", "public_excluded_users",
         "public_excluded_domains")}
-
-
-RULES = [
-    ("/admin/settings", "admin_settings", global_settings, ["GET", "POST"]),
-]

@@ -1,6 +1,6 @@
 """Compose, reply, forward, the outbox, and bulk email.
 
-Handlers load and check input, then call ``plugin.services`` (outbox, bulk) to do
+Handlers load and check input, then call the sending use cases (outbox, bulk) to do
 the work. Each answers a full page, or its fragment for htmx.
 """
 
@@ -21,16 +21,17 @@ from flask import (
 )
 from sqlalchemy import select
 
-from plugin.addon import get_addon
+from plugin.current import get_addon
 from plugin.host import RecordRef
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import BulkJob, OutboundMessage
-from plugin.routes.setup import wants_fragment
-from plugin.services import bulk as bulk_service
-from plugin.services import compose as compose_service
-from plugin.services import merge, outbox
-from plugin.services import settings as settings_service
-from plugin.services import setup as setup_service
+from plugin.routes._http import wants_fragment
+from plugin.sending import bulk as bulk_service
+from plugin.mail import build as compose_service
+from plugin.sending import merge
+from plugin.sending import outbox
+from plugin.setup import settings as settings_service
+from plugin.setup import mailbox as setup_service
 
 T = "integrated_email/"
 
@@ -67,7 +68,7 @@ def _record_names(refs: list[RecordRef]) -> list:
 
 def _visible_message(message_id: int) -> Message:
     """A stored message the user may reply to or forward: the sharing rule decides."""
-    from plugin.services import webmail as wm
+    from plugin.reading import webmail as wm
 
     msg = wm.get_message(get_addon().session(), g.ie_user, message_id)
     if msg is None:
@@ -404,17 +405,3 @@ def bulk_cancel(job_id: int):
     if wants_fragment():
         return bulk_progress(job_id)
     return redirect(url_for("integrated_email.bulk_job", job_id=job_id))
-
-
-RULES = [
-    ("/compose", "compose", compose, ["GET", "POST"]),
-    ("/compose/reply/<int:message_id>", "compose_reply", compose_reply, ["GET"]),
-    ("/outbox", "outbox", outbox_list, ["GET"]),
-    ("/outbox/<int:outbound_id>/resend", "outbox_resend", outbox_resend, ["POST"]),
-    ("/bulk/new", "bulk_new", bulk_new, ["GET", "POST"]),
-    ("/bulk/preview", "bulk_preview", bulk_preview, ["POST"]),
-    ("/bulk/send", "bulk_send", bulk_send, ["POST"]),
-    ("/bulk/<int:job_id>", "bulk_job", bulk_job, ["GET"]),
-    ("/bulk/<int:job_id>/progress", "bulk_progress", bulk_progress, ["GET"]),
-    ("/bulk/<int:job_id>/cancel", "bulk_cancel", bulk_cancel, ["POST"]),
-]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, url_for
 
-from plugin.addon import get_addon
-from plugin.jobs.fetch import request_fetch
-from plugin.services import health
-from plugin.services import setup as setup_service
+from plugin.current import get_addon
+from plugin.routes._http import htmx
+from plugin.fetching import health
+from plugin.fetching.status import request_fetch
+from plugin.setup import mailbox as setup_service
 
 
-def fetch_now(mailbox_id: int):  # noqa: ANN201
+def fetch_now(mailbox_id: int):
     """Queue an immediate sync; answer the self-polling progress fragment."""
     addon = get_addon()
     s = addon.session()
@@ -21,8 +22,9 @@ def fetch_now(mailbox_id: int):  # noqa: ANN201
         s.refresh(mb)
         return render_template("integrated_email/_partials/fetch_progress.html", mailbox=mb,
                                running=False)
-    request_fetch(addon, mb.id)
-    if request.headers.get("HX-Request") != "true":  # no JavaScript: back to the list
+    request_fetch(addon.engine, mb.id)
+    addon.wake_fetching()
+    if not htmx:  # no JavaScript: back to the list
         flash("Fetching has started; the count below updates when you reload.")
         return redirect(url_for("integrated_email.mailboxes"))
     s.refresh(mb)
@@ -30,7 +32,7 @@ def fetch_now(mailbox_id: int):  # noqa: ANN201
                            running=True)
 
 
-def fetch_progress(mailbox_id: int):  # noqa: ANN201
+def fetch_progress(mailbox_id: int):
     """The progress fragment: polls itself while the sync runs, then shows the result."""
     s = get_addon().session()
     mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
@@ -41,7 +43,7 @@ def fetch_progress(mailbox_id: int):  # noqa: ANN201
                            running=running)
 
 
-def mailbox_health():  # noqa: ANN201
+def mailbox_health():
     """Admins: every user's mailboxes, their state and 14 days of imports."""
     if not g.ie_user.is_admin:
         abort(403)
@@ -49,10 +51,3 @@ def mailbox_health():  # noqa: ANN201
     rows = health.overview(addon, addon.session())
     return render_template("integrated_email/admin_health.html", rows=rows,
                            days=health.DAYS)
-
-
-RULES = [
-    ("/mailboxes/<int:mailbox_id>/fetch", "fetch_now", fetch_now, ["POST"]),
-    ("/mailboxes/<int:mailbox_id>/progress", "fetch_progress", fetch_progress, ["GET"]),
-    ("/admin/mailboxes", "admin_health", mailbox_health, ["GET"]),
-]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import g, redirect, render_template, url_for
 
-from plugin.addon import get_addon
-from plugin.services import settings as settings_service
+from plugin.current import get_addon
+from plugin.setup import settings as settings_service
 
 
-def home():  # noqa: ANN201
+def home():
     """Send admins to global settings until saved; others to their mailboxes or the gate."""
     addon = get_addon()
     s = addon.session()
@@ -17,8 +17,3 @@ def home():  # noqa: ANN201
     if not settings_service.is_complete(s):
         return render_template("integrated_email/gate.html")
     return redirect(url_for("integrated_email.mailboxes"))
-
-
-RULES = [
-    ("/", "home", home, ["GET"]),
-]

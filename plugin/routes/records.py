@@ -7,14 +7,15 @@ from flask import abort, g, render_template, request
 from markupsafe import Markup
 from sqlalchemy import select
 
-from plugin.addon import get_addon
+from plugin.current import get_addon
 from plugin.host import RecordRef
 from plugin.models import GlobalSettings
-from plugin.services import setup as setup_service
-from plugin.services import sharing, timeline
+from plugin.setup import mailbox as setup_service
+from plugin.sharing import rule as sharing
+from plugin.sharing import timeline
 
 
-def _context(addon, ref: RecordRef) -> dict:  # noqa: ANN001
+def _context(addon, ref: RecordRef) -> dict:
     s = addon.session()
     viewer = addon.host.current_user()
     gs = s.get(GlobalSettings, 1)
@@ -30,7 +31,7 @@ def _context(addon, ref: RecordRef) -> dict:  # noqa: ANN001
     }
 
 
-def panels_for(addon, ref: RecordRef) -> list[Markup]:  # noqa: ANN001
+def panels_for(addon, ref: RecordRef) -> list[Markup]:
     """HTML panels for the record ``ref`` on a host page (the viewer may see the record)."""
     viewer = addon.host.current_user()
     if viewer is None or not addon.host.may_view_record(viewer, ref):
@@ -51,14 +52,14 @@ def _ref_or_404(kind: str, record_id: str) -> RecordRef:
     return ref
 
 
-def record_timeline(kind: str, record_id: str):  # noqa: ANN201
+def record_timeline(kind: str, record_id: str):
     """The timeline fragment (hosts may load it with hx-get)."""
     ref = _ref_or_404(kind, record_id)
     return render_template("integrated_email/_partials/record_timeline.html",
                            **_context(get_addon(), ref))
 
 
-def record_share(kind: str, record_id: str):  # noqa: ANN201
+def record_share(kind: str, record_id: str):
     """Tick or untick "Share email" on this record for the current user."""
     ref = _ref_or_404(kind, record_id)
     addon = get_addon()
@@ -72,7 +73,7 @@ def record_share(kind: str, record_id: str):  # noqa: ANN201
                            **_context(addon, ref))
 
 
-def _linked_message_or_404(ref: RecordRef, message_id: int):  # noqa: ANN202
+def _linked_message_or_404(ref: RecordRef, message_id: int):
     """A message linked to ``ref`` that the viewer may see, by the one sharing rule."""
     from plugin.models import Message, RecordLink
 
@@ -89,13 +90,13 @@ def _linked_message_or_404(ref: RecordRef, message_id: int):  # noqa: ANN202
     return msg
 
 
-def record_message(kind: str, record_id: str, message_id: int):  # noqa: ANN201
+def record_message(kind: str, record_id: str, message_id: int):
     """A message from the record's timeline, read-only, in the safe viewer."""
     from flask import current_app
 
     from plugin.mail.sanitize import linkify_text, sanitize_html, srcdoc_document
     from plugin.routes.webmail import page_csp
-    from plugin.services import webmail as wm
+    from plugin.reading import webmail as wm
 
     ref = _ref_or_404(kind, record_id)
     msg = _linked_message_or_404(ref, message_id)
@@ -113,7 +114,7 @@ def record_message(kind: str, record_id: str, message_id: int):  # noqa: ANN201
     return resp
 
 
-def record_attachment(kind: str, record_id: str, attachment_id: int):  # noqa: ANN201
+def record_attachment(kind: str, record_id: str, attachment_id: int):
     """An attachment of a message on the record's timeline (same rule, download only)."""
     from plugin.models import Attachment
     from plugin.routes.webmail import attachment_response
@@ -124,13 +125,3 @@ def record_attachment(kind: str, record_id: str, attachment_id: int):  # noqa: A
         abort(404)
     _linked_message_or_404(ref, att.message_id)
     return attachment_response(att)
-
-
-RULES = [
-    ("/records/<kind>/<record_id>/messages/<int:message_id>", "record_message",
-     record_message, ["GET"]),
-    ("/records/<kind>/<record_id>/attachments/<int:attachment_id>", "record_attachment",
-     record_attachment, ["GET"]),
-    ("/records/<kind>/<record_id>/timeline", "record_timeline", record_timeline, ["GET"]),
-    ("/records/<kind>/<record_id>/share", "record_share", record_share, ["POST"]),
-]

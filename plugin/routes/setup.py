@@ -10,24 +10,22 @@ from __future__ import annotations
 from flask import (abort, current_app, flash, g, make_response, redirect, render_template,
                    request, url_for)
 
-from plugin.addon import get_addon
+from plugin.current import get_addon
 from plugin.mail.errors import MailError
 from plugin.mail.probe import test_connection as probe
 from plugin.models import Mailbox
-from plugin.services import fetch_status
-from plugin.services import settings as settings_service
-from plugin.services import setup as setup_service
-from plugin.services.policy import connection_policy
-from plugin.services.ratelimit import RateLimiter
+from plugin.fetching import status as fetch_status
+from plugin.setup import settings as settings_service
+from plugin.setup import mailbox as setup_service
+from plugin.setup.policy import connection_policy
+from plugin.setup.ratelimit import RateLimiter
+from plugin.routes._http import wants_fragment
 
 
 
-def wants_fragment() -> bool:
-    return request.headers.get("HX-Request") == "true" and \
-        request.headers.get("HX-Boosted") != "true"
 
 
-def _gate():  # noqa: ANN202
+def _gate():
     """The one sentence non-admins see until an admin has saved global settings."""
     s = get_addon().session()
     if not settings_service.is_complete(s) and not g.ie_user.is_admin:
@@ -53,7 +51,7 @@ def form_state(values: dict, errors: dict, existing: Mailbox | None,
         has_out_password=bool(existing and existing.out_password))
 
 
-def save_mailbox(s, mb: Mailbox, values: dict, outbound_only: bool) -> Mailbox:  # noqa: ANN001
+def save_mailbox(s, mb: Mailbox, values: dict, outbound_only: bool) -> Mailbox:
     """Apply the form, keep one active mailbox, and resume a paused one on a new password."""
     addon = get_addon()
     is_new = mb.id is None
@@ -70,14 +68,14 @@ def save_mailbox(s, mb: Mailbox, values: dict, outbound_only: bool) -> Mailbox: 
     return mb
 
 
-def _int(v):  # noqa: ANN001, ANN202
+def _int(v):
     try:
         return int(v)
     except (TypeError, ValueError):
         return None
 
 
-def mailbox_list():  # noqa: ANN201
+def mailbox_list():
     """The user's mailboxes with their status panels."""
     gate = _gate()
     if gate:
@@ -90,7 +88,7 @@ def mailbox_list():  # noqa: ANN201
                            gs=settings_service.load(s))
 
 
-def mailbox_form(mailbox_id: int | None = None):  # noqa: ANN201
+def mailbox_form(mailbox_id: int | None = None):
     """Create or edit a mailbox (full page, or the form fragment for htmx)."""
     gate = _gate()
     if gate:
@@ -139,7 +137,7 @@ def mailbox_form(mailbox_id: int | None = None):  # noqa: ANN201
                            outbound_only=gs.outbound_only), status
 
 
-def form_fields():  # noqa: ANN201
+def form_fields():
     """htmx: re-draw the parts of the form that follow from one edited field."""
     gate = _gate()
     if gate:
@@ -166,7 +164,7 @@ def form_fields():  # noqa: ANN201
                            changed=changed, mailbox=existing)
 
 
-def _run_probe(values: dict, existing: Mailbox | None, outbound_only: bool):  # noqa: ANN202
+def _run_probe(values: dict, existing: Mailbox | None, outbound_only: bool):
     addon = get_addon()
     incoming, outgoing = setup_service.server_settings(values, existing, addon.secrets,
                                                        outbound_only)
@@ -175,7 +173,7 @@ def _run_probe(values: dict, existing: Mailbox | None, outbound_only: bool):  # 
                  values.get("out_auth") == "on", connection_policy(addon, s))
 
 
-def test_connection():  # noqa: ANN201
+def test_connection():
     """htmx: log in to both servers and say in place what failed, in plain words."""
     gate = _gate()
     if gate:
@@ -215,7 +213,7 @@ def test_connection():  # noqa: ANN201
                            out_auth=values.get("out_auth") == "on")
 
 
-def mailbox_activate(mailbox_id: int):  # noqa: ANN201
+def mailbox_activate(mailbox_id: int):
     """Make this mailbox the user's active one."""
     s = get_addon().session()
     mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
@@ -227,7 +225,7 @@ def mailbox_activate(mailbox_id: int):  # noqa: ANN201
     return redirect(url_for("integrated_email.mailboxes"))
 
 
-def mailbox_delete(mailbox_id: int):  # noqa: ANN201
+def mailbox_delete(mailbox_id: int):
     """Confirm, then remove a mailbox and the mail stored from it."""
     s = get_addon().session()
     mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
@@ -247,22 +245,10 @@ def mailbox_delete(mailbox_id: int):  # noqa: ANN201
     return redirect(url_for("integrated_email.mailboxes"))
 
 
-def mailbox_status(mailbox_id: int):  # noqa: ANN201
+def mailbox_status(mailbox_id: int):
     """The status panel of one mailbox (a fragment hosts may embed)."""
     s = get_addon().session()
     mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
     if mb is None:
         abort(404)
     return render_template("integrated_email/_partials/mailbox_status.html", mailbox=mb)
-
-
-RULES = [
-    ("/mailboxes", "mailboxes", mailbox_list, ["GET"]),
-    ("/mailboxes/new", "mailbox_new", mailbox_form, ["GET", "POST"]),
-    ("/mailboxes/<int:mailbox_id>", "mailbox_edit", mailbox_form, ["GET", "POST"]),
-    ("/mailboxes/<int:mailbox_id>/activate", "mailbox_activate", mailbox_activate, ["POST"]),
-    ("/mailboxes/<int:mailbox_id>/delete", "mailbox_delete", mailbox_delete, ["GET", "POST"]),
-    ("/mailboxes/<int:mailbox_id>/status", "mailbox_status", mailbox_status, ["GET"]),
-    ("/setup/fields", "setup_fields", form_fields, ["POST"]),
-    ("/setup/test", "setup_test", test_connection, ["POST"]),
-]

@@ -11,46 +11,22 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timezone
-from urllib.parse import quote, urlsplit
 
 from flask import (abort, current_app, g, make_response, redirect, render_template, request,
                    url_for)
 from werkzeug.routing import BuildError
 
-from plugin.addon import get_addon
+from plugin.current import get_addon
 from plugin.host import RecordRef
 from plugin.mail.sanitize import linkify_text, sanitize_html, srcdoc_document
-from plugin.services import webmail as wm
-
-#: types an attachment keeps when downloaded; everything else is application/octet-stream
-SAFE_DOWNLOAD_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
-                                 "application/pdf", "text/plain", "text/csv",
-                                 "application/zip"})
+from plugin.reading import webmail as wm
+from plugin.routes._http import attachment_response, page_csp, wants_fragment
 
 
-def wants_fragment() -> bool:
-    return request.headers.get("HX-Request") == "true" and \
-        request.headers.get("HX-Boosted") != "true"
-
-
-def page_csp(remote_images: bool = False) -> str:
-    """The webmail pages' policy: our scripts and styles only, no inline script."""
-    scripts = "'self'"
-    htmx = current_app.config.get("IE_HTMX_URL")
-    if htmx and urlsplit(htmx).netloc:
-        parts = urlsplit(htmx)
-        scripts += " %s://%s" % (parts.scheme, parts.netloc)
-    images = "'self' data:" + (" https: http:" if remote_images else "")
-    return ("default-src 'none'; script-src %s; style-src 'self' 'unsafe-inline'; "
-            "img-src %s; font-src 'self'; connect-src 'self'; form-action 'self'; "
-            "frame-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'self'"
-            % (scripts, images))
-
-
-def webmail_view(view):  # noqa: ANN001, ANN201
+def webmail_view(view):
     """404 while outbound-only; the strict CSP on whatever the view answers."""
     @functools.wraps(view)
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrapper(*args, **kwargs):
         if not wm.webmail_enabled(get_addon().session()):
             abort(404)
         resp = make_response(view(*args, **kwargs))
@@ -92,7 +68,7 @@ def compose_url(kind: str, message_id: int) -> str:
         return f"{prefix}/compose/{kind.replace('_', '-')}/{message_id}"
 
 
-def _context(mailbox, **extra) -> dict:  # noqa: ANN001
+def _context(mailbox, **extra) -> dict:
     s = get_addon().session()
     ctx = {"mailbox": mailbox, "mailboxes": wm.user_mailboxes(s, g.ie_user),
            "folders": wm.folders(s, g.ie_user, mailbox) if mailbox else [],
@@ -101,11 +77,11 @@ def _context(mailbox, **extra) -> dict:  # noqa: ANN001
     return ctx
 
 
-def _no_mailbox():  # noqa: ANN202
+def _no_mailbox():
     return render_template("integrated_email/webmail_empty.html", **_context(None))
 
 
-def _rows(page, mailbox, role: str | None, query: str = "") -> dict:  # noqa: ANN001
+def _rows(page, mailbox, role: str | None, query: str = "") -> dict:
     s = get_addon().session()
     if page.next_cursor:
         args = {"mailbox": mailbox.id, "cursor": page.next_cursor}
@@ -120,12 +96,12 @@ def _rows(page, mailbox, role: str | None, query: str = "") -> dict:  # noqa: AN
 # ---------------------------------------------------------------------- views
 
 
-def inbox():  # noqa: ANN201
+def inbox():
     """The inbox of the user's active mailbox."""
     return folder("inbox")
 
 
-def folder(role: str):  # noqa: ANN201
+def folder(role: str):
     """One folder, newest first; htmx asks for the next rows only."""
     s = get_addon().session()
     mailbox = wm.pick_mailbox(s, g.ie_user, _mailbox_arg())
@@ -145,7 +121,7 @@ def folder(role: str):  # noqa: ANN201
                            **_context(mailbox, role=role, heading=label, **rows))
 
 
-def search():  # noqa: ANN201
+def search():
     """Messages matching the words in sender, recipients, subject or text."""
     s = get_addon().session()
     mailbox = wm.pick_mailbox(s, g.ie_user, _mailbox_arg())
@@ -162,7 +138,7 @@ def search():  # noqa: ANN201
                            **_context(mailbox, query=query, heading=heading, **rows))
 
 
-def message(message_id: int):  # noqa: ANN201
+def message(message_id: int):
     """Read a message (marks it read, here and on the server)."""
     addon = get_addon()
     s = addon.session()
@@ -195,7 +171,7 @@ def message(message_id: int):  # noqa: ANN201
                    compose_url=compose_url))
 
 
-def mark(message_id: int):  # noqa: ANN201
+def mark(message_id: int):
     """Mark read (seen=1) or unread (seen=0)."""
     addon = get_addon()
     s = addon.session()
@@ -211,7 +187,7 @@ def mark(message_id: int):  # noqa: ANN201
                             mailbox=msg.mailbox_id))
 
 
-def delete(message_id: int):  # noqa: ANN201
+def delete(message_id: int):
     """Delete: to the server's Trash (IMAP), or from webmail only (POP3)."""
     addon = get_addon()
     s = addon.session()
@@ -224,15 +200,9 @@ def delete(message_id: int):  # noqa: ANN201
     return redirect(url_for("integrated_email.webmail_folder", role=role, mailbox=mailbox_id))
 
 
-def content_disposition(filename: str) -> str:
-    """attachment; an ASCII fallback name and the real one per RFC 5987."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_"
-                       for c in filename) or "attachment"
-    return "attachment; filename=\"%s\"; filename*=UTF-8''%s" % (
-        fallback, quote(filename, safe=""))
 
 
-def attachment(attachment_id: int):  # noqa: ANN201
+def attachment(attachment_id: int):
     """Download an attachment: never shown inline, never sniffed."""
     s = get_addon().session()
     att = wm.get_attachment(s, g.ie_user, attachment_id)
@@ -241,22 +211,9 @@ def attachment(attachment_id: int):  # noqa: ANN201
     return attachment_response(att)
 
 
-def attachment_response(att) -> object:  # noqa: ANN001
-    """The download of a stored attachment: never inline, never sniffed."""
-    data = wm.attachment_bytes(current_app.config, att)
-    if data is None:
-        abort(404)
-    ctype = att.content_type.lower()
-    resp = make_response(data)
-    resp.headers["Content-Type"] = ctype if ctype in SAFE_DOWNLOAD_TYPES else \
-        "application/octet-stream"
-    resp.headers["Content-Disposition"] = content_disposition(att.filename or "attachment")
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return resp
 
 
-def record_search(message_id: int):  # noqa: ANN201
+def record_search(message_id: int):
     """Candidates and contacts to link by hand (the htmx results list)."""
     addon = get_addon()
     msg = wm.get_message(addon.session(), g.ie_user, message_id, owner_only=True)
@@ -271,7 +228,7 @@ def record_search(message_id: int):  # noqa: ANN201
                            record_results=wm.find_records(addon.host, g.ie_user, q))
 
 
-def record_add(message_id: int):  # noqa: ANN201
+def record_add(message_id: int):
     """Link the message to a candidate or contact by hand."""
     addon = get_addon()
     s = addon.session()
@@ -288,7 +245,7 @@ def record_add(message_id: int):  # noqa: ANN201
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 
 
-def record_remove(message_id: int, link_id: int):  # noqa: ANN201
+def record_remove(message_id: int, link_id: int):
     """Remove a link between the message and a record."""
     addon = get_addon()
     s = addon.session()
@@ -298,19 +255,3 @@ def record_remove(message_id: int, link_id: int):  # noqa: ANN201
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 
-
-_M = "/mail/messages/<int:message_id>"
-RULES = [
-    ("/mail", "webmail", webmail_view(inbox), ["GET"]),
-    ("/mail/folders/<role>", "webmail_folder", webmail_view(folder), ["GET"]),
-    ("/mail/search", "webmail_search", webmail_view(search), ["GET"]),
-    (_M, "webmail_message", webmail_view(message), ["GET"]),
-    (_M + "/seen", "webmail_mark", webmail_view(mark), ["POST"]),
-    (_M + "/delete", "webmail_delete", webmail_view(delete), ["POST"]),
-    ("/mail/attachments/<int:attachment_id>", "webmail_attachment",
-     webmail_view(attachment), ["GET"]),
-    (_M + "/records", "webmail_record_search", webmail_view(record_search), ["GET"]),
-    (_M + "/records", "webmail_record_add", webmail_view(record_add), ["POST"]),
-    (_M + "/records/<int:link_id>/delete", "webmail_record_remove",
-     webmail_view(record_remove), ["POST"]),
-]

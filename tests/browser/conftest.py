@@ -13,19 +13,19 @@ from tests.lab.servers import free_port
 
 
 class LiveHost:
-    def __init__(self, app, url: str):  # noqa: ANN001
+    def __init__(self, app, url: str):
         self.app = app
         self.url = url
         self.addon = app.extensions["integrated_email"]
 
-    def login(self, page, email: str, password: str) -> None:  # noqa: ANN001
+    def login(self, page, email: str, password: str) -> None:
         page.goto(self.url + "/login")
         page.fill("input[name=email]", email)
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")
         page.wait_for_url(lambda u: "/login" not in u)
 
-    def logout(self, page) -> None:  # noqa: ANN001
+    def logout(self, page) -> None:
         page.context.clear_cookies()
 
 

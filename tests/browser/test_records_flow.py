@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from plugin.jobs.fetch import dispatch
+from plugin.jobs.dispatcher import dispatch
 from tests.browser.conftest import RITA, ROB
 from tests.helpers import make_mailbox, raw_mail
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 class Worker:
     """A worker process's loop, in a thread: dispatch until stopped."""
 
-    def __init__(self, live_host):  # noqa: ANN001
+    def __init__(self, live_host):
         self.live_host = live_host
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -36,17 +36,17 @@ class Worker:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
+    def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join(10)
 
 
-def _host_user_id(live_host, email: str) -> str:  # noqa: ANN001
+def _host_user_id(live_host, email: str) -> str:
     with live_host.app.app_context():
         return live_host.addon.host.users_by_email([email])[email].id
 
 
-def _candidates(live_host, n: int):  # noqa: ANN001, ANN202
+def _candidates(live_host, n: int):
     from examples.host_ats.models import Candidate
     with live_host.app.extensions["host_ats.db"].sessions() as s:
         rows = s.scalars(select(Candidate).where(Candidate.email.is_not(None),

@@ -15,7 +15,7 @@ from tests.integration.webmail_helpers import mail
 pytestmark = pytest.mark.browser
 
 
-def wait_for(check, timeout: float = 10.0) -> None:  # noqa: ANN001
+def wait_for(check, timeout: float = 10.0) -> None:
     end = time.monotonic() + timeout
     while not check():
         if time.monotonic() > end:
@@ -23,7 +23,7 @@ def wait_for(check, timeout: float = 10.0) -> None:  # noqa: ANN001
         time.sleep(0.1)
 
 
-def server_state(dovecot, user) -> dict[str, str]:  # noqa: ANN001
+def server_state(dovecot, user) -> dict[str, str]:
     out = {}
     for folder in ("INBOX", "Trash"):
         for _n, flags, raw in dovecot.list_messages(user, folder):
@@ -113,7 +113,7 @@ def test_html_and_svg_attachments_download_and_never_render(live_host, page, dov
         with page.expect_download():
             try:
                 page.goto(live_host.url + url)
-            except Exception:  # noqa: BLE001 - Chromium reports "Download is starting"
+            except Exception:  # Chromium reports "Download is starting"
                 pass
     expect(page.locator("h1")).to_have_text("Files")
     assert dialogs == []

@@ -69,7 +69,7 @@ def test_hostile_payloads_never_run_and_fetch_nothing_remote(live_host, page, do
     page.on("console", lambda m: markers.append(m.text) if "IE-XSS" in m.text else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
 
-    def on_request(req) -> None:  # noqa: ANN001
+    def on_request(req) -> None:
         parts = urlsplit(req.url)
         if parts.scheme in ("data", "about", "blob"):
             return

@@ -6,11 +6,11 @@ import secrets
 from sqlalchemy.orm import Session
 
 from plugin.models import Mailbox
-from plugin.services.sync import sync_mailbox
+from plugin.fetching.sync import sync_mailbox
 from tests.integration.sync_helpers import set_window
 
 
-def rita_mailbox(live_host, dovecot, raws: list[bytes]) -> tuple[object, int]:  # noqa: ANN001
+def rita_mailbox(live_host, dovecot, raws: list[bytes]) -> tuple[object, int]:
     """Activate the add-on, save settings, give Rita a lab IMAP mailbox holding ``raws``."""
     addon = live_host.addon
     addon.set_active(True)

@@ -134,12 +134,12 @@ def create_mini_app(config: dict) -> tuple[Flask, MiniHost]:
     lm.user_loader(lambda uid: host.people.get(uid))
 
     @app.post("/_login/<uid>")
-    def _login(uid: str):  # noqa: ANN202
+    def _login(uid: str):
         login_user(host.people[uid])
         return "ok"
 
     @app.get("/_menu")
-    def _menu():  # noqa: ANN202
+    def _menu():
         return render_template_string(
             "{% for e in integrated_email.menu_entries() %}{{ e.label }}|{{ e.url }}{% endfor %}")
 

@@ -12,7 +12,7 @@ import sys
 def main(argv: list[str]) -> int:
     config = json.loads(open(argv[1]).read())
     from plugin import IntegratedEmail
-    from plugin.services import bulk
+    from plugin.sending import bulk
     from tests.hosts.mini_host import create_mini_app
 
     app, host = create_mini_app(config)

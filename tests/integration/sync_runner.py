@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     with open(argv[1]) as fh:
         config = json.load(fh)
     from plugin import IntegratedEmail
-    from plugin.services import sync
+    from plugin.fetching import sync
     from tests.hosts.mini_host import create_mini_app
 
     if os.environ.get("IE_SYNC_BATCH"):

@@ -7,12 +7,13 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from plugin.jobs import leases
-from plugin.jobs.fetch import dispatch, dispatcher_for, request_fetch
+from plugin.fetching.status import request_fetch
+from plugin.jobs.dispatcher import dispatch, dispatcher_for
 from plugin.models import Mailbox, Message
 from tests.helpers import complete_settings, make_mailbox, raw_mail
 
 
-def _count(addon) -> int:  # noqa: ANN001
+def _count(addon) -> int:
     with addon.session() as s:
         return len(s.scalars(select(Message.id)).all())
 
@@ -36,7 +37,7 @@ def test_only_due_unpaused_active_mailboxes_are_claimed(mini, dovecot):
     later_now = now + timedelta(seconds=61)
     assert leases.claim_due(addon.engine, "w2", 10, later_now, timedelta(seconds=60)) == [due]
     # Fetch now makes a not-yet-due mailbox due at once.
-    request_fetch(addon, later)
+    request_fetch(addon.engine, later)
     assert leases.claim_due(addon.engine, "w3", 10, later_now, timedelta(seconds=60)) == [later]
     assert {paused, inactive}.isdisjoint(
         leases.claim_due(addon.engine, "w4", 10, later_now + timedelta(hours=2),
@@ -54,7 +55,7 @@ def test_next_fetch_respects_interval_provider_floor_and_jitter(mini, dovecot, m
         gap = (m.next_fetch_at - m.last_attempt_at).total_seconds()
         assert 20 * 60 <= gap <= 20 * 60 * 1.1 + 1
         assert m.lease_owner is None and not m.fetch_requested
-    from plugin.services.settings import fetch_interval_for, load
+    from plugin.setup.settings import fetch_interval_for, load
     with addon.session() as s:
         gs = load(s)
         gs.fetch_interval_minutes = 5
@@ -138,7 +139,7 @@ def test_embedded_scheduler_starts_once_and_stops(tmp_path):
     dispatcher_for(addon).shutdown()
 
 
-def _leased_to_w1(mini, dovecot, mail_user):  # noqa: ANN001, ANN202
+def _leased_to_w1(mini, dovecot, mail_user):
     """A set-up add-on and a mailbox with one new message, claimed by worker "w1"."""
     _app, host, addon = mini
     complete_settings(addon)
@@ -154,7 +155,7 @@ def test_a_sync_whose_lease_passed_to_another_worker_writes_no_status(mini, dove
     from sqlalchemy import update
 
     from plugin.models import FetchCursor
-    from plugin.services.sync import sync_mailbox
+    from plugin.fetching.sync import sync_mailbox
 
     addon, mbid = _leased_to_w1(mini, dovecot, mail_user)
     # w1's lease ran out while it synced, and w2 took the mailbox over.
@@ -171,8 +172,7 @@ def test_a_sync_whose_lease_passed_to_another_worker_writes_no_status(mini, dove
 
 
 def test_the_sweep_of_unlinked_mail_runs_while_the_lease_is_held(mini, dovecot, mail_user):
-    from plugin.services import sync
-    from plugin.services.sync import sync_mailbox
+    from plugin.fetching.sync import sync_mailbox
 
     addon, mbid = _leased_to_w1(mini, dovecot, mail_user)
 
@@ -185,13 +185,8 @@ def test_the_sweep_of_unlinked_mail_runs_while_the_lease_is_held(mini, dovecot, 
         with addon.session() as s:
             owners.append(s.get(Mailbox, mbid).lease_owner)
 
-    hooks = list(sync.BATCH_HOOKS)
-    sync.BATCH_HOOKS[:] = [failing_hook]
-    try:
-        result = sync_mailbox(addon, mbid, sweep=sweep,
-                              on_finish=lambda mb: leases.give_back(mb, "w1", 0.1))
-    finally:
-        sync.BATCH_HOOKS[:] = hooks
+    result = sync_mailbox(addon, mbid, on_batch=failing_hook, sweep=sweep,
+                          on_finish=lambda mb: leases.give_back(mb, "w1", 0.1))
     assert result.unlinked and owners == ["w1"]
     with addon.session() as s:
         assert s.get(Mailbox, mbid).lease_owner is None  # given back after the sweep

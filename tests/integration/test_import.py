@@ -6,17 +6,17 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from plugin.host import RecordRef
-from plugin.jobs.fetch import dispatch
+from plugin.jobs.dispatcher import dispatch
 from plugin.models import Mailbox, Message, RecordLink
 from tests.helpers import complete_settings, make_mailbox, raw_mail
 
 
-def _fetch(app, addon) -> None:  # noqa: ANN001
+def _fetch(app, addon) -> None:
     with app.app_context():
         dispatch(addon, wait=True)
 
 
-def _make_due(addon, mailbox_id: int) -> None:  # noqa: ANN001
+def _make_due(addon, mailbox_id: int) -> None:
     with addon.session() as s:
         s.get(Mailbox, mailbox_id).next_fetch_at = None
         s.commit()
@@ -114,7 +114,7 @@ def test_with_automatic_import_off_nothing_is_linked(mini, dovecot, mail_user):
 
 def test_an_interrupted_import_is_swept_up_on_the_next_run(mini, dovecot, mail_user):
     """Messages stored but not yet linked (a crash between the two) get linked later."""
-    from plugin.services import sync
+    from plugin.fetching import sync
 
     app, host, addon = mini
     complete_settings(addon)
@@ -122,13 +122,8 @@ def test_an_interrupted_import_is_swept_up_on_the_next_run(mini, dovecot, mail_u
     cand = host.add_record("candidate", "Ann", "Lee", "ann@cand.test")
     mb = make_mailbox(addon, rita.get_id(), dovecot, mail_user)
     dovecot.deliver(mail_user, raw_mail("ann@cand.test", mail_user.email, "Hello"))
-    hooks = list(sync.BATCH_HOOKS)
-    sync.BATCH_HOOKS.clear()
-    try:
-        with app.app_context():
-            sync.sync_mailbox(addon, mb)  # stored, hook never ran: as after a crash
-    finally:
-        sync.BATCH_HOOKS[:] = hooks
+    with app.app_context():
+        sync.sync_mailbox(addon, mb)  # stored, no linking ran: as after a crash
     assert host.notes_on(RecordRef("candidate", str(cand.num))) == []
     _make_due(addon, mb)
     _fetch(app, addon)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from plugin.jobs.fetch import dispatch
+from plugin.jobs.dispatcher import dispatch
 from plugin.models import GlobalSettings
 from tests.helpers import save_global_settings, signed_in
 
 
-def _addon_urls(app) -> list[tuple[str, str]]:  # noqa: ANN001
+def _addon_urls(app) -> list[tuple[str, str]]:
     """Every add-on URL with placeholder ids, and a method it accepts."""
     urls = []
     for rule in app.url_map.iter_rules():

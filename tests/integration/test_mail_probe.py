@@ -145,13 +145,21 @@ def test_pop3_signs_in_over_tls(dovecot, mail_user, policy, security):
 
 @pytest.mark.parametrize("which", ["starttls", "ssl"])
 def test_smtp_authenticates_over_tls(smtp_lab, mail_user, policy, which):
+    """The session signs in over TLS: the lab server (which offers AUTH only after TLS
+    and requires it for mail) records the identity the message was sent under."""
     port = smtp_lab.starttls_port if which == "starttls" else smtp_lab.tls_port
+    smtp_lab.clear()
     with SmtpSession(
         settings(port, which, mail_user.email, mail_user.password),
         policy,
         local_hostname="ats.example.test",
     ) as smtp:
         smtp.noop()
+        smtp.send(mail_user.email, [mail_user.email],
+                  b"From: <%s>\r\nSubject: auth\r\n\r\nhello\r\n" % mail_user.email.encode())
+    [received] = smtp_lab.wait_for(1)
+    assert received.login == mail_user.email
+    assert received.port == port
 
 
 def test_probe_reports_ok_for_good_imap_and_smtp(dovecot, smtp_lab, mail_user, policy):

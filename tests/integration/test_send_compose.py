@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from plugin.host import RecordRef
 from plugin.models import Message, RecordLink
 from plugin.models.outbound import OutboundMessage
-from plugin.services import outbox, sender
+from plugin.sending import outbox
+from plugin.sending import delivery as sender
 from tests.integration.send_helpers import form, header, lab_user, make_sender, outbound_rows
 
 
@@ -146,7 +147,7 @@ def test_a_sent_copy_keeps_its_raw_bytes_only_when_it_has_attachments(rita, smtp
 
     from plugin.blobs import blob_store
     from plugin.models import Attachment
-    from plugin.services import webmail
+    from plugin.reading import webmail
 
     cv = b"%PDF-1.4 the cv\n"
     rita.client.post("/integrated-email/compose", content_type="multipart/form-data",
@@ -203,9 +204,9 @@ def test_unreachable_server_is_retried_later(rita, smtp_lab):
 def _stuck(rita, in_sent: bool) -> OutboundMessage:
     """A row left in ``sending`` by a process that died (pid 999999 is not running)."""
     from plugin.models import Mailbox
-    from plugin.services import compose
-    from plugin.services.compose import Draft
-    from plugin.services.policy import connection_policy
+    from plugin.mail import build as compose
+    from plugin.mail.build import Draft
+    from plugin.setup.policy import connection_policy
     with rita.app.test_request_context():
         with Session(rita.addon.engine, expire_on_commit=False) as s:
             mb = s.get(Mailbox, rita.mailbox_id)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from plugin.models import Mailbox
-from plugin.services import bulk
+from plugin.sending import bulk
 from tests.integration.send_helpers import job, make_sender, outbound_rows, wait_until
 from tests.integration.sync_helpers import process_config
 

@@ -74,7 +74,7 @@ def test_global_settings_errors_show_beside_the_field(people, field, value, mess
     assert resp.status_code == 422
     html = resp.get_data(as_text=True)
     assert f'id="e-{field}"' in html and message in html
-    from plugin.services.settings import is_complete
+    from plugin.setup.settings import is_complete
     assert not is_complete(addon.session())
 
 
@@ -190,7 +190,7 @@ def test_state_changing_requests_without_csrf_are_refused(people, dovecot, smtp_
     assert client.post("/integrated-email/admin/settings", data=wrong).status_code == 400
     assert client.post("/integrated-email/admin/settings", data=data,
                        headers={"X-CSRF-Token": "forged"}).status_code == 400
-    from plugin.services.settings import is_complete
+    from plugin.setup.settings import is_complete
     assert not is_complete(addon.session())
 
 
@@ -244,7 +244,7 @@ def test_field_changes_answer_out_of_band_fragments(people):
     assert 'id="e-in_port"' in html and "as a number" in html
 
 
-def _test(client, data):  # noqa: ANN001, ANN202
+def _test(client, data):
     return client.post("/integrated-email/setup/test", data=data,
                        headers={"HX-Request": "true"}).get_data(as_text=True)
 

@@ -14,7 +14,7 @@ import uuid
 import pytest
 from sqlalchemy import select, update
 
-from plugin.jobs.fetch import dispatch
+from plugin.jobs.dispatcher import dispatch
 from plugin.models import Attachment, Mailbox, Message, RecordLink
 from plugin.models.settings import GlobalSettings
 from tests.helpers import complete_settings, form, make_mailbox, signed_in
@@ -46,7 +46,7 @@ def _mail(sender: str, to: str, subject: str, word: str) -> bytes:
     return msg.as_bytes()
 
 
-def _visible(client, endpoint: str, msg: Message, att_id: int, ref, word: str) -> bool:  # noqa: ANN001
+def _visible(client, endpoint: str, msg: Message, att_id: int, ref, word: str) -> bool:
     if endpoint == "timeline":
         resp = client.get(f"/integrated-email/records/{ref.kind}/{ref.num}/timeline")
         assert resp.status_code == 200

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from plugin.services import store as store_module
-from plugin.services.faults import CRASHPOINTS
-from plugin.services.sync import sync_mailbox
+from plugin.fetching import store as store_module
+from plugin.testing.faults import CRASHPOINTS
+from plugin.fetching.sync import sync_mailbox
 from tests.integration.sync_helpers import (
     Message,
     Quarantine,
@@ -101,7 +101,7 @@ def test_link_cut_mid_transfer_then_next_run_completes(mini, dovecot, mail_user,
                                                        monkeypatch):
     _app, _host, addon = mini
     set_window(addon)
-    from plugin.services import sync
+    from plugin.fetching import sync
     monkeypatch.setattr(sync, "IMAP_BATCH", 10)
     monkeypatch.setattr(sync, "POP3_BATCH", 10)
     dovecot.fill(mail_user, 60)

@@ -9,12 +9,12 @@ import ssl
 from sqlalchemy import select
 
 from plugin.models import Message
-from plugin.services.sync import sync_mailbox
+from plugin.fetching.sync import sync_mailbox
 from tests.helpers import raw_mail
 from tests.integration.sync_helpers import make_mailbox, set_window
 
 
-def _other_client(dovecot, user) -> imaplib.IMAP4_SSL:  # noqa: ANN001
+def _other_client(dovecot, user) -> imaplib.IMAP4_SSL:
     ctx = ssl.create_default_context(cafile=dovecot.ca_file)
     imap = imaplib.IMAP4_SSL("localhost", dovecot.imaps, ssl_context=ctx)
     imap.login(user.login, user.password)
@@ -22,12 +22,12 @@ def _other_client(dovecot, user) -> imaplib.IMAP4_SSL:  # noqa: ANN001
     return imap
 
 
-def _seen(addon) -> dict[str, bool]:  # noqa: ANN001
+def _seen(addon) -> dict[str, bool]:
     with addon.session() as s:
         return {m.subject: m.seen for m in s.scalars(select(Message))}
 
 
-def _synced(mini, dovecot, user, subjects: list[str]) -> tuple:  # noqa: ANN001
+def _synced(mini, dovecot, user, subjects: list[str]) -> tuple:
     """The add-on and a mailbox holding one message per subject, synced once."""
     _app, _host, addon = mini
     set_window(addon)
@@ -38,7 +38,7 @@ def _synced(mini, dovecot, user, subjects: list[str]) -> tuple:  # noqa: ANN001
     return addon, mbid
 
 
-def _store_elsewhere(dovecot, user, uid: str, change: str, flag: str) -> None:  # noqa: ANN001
+def _store_elsewhere(dovecot, user, uid: str, change: str, flag: str) -> None:
     """Another mail client changes a flag (``change`` is "+FLAGS" or "-FLAGS")."""
     other = _other_client(dovecot, user)
     other.uid("STORE", uid, change, f"({flag})")

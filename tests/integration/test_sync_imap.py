@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from plugin.services.sync import sync_mailbox
+from plugin.fetching.sync import sync_mailbox
 from tests.integration.sync_helpers import (
     Message,
     MessageLocation,
@@ -128,7 +128,7 @@ def test_wrong_password_three_times_pauses_until_the_password_changes(
     from sqlalchemy.orm import Session
 
     from plugin.models import Mailbox
-    from plugin.services.sync import password_changed
+    from plugin.fetching.sync import password_changed
     with Session(addon.engine) as s:
         m = s.get(Mailbox, mbid)
         m.in_password = addon.secrets.encrypt(mail_user.password)
@@ -160,7 +160,6 @@ def test_network_error_backs_off_and_other_mailboxes_carry_on(mini, dovecot, mai
 
 
 def test_batch_hook_gets_new_message_ids_after_commit(mini, dovecot, mail_user):
-    from plugin.services import sync
     _app, _host, addon = mini
     set_window(addon)
     dovecot.fill(mail_user, 7)
@@ -171,11 +170,7 @@ def test_batch_hook_gets_new_message_ids_after_commit(mini, dovecot, mail_user):
         assert count(a, Message, mailbox_id) >= len(ids)  # committed, visible
         seen.extend(ids)
 
-    sync.on_batch_stored(hook)
-    try:
-        sync_mailbox(addon, mbid)
-    finally:
-        sync.BATCH_HOOKS.remove(hook)
+    sync_mailbox(addon, mbid, on_batch=hook)
     assert len(seen) == 7
 
 

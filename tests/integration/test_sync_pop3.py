@@ -7,7 +7,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from plugin.models import MessageLocation
-from plugin.services.sync import sync_mailbox, unique_uidls
+from plugin.fetching.sync import sync_mailbox, unique_uidls
 from tests.integration.sync_helpers import (
     Message,
     count,

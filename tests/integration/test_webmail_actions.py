@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin.models import Message, MessageLocation
-from plugin.services import webmail as wm_service
+from plugin.reading import webmail as wm_service
 from tests.helpers import form
 from tests.integration.webmail_helpers import Setup, mail
 
@@ -20,12 +20,12 @@ def wm(mini, dovecot, mail_user):
     return Setup(mini, dovecot, mail_user)
 
 
-def only_message(addon) -> Message:  # noqa: ANN001
+def only_message(addon) -> Message:
     with Session(addon.engine, expire_on_commit=False) as s:
         return s.scalars(select(Message)).one()
 
 
-def flags(dovecot, user, folder: str = "INBOX") -> list[str]:  # noqa: ANN001
+def flags(dovecot, user, folder: str = "INBOX") -> list[str]:
     return [f for _n, f, _r in dovecot.list_messages(user, folder)]
 
 
@@ -61,7 +61,7 @@ def test_delete_moves_the_message_to_trash_on_the_server(wm):
         assert s.scalar(select(MessageLocation.removed_from_server).where(
             MessageLocation.message_id == mid))
     # the next sync neither brings it back nor duplicates anything
-    from plugin.services.sync import sync_mailbox
+    from plugin.fetching.sync import sync_mailbox
     assert sync_mailbox(wm.addon, wm.mailbox_id).stored == 0
     assert "Bin me" not in wm.client.get("/integrated-email/mail").get_data(as_text=True)
 
@@ -105,7 +105,7 @@ def test_flags_changed_in_another_client_come_back(wm):
     other.logout()
     from plugin.mail.account import ServerSettings
     from plugin.mail.imap import ImapSession
-    from plugin.services.policy import connection_policy
+    from plugin.setup.policy import connection_policy
     with Session(wm.addon.engine) as s:
         policy = connection_policy(wm.addon, s)
     settings = ServerSettings("localhost", wm.dovecot.imaps, "ssl", wm.user.login,

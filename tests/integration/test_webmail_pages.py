@@ -61,7 +61,7 @@ def test_search_finds_by_body_word_subject_sender_and_recipient(wm):
         mail("Lunch", body="Sandwiches", sender="Bartholomew Jones <bart@clients.test>", n=2),
         mail("Offer", body="Welcome", to="Ximena Ortiz <ximena@candidates.test>", n=3),
         mail("Other", html="<p>The <b>walrus</b> said</p>", body="", n=4))
-    def found(q):  # noqa: ANN001, ANN202
+    def found(q):
         html = wm.client.get("/integrated-email/mail/search", query_string={"q": q}
                              ).get_data(as_text=True)
         return set(re.findall(r'<a href="/integrated-email/mail/messages/\d+">([^<]+)</a>', html))

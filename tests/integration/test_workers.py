@@ -27,7 +27,7 @@ MAILBOXES = 200
 SYNCED = re.compile(r"worker (\S+) synced mailbox (\d+):")
 
 
-def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+def _wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

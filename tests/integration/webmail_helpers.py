@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from plugin.models import GlobalSettings, Mailbox
-from plugin.services.sync import sync_mailbox
+from plugin.fetching.sync import sync_mailbox
 from tests.helpers import signed_in
 from tests.integration.sync_helpers import set_window
 
@@ -39,7 +39,7 @@ def mail(subject: str = "Hello", body: str = "Plain body", html: str | None = No
     return bytes(m)
 
 
-def mailbox_for(addon, person, user, dovecot, protocol: str = "imap") -> int:  # noqa: ANN001
+def mailbox_for(addon, person, user, dovecot, protocol: str = "imap") -> int:
     port = dovecot.imaps if protocol == "imap" else dovecot.pop3s
     with Session(addon.engine) as s:
         mb = Mailbox(user_id=person.get_id(), account_name="Work", email=user.email,
@@ -52,7 +52,7 @@ def mailbox_for(addon, person, user, dovecot, protocol: str = "imap") -> int:  #
         return mb.id
 
 
-def set_outbound_only(addon, value: bool) -> None:  # noqa: ANN001
+def set_outbound_only(addon, value: bool) -> None:
     with Session(addon.engine) as s:
         s.execute(update(GlobalSettings).where(GlobalSettings.id == 1).values(
             outbound_only=value))
@@ -62,7 +62,7 @@ def set_outbound_only(addon, value: bool) -> None:  # noqa: ANN001
 class Setup:
     """A recruiter (rita) with a synced lab mailbox, and a second recruiter (rob)."""
 
-    def __init__(self, mini, dovecot, mail_user, protocol: str = "imap") -> None:  # noqa: ANN001
+    def __init__(self, mini, dovecot, mail_user, protocol: str = "imap") -> None:
         self.app, self.host, self.addon = mini
         self.dovecot, self.user = dovecot, mail_user
         set_window(self.addon)

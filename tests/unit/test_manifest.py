@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = json.loads((ROOT / "manifest.json").read_text())
 
 
-def _resolve(dotted: str):  # noqa: ANN202
+def _resolve(dotted: str):
     module, _, attr = dotted.partition(":")
     obj = importlib.import_module(module)
     for part in attr.split("."):

@@ -96,7 +96,7 @@ _VALUES = ["javascript:alert(1)", "x", "url(http://a.invalid)", "</style><img sr
 
 
 @st.composite
-def html_soup(draw):  # noqa: ANN001, ANN201
+def html_soup(draw):
     parts = []
     for _ in range(draw(st.integers(0, 25))):
         kind = draw(st.integers(0, 3))

@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from plugin.services import compose, merge
+from plugin.mail import build as compose
+from plugin.sending import merge
 
 
 @pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\r\nb", "a\x00b", "a\u2028b", "a\u2029b",
@@ -89,7 +90,7 @@ def test_prepared_bulk_messages_are_byte_for_byte_what_the_stdlib_builds():
     import re
     from datetime import UTC, datetime, timedelta
 
-    from plugin.services import compose
+    from plugin.mail import build as compose
 
     rnd = random.Random(7)
     names = ["Rita Recruiter", "O'Brien", "Smith, John", "J. Doe", "José Müller", "", "Ann  Lee",

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from plugin.host import RecordRef
 from plugin.models import Mailbox, Message, RecordLink
-from plugin.services import settings as settings_service
+from plugin.setup import settings as settings_service
 
 log = logging.getLogger("plugin.integrated_email.import")
 BATCH = 500
@@ -65,7 +65,7 @@ def note_key(m: Message, ref: RecordRef) -> str:
     return f"integrated_email:{m.message_key}:{ref}"
 
 
-def link_pending(addon, mailbox_id: int, message_ids: list[int] | None = None) -> int:  # noqa: ANN001
+def link_pending(addon, mailbox_id: int, message_ids: list[int] | None = None) -> int:
     """Link the mailbox's unchecked messages to records; returns links created."""
     total = 0
     while True:
@@ -81,7 +81,7 @@ _FIELDS = (Message.id, Message.message_key, Message.from_addr, Message.from_name
            Message.subject, Message.snippet, Message.date)
 
 
-def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[int, int]:  # noqa: ANN001
+def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[int, int]:
     host = addon.host
     with Session(addon.engine, expire_on_commit=False) as s:
         q = select(*_FIELDS).where(Message.mailbox_id == mailbox_id,
@@ -148,16 +148,7 @@ def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[
             log.info("linked %d messages of mailbox %s to records", created, mailbox_id)
         linked_ids = [mid for mid in wanted if wanted[mid]]
     if linked_ids and mb.consolidate_folder and mb.protocol == "imap":
-        from plugin.services.consolidate import consolidate
+        from plugin.linking.consolidate import consolidate
         consolidate(addon, mailbox_id)
     return created, len(msgs)
 
-
-def _hook(addon, mailbox_id: int, message_ids: list[int]) -> None:  # noqa: ANN001
-    link_pending(addon, mailbox_id, message_ids)
-
-
-def register() -> None:
-    """Plug into the sync engine's after-batch hook (idempotent)."""
-    from plugin.services.sync import on_batch_stored
-    on_batch_stored(_hook)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine, update
+
 from plugin.mail.errors import AUTH_FAILED
 from plugin.models import Mailbox
 
@@ -74,3 +76,10 @@ def pause(mb: Mailbox, reason: str, sentence: str) -> None:
     mb.pause_reason = reason
     mb.last_error = sentence
     mb.next_fetch_at = None
+
+
+def request_fetch(engine: Engine, mailbox_id: int) -> None:
+    """Fetch now: make the mailbox due at once, its progress count starting from zero."""
+    with engine.begin() as conn:
+        conn.execute(update(Mailbox).where(Mailbox.id == mailbox_id)
+                     .values(fetch_requested=True, progress_count=0))

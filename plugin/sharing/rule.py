@@ -67,7 +67,7 @@ def visible(viewer: HostUser, gs: GlobalSettings | None,
     # Mailbox conditions are uncorrelated IN (...) lists the database computes once
     # per query; the few EXISTS probes name Message as correlated explicitly (a
     # nested EXISTS would otherwise silently match any row).
-    def boxes(*conds):  # noqa: ANN202
+    def boxes(*conds):
         return select(Mailbox.id).where(*conds)
 
     link = aliased(RecordLink)
@@ -111,7 +111,7 @@ def viewable_refs(host: HostAdapter, viewer: HostUser, refs: Iterable[RecordRef]
     return {ref for ref in set(refs) if host.may_view_record(viewer, ref)}
 
 
-def refs_linked_to(session, message_ids: Iterable[int]) -> set[RecordRef]:  # noqa: ANN001
+def refs_linked_to(session, message_ids: Iterable[int]) -> set[RecordRef]:
     ids = list(message_ids)
     if not ids:
         return set()
@@ -120,7 +120,7 @@ def refs_linked_to(session, message_ids: Iterable[int]) -> set[RecordRef]:  # no
     return {RecordRef(k, rid) for k, rid in rows}
 
 
-def may_see_message(session, host: HostAdapter, viewer: HostUser,  # noqa: ANN001
+def may_see_message(session, host: HostAdapter, viewer: HostUser,
                     message_id: int) -> bool:
     """One message: the same SQL rule, with the host asked about its records."""
     gs = session.get(GlobalSettings, 1)
@@ -129,13 +129,13 @@ def may_see_message(session, host: HostAdapter, viewer: HostUser,  # noqa: ANN00
         Message.id == message_id, visible(viewer, gs, refs))) is not None
 
 
-def shares_record(session, owner_id: str, ref: RecordRef) -> bool:  # noqa: ANN001
+def shares_record(session, owner_id: str, ref: RecordRef) -> bool:
     return session.scalar(select(RecordShare.id).where(
         RecordShare.owner_user_id == owner_id, RecordShare.record_kind == ref.kind,
         RecordShare.record_id == str(ref.id))) is not None
 
 
-def set_share(session, owner_id: str, ref: RecordRef, shared: bool) -> None:  # noqa: ANN001
+def set_share(session, owner_id: str, ref: RecordRef, shared: bool) -> None:
     """Tick or untick "Share email" for ``owner_id`` on ``ref`` (idempotent)."""
     row = session.scalar(select(RecordShare).where(
         RecordShare.owner_user_id == owner_id, RecordShare.record_kind == ref.kind,

@@ -43,11 +43,14 @@ from plugin.mail.errors import (
 from plugin.models import Mailbox
 from plugin.models._types import UTCDateTime
 from plugin.models.outbound import BulkJob, OutboundMessage
-from plugin.services import compose, merge, outbox, sender
-from plugin.services import settings as settings_service
-from plugin.services.faults import crashpoint
-from plugin.services.policy import connection_policy
-from plugin.services.store import begin_write
+from plugin.mail import build as compose
+from plugin.sending import merge
+from plugin.sending import outbox
+from plugin.sending import delivery as sender
+from plugin.setup import settings as settings_service
+from plugin.testing.faults import crashpoint
+from plugin.setup.policy import connection_policy
+from plugin.fetching.store import begin_write
 
 log = logging.getLogger("plugin.integrated_email.bulk")
 _OUT = OutboundMessage.__table__
@@ -514,7 +517,7 @@ class _RowMarks:
                 cur.close()
         return counts
 
-    def _run_pipelined(self, raw, steps) -> list[int]:  # noqa: ANN001
+    def _run_pipelined(self, raw, steps) -> list[int]:
         """PostgreSQL (psycopg 3): BEGIN, the statements and COMMIT in one round trip
         (pipeline mode) instead of one each; a commit a message, so it counts."""
         cursors = []
@@ -636,7 +639,7 @@ def _send_all(addon, job_id: int, mb: Mailbox, policy, name: str,
                 if next_prepared is not None:
                     prebuilt[following.id] = (at, next_ns, next_prepared,
                                               sender.raw_for(addon, next_ns, next_prepared))
-            except Exception:  # noqa: BLE001 - built again (and reported) when its turn comes
+            except Exception:  # built again (and reported) when its turn comes
                 prebuilt.clear()
 
         while True:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -34,11 +35,11 @@ from plugin.mail.errors import FOLDER_MISSING, MailError, classify
 from plugin.mail.imap import ImapSession
 from plugin.mail.pop3 import Pop3Session
 from plugin.models import FetchCursor, Mailbox, Message, MessageLocation
-from plugin.services import fetch_status
-from plugin.services.credentials import incoming_settings
-from plugin.services.faults import crashpoint
-from plugin.services.fetch_status import password_changed
-from plugin.services.store import BatchResult, FetchedItem, MessageStore, begin_write
+from plugin.fetching import status as fetch_status
+from plugin.setup.credentials import incoming_settings
+from plugin.testing.faults import crashpoint
+from plugin.fetching.status import password_changed
+from plugin.fetching.store import BatchResult, FetchedItem, MessageStore, begin_write
 
 log = logging.getLogger("plugin.integrated_email.sync")
 
@@ -52,16 +53,9 @@ _LOC = MessageLocation.__table__
 _CUR = FetchCursor.__table__
 _MSG = Message.__table__
 
-#: callables ``hook(addon, mailbox_id, message_ids)`` run after each committed batch
-#: that created messages (automatic linking to records plugs in here)
-BATCH_HOOKS: list[Callable] = []
-
-
-def on_batch_stored(hook: Callable) -> Callable:
-    """Register ``hook(addon, mailbox_id, new_message_ids)``; usable as a decorator."""
-    if hook not in BATCH_HOOKS:
-        BATCH_HOOKS.append(hook)
-    return hook
+#: ``on_batch(addon, mailbox_id, new_message_ids)``: what runs after each committed
+#: batch that created messages (the dispatcher passes automatic linking)
+BatchHook = Callable[[Any, int, list[int]], None]
 
 
 @dataclass
@@ -88,11 +82,15 @@ def _now() -> datetime:
 # ------------------------------------------------------------------ entry point
 
 
-def sync_mailbox(addon, mailbox_id: int,
+def sync_mailbox(addon, mailbox_id: int, *,
+                 on_batch: BatchHook | None = None,
                  on_finish: Callable[[Mailbox], bool] | None = None,
                  sweep: Callable[[], None] | None = None) -> SyncResult:
     """Fetch a mailbox's new mail and update its status. Never raises for mail or
     message trouble: the outcome is in the result and on the mailbox row.
+
+    ``on_batch(addon, mailbox_id, new_ids)`` runs after each committed batch that
+    created messages; if it raises, those messages wait for ``sweep``.
 
     ``on_finish(mailbox)`` runs in the transaction that records the outcome, with the
     row locked: the dispatcher gives its lease back there, in the same write, and
@@ -100,8 +98,8 @@ def sync_mailbox(addon, mailbox_id: int,
     run's status or folder cursors is written: the new holder's are newer).
     ``sweep()`` runs before that write when stored mail may still wait for automatic
     linking (an earlier run crashed, or a batch hook failed): still under the lease."""
-    from plugin.services.policy import connection_policy
-    from plugin.services.settings import fetch_interval_for, load
+    from plugin.setup.policy import connection_policy
+    from plugin.setup.settings import fetch_interval_for, load
 
     result = SyncResult()
     now = _now()
@@ -143,7 +141,7 @@ def sync_mailbox(addon, mailbox_id: int,
         store = MessageStore(addon.engine, blob_store(addon.app.config), snapshot.id,
                              snapshot.email)
         cls = ImapSync if snapshot.protocol == "imap" else Pop3Sync
-        syncer = cls(addon, snapshot, settings, policy, store, window, cursors)
+        syncer = cls(addon, snapshot, settings, policy, store, window, cursors, on_batch)
         syncer.run()
     except MailError as exc:
         kind, sentence = exc.kind, exc.sentence
@@ -233,8 +231,10 @@ class _MailboxView:
 class _Sync:
     def __init__(self, addon, mailbox: _MailboxView, settings: ServerSettings,
                  policy, store: MessageStore, window: tuple[int, int],
-                 cursors: list[dict] | None = None) -> None:
+                 cursors: list[dict] | None = None,
+                 on_batch: BatchHook | None = None) -> None:
         self.addon = addon
+        self.on_batch = on_batch
         self.mailbox = mailbox
         self.settings = settings
         self.policy = policy
@@ -259,13 +259,12 @@ class _Sync:
     def _stored(self, batch: BatchResult) -> None:
         crashpoint("after_commit")
         self.totals.add(batch)
-        if batch.new_message_ids:
-            for hook in BATCH_HOOKS:
-                try:
-                    hook(self.addon, self.mailbox.id, list(batch.new_message_ids))
-                except Exception:
-                    self.hook_failed = True
-                    log.exception("batch hook %r failed", hook)
+        if batch.new_message_ids and self.on_batch is not None:
+            try:
+                self.on_batch(self.addon, self.mailbox.id, list(batch.new_message_ids))
+            except Exception:
+                self.hook_failed = True
+                log.exception("batch hook %r failed", self.on_batch)
 
 
 def _chunks(seq: list, size: int) -> Iterator[list]:
@@ -305,7 +304,7 @@ class ImapSync(_Sync):
         wanted = [("inbox", roles.get("inbox", "INBOX"))]
         if roles.get("sent"):
             wanted.append(("sent", roles["sent"]))
-        from plugin.services.store import _insert
+        from plugin.fetching.store import _insert
         with self.engine.connect() as conn:
             begin_write(conn)
             made = conn.execute(_insert(conn, _CUR).returning(*_CUR.c), [
@@ -355,9 +354,9 @@ class ImapSync(_Sync):
             # older messages (a COPY, then "mark all read"): so look at their flags.
             self._refresh_flags(imap, cursor, st)
 
-    def _refresh_flags(self, imap: ImapSession, cursor: dict, st) -> None:  # noqa: ANN001
+    def _refresh_flags(self, imap: ImapSession, cursor: dict, st) -> None:
         """\\Seen and removals of recent messages, from another client, into our rows."""
-        from plugin.services.webmail import refresh_recent_flags
+        from plugin.reading.webmail import refresh_recent_flags
 
         refresh_recent_flags(self.addon, self.mailbox.id, imap, cursor["folder"])
         self._defer_cursor(cursor["id"], highestmodseq=st.highestmodseq)
@@ -515,10 +514,9 @@ class Pop3Sync(_Sync):
 
 
 __all__ = [
-    "BATCH_HOOKS",
+    "BatchHook",
     "SyncResult",
     "classify",
-    "on_batch_stored",
     "password_changed",
     "sync_mailbox",
     "unique_uidls",

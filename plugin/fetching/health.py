@@ -44,7 +44,7 @@ def _state(mb: Mailbox) -> str:
     return "failing" if mb.last_error else "active"
 
 
-def overview(addon, session) -> list[MailboxHealth]:  # noqa: ANN001
+def overview(addon, session) -> list[MailboxHealth]:
     today = datetime.now(timezone.utc).date()
     start = today - timedelta(days=DAYS - 1)
     since = datetime.combine(start, datetime.min.time(), tzinfo=timezone.utc)

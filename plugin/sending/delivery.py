@@ -47,12 +47,12 @@ from plugin.mail.errors import (
 from plugin.mail.imap import ImapSession
 from plugin.mail.parse import message_key_for, parse_message
 from plugin.mail.smtp import SmtpSession
-from plugin.services.credentials import incoming_settings, outgoing_settings
+from plugin.setup.credentials import incoming_settings, outgoing_settings
 from plugin.models import Attachment as StoredAttachment
 from plugin.models import Mailbox, Message, RecordLink
 from plugin.models.outbound import OutboundMessage
-from plugin.services import compose
-from plugin.services.store import _insert
+from plugin.mail import build as compose
+from plugin.fetching.store import _insert
 
 log = logging.getLogger("plugin.integrated_email.send")
 
@@ -301,7 +301,7 @@ def refs_of(row: OutboundMessage) -> list[RecordRef]:
     return out
 
 
-def keeps_raw_copy(row) -> bool:  # noqa: ANN001 - an OutboundMessage or its namespace
+def keeps_raw_copy(row) -> bool:  # an OutboundMessage or its namespace
     """Whether the sent copy's raw bytes go to the blob store.
 
     Raw bytes are only ever read back for attachments and inline images; a copy
@@ -312,7 +312,7 @@ def keeps_raw_copy(row) -> bool:  # noqa: ANN001 - an OutboundMessage or its nam
     return row.attachments not in (None, "", "[]")
 
 
-def copy_digest(addon, row, raw: bytes) -> str:  # noqa: ANN001
+def copy_digest(addon, row, raw: bytes) -> str:
     """The sha256 of a sent copy, storing the bytes when :func:`keeps_raw_copy`."""
     if keeps_raw_copy(row):
         return blob_store(addon.app.config).put(raw)
@@ -356,7 +356,7 @@ def record_sent(addon, rows: Sequence[OutboundMessage], raws: dict[int, bytes],
             "direction": "out", "origin": "ats", "seen": True, "deleted": False,
             "created_at": stamp})
     with write_lock, addon.engine.connect() as conn:
-        from plugin.services.store import begin_write
+        from plugin.fetching.store import begin_write
         begin_write(conn)
         conn.execute(_insert(conn, msg_table), values)
         ids: dict[tuple[int, str], int] = {}

@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from plugin.blobs import BlobStore
 from plugin.mail.parse import ParsedMessage, parse_message
 from plugin.models import Attachment, Mailbox, Message, MessageLocation, Quarantine
-from plugin.services.faults import crashpoint
+from plugin.testing.faults import crashpoint
 
 log = logging.getLogger("plugin.integrated_email.store")
 
@@ -133,7 +133,7 @@ class MessageStore:
             return result
         except TRANSIENT_DB_ERRORS:
             raise
-        except Exception as exc:  # noqa: BLE001 - retry one by one to find the culprit
+        except Exception as exc:  # retry one by one to find the culprit
             log.warning("batch of %d for mailbox %s failed (%s); retrying one by one",
                         len(items), self.mailbox_id, type(exc).__name__)
         total = BatchResult()
@@ -156,7 +156,7 @@ class MessageStore:
             return result
         except TRANSIENT_DB_ERRORS:
             raise
-        except Exception as exc:  # noqa: BLE001 - this message is the poison
+        except Exception as exc:  # this message is the poison
             self._quarantine(item, exc)
             return BatchResult(quarantined=1)
 

@@ -1,6 +1,6 @@
 """Webmail use cases: folders, pages of messages, search, reading, flags, delete, links.
 
-Who sees what is decided in ONE place, ``plugin.services.sharing.visible``: every
+Who sees what is decided in ONE place, ``plugin.sharing.rule.visible``: every
 query of others' mail here ANDs it in (``visible_messages_filter``).  Changing a
 message (read flags, delete, record links) stays with its owner (``own_mail``).
 
@@ -30,9 +30,9 @@ from plugin.host import HostRecord, HostUser, RecordRef
 from plugin.mail.parse import find_part
 from plugin.models import (Attachment, FetchCursor, GlobalSettings, Mailbox, Message,
                            MessageLocation, RecordLink)
-from plugin.services import search as search_service
-from plugin.services import sharing
-from plugin.services.credentials import incoming_settings
+from plugin.reading import search as search_service
+from plugin.sharing import rule as sharing
+from plugin.setup.credentials import incoming_settings
 
 log = logging.getLogger("plugin.integrated_email.webmail")
 
@@ -54,14 +54,14 @@ def own_mail(user: HostUser) -> ColumnElement[bool]:
 
 def visible_messages_filter(session: Session, user: HostUser,
                             ats_refs: Iterable[RecordRef] = ()) -> ColumnElement[bool]:
-    """THE rule of which messages ``user`` may see (see plugin.services.sharing)."""
+    """THE rule of which messages ``user`` may see (see plugin.sharing.rule)."""
     return sharing.visible(user, session.get(GlobalSettings, 1), ats_refs)
 
 
 def _ats_refs_for(session: Session, user: HostUser, where: list) -> set[RecordRef]:
     """Records of other users' ATS-sent mail among ``where`` that the host lets
     ``user`` view; asked once per record, bounded, before the real query."""
-    from plugin.addon import get_addon
+    from plugin.current import get_addon
 
     rows = session.execute(
         select(RecordLink.record_kind, RecordLink.record_id).join(
@@ -71,7 +71,7 @@ def _ats_refs_for(session: Session, user: HostUser, where: list) -> set[RecordRe
 
 
 def _message_refs(session: Session, user: HostUser, message_ids: list[int]) -> set[RecordRef]:
-    from plugin.addon import get_addon
+    from plugin.current import get_addon
 
     return sharing.viewable_refs(get_addon().host, user,
                                  sharing.refs_linked_to(session, message_ids))
@@ -227,7 +227,7 @@ def addresses(value: str | None) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------- raw parts
 
 
-def attachment_bytes(config, att: Attachment) -> bytes | None:  # noqa: ANN001
+def attachment_bytes(config, att: Attachment) -> bytes | None:
     """The decoded bytes of a stored attachment, found again by its part index."""
     try:
         raw = blob_store(config).get(att.message.blob_sha256)
@@ -237,7 +237,7 @@ def attachment_bytes(config, att: Attachment) -> bytes | None:  # noqa: ANN001
     return found[2] if found else None
 
 
-def cid_images(config, msg: Message) -> dict[str, str]:  # noqa: ANN001
+def cid_images(config, msg: Message) -> dict[str, str]:
     """Content-ID -> data: URI of the message's inline images (raster types only)."""
     wanted = [a for a in msg.attachments
               if a.content_id and a.content_type.lower() in INLINE_IMAGE_TYPES]
@@ -259,7 +259,7 @@ def cid_images(config, msg: Message) -> dict[str, str]:  # noqa: ANN001
 # ---------------------------------------------------------------- records
 
 
-def badges(session: Session, host, message_ids: Iterable[int]) -> dict[int, list[tuple[RecordLink, HostRecord]]]:  # noqa: ANN001, E501
+def badges(session: Session, host, message_ids: Iterable[int]) -> dict[int, list[tuple[RecordLink, HostRecord]]]:  # noqa: E501
     """Linked candidates/contacts per message id, in one query and one host call."""
     ids = list(message_ids)
     if not ids:
@@ -278,7 +278,7 @@ def badges(session: Session, host, message_ids: Iterable[int]) -> dict[int, list
     return out
 
 
-def find_records(host, user: HostUser, query: str, limit: int = 10) -> list[HostRecord]:  # noqa: ANN001
+def find_records(host, user: HostUser, query: str, limit: int = 10) -> list[HostRecord]:
     """Candidates and contacts matching ``query`` that ``user`` may view."""
     query = (query or "").strip()
     if len(query) < 2:
@@ -287,7 +287,7 @@ def find_records(host, user: HostUser, query: str, limit: int = 10) -> list[Host
     return [r for r in hits if host.may_view_record(user, r.ref)][:limit]
 
 
-def add_link(session: Session, host, user: HostUser, msg: Message, ref: RecordRef) -> bool:  # noqa: ANN001
+def add_link(session: Session, host, user: HostUser, msg: Message, ref: RecordRef) -> bool:
     """Link ``msg`` to a record by hand; False when the user may not see the record."""
     if not host.may_view_record(user, ref) or not host.get_records([ref]):
         return False
@@ -311,7 +311,7 @@ def remove_link(session: Session, msg: Message, link_id: int) -> bool:
 # ------------------------------------------------------- flags and delete
 
 
-def set_seen(addon, msg: Message, seen: bool) -> None:  # noqa: ANN001
+def set_seen(addon, msg: Message, seen: bool) -> None:
     """Mark read/unread here (caller commits) and on the IMAP server (in the background)."""
     if msg.seen == seen:
         return
@@ -321,7 +321,7 @@ def set_seen(addon, msg: Message, seen: bool) -> None:  # noqa: ANN001
         _enqueue(addon, msg.mailbox_id, _push_seen, locations, seen)
 
 
-def delete_message(addon, msg: Message) -> None:  # noqa: ANN001
+def delete_message(addon, msg: Message) -> None:
     """Delete from webmail (rows stay for linked records) and from an IMAP server."""
     msg.deleted = True
     locations = _server_locations(msg)
@@ -340,7 +340,7 @@ _pending: dict[int, list[Future]] = {}
 _lock = threading.Lock()
 
 
-def _executor(addon) -> ThreadPoolExecutor:  # noqa: ANN001
+def _executor(addon) -> ThreadPoolExecutor:
     with _lock:
         ex = _executors.get(id(addon))
         if ex is None:
@@ -348,9 +348,9 @@ def _executor(addon) -> ThreadPoolExecutor:  # noqa: ANN001
         return ex
 
 
-def _enqueue(addon, mailbox_id: int, work, locations, arg) -> None:  # noqa: ANN001
+def _enqueue(addon, mailbox_id: int, work, locations, arg) -> None:
     """Run after the request's commit (the session's after_commit) in the serial worker."""
-    from plugin.services.policy import connection_policy
+    from plugin.setup.policy import connection_policy
     s = addon.session()
     mb = s.get(Mailbox, mailbox_id)
     if mb is None or mb.protocol != "imap" or not mb.in_host:
@@ -363,29 +363,29 @@ def _enqueue(addon, mailbox_id: int, work, locations, arg) -> None:  # noqa: ANN
     if len(jobs) == 1:
         from sqlalchemy import event
 
-        def after_commit(session) -> None:  # noqa: ANN001
+        def after_commit(session) -> None:
             for w, st, po, locs, a in session.info.pop("ie_server_jobs", []):
                 fut = _executor(addon).submit(_run, addon, w, st, po, locs, a)
                 with _lock:
                     _pending.setdefault(id(addon), []).append(fut)
 
-        def after_rollback(session) -> None:  # noqa: ANN001
+        def after_rollback(session) -> None:
             session.info.pop("ie_server_jobs", None)
 
         event.listen(s, "after_commit", after_commit, once=True)
         event.listen(s, "after_soft_rollback", after_rollback, once=True)
 
 
-def _run(addon, work, settings, policy, locations, arg) -> None:  # noqa: ANN001
+def _run(addon, work, settings, policy, locations, arg) -> None:
     from plugin.mail.imap import ImapSession
     try:
         with ImapSession(settings, policy) as imap:
             work(addon, imap, locations, arg)
-    except Exception as exc:  # noqa: BLE001 - the next sync re-reads the flags
+    except Exception as exc:  # the next sync re-reads the flags
         log.warning("webmail change not carried to the server (%s)", type(exc).__name__)
 
 
-def wait_for_server_updates(addon, timeout: float = 30) -> None:  # noqa: ANN001
+def wait_for_server_updates(addon, timeout: float = 30) -> None:
     """Block until every queued server change has run (tests, shutdown)."""
     with _lock:
         futures = _pending.pop(id(addon), [])
@@ -393,14 +393,14 @@ def wait_for_server_updates(addon, timeout: float = 30) -> None:  # noqa: ANN001
         fut.result(timeout)
 
 
-def _by_folder(locations) -> dict[str, list[tuple[int, int | None, int]]]:  # noqa: ANN001
+def _by_folder(locations) -> dict[str, list[tuple[int, int | None, int]]]:
     out: dict[str, list] = {}
     for loc_id, folder, validity, uid in locations:
         out.setdefault(folder, []).append((loc_id, validity, uid))
     return out
 
 
-def _push_seen(addon, imap, locations, seen: bool) -> None:  # noqa: ANN001
+def _push_seen(addon, imap, locations, seen: bool) -> None:
     for folder, items in _by_folder(locations).items():
         sel = imap.select(folder, readonly=False)
         uids = [uid for _l, v, uid in items if v is None or v == sel.uidvalidity]
@@ -410,7 +410,7 @@ def _push_seen(addon, imap, locations, seen: bool) -> None:  # noqa: ANN001
             imap.store_flags(uids, remove=["\\Seen"])
 
 
-def _push_delete(addon, imap, locations, _arg) -> None:  # noqa: ANN001
+def _push_delete(addon, imap, locations, _arg) -> None:
     trash = imap.find_folders().get("trash")
     done: list[int] = []
     for folder, items in _by_folder(locations).items():
@@ -428,7 +428,7 @@ def _push_delete(addon, imap, locations, _arg) -> None:  # noqa: ANN001
 # ------------------------------------------------------------ sync hook
 
 
-def refresh_recent_flags(addon, mailbox_id: int, session_imap, folder: str,  # noqa: ANN001
+def refresh_recent_flags(addon, mailbox_id: int, session_imap, folder: str,
                          uids: list[int] | None = None, recent: int = 500) -> int:
     """Take \\Seen of recent messages (and removals) from the server: call it from the
     sync with ``folder`` selected.  ``uids`` None means our newest ``recent`` UIDs of the

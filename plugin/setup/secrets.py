@@ -9,7 +9,7 @@ from plugin.models import Mailbox
 ENCRYPTED_COLUMNS = ("in_password", "out_password")
 
 
-def rotate_all(addon) -> tuple[int, int]:  # noqa: ANN001
+def rotate_all(addon) -> tuple[int, int]:
     """Re-encrypt every secret under the first key in one transaction.
 
     Everything is decrypted before anything is written, so a key that cannot

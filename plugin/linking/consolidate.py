@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
 from plugin.models import Mailbox, Message, MessageLocation, RecordLink
-from plugin.services.credentials import incoming_settings
-from plugin.services.policy import connection_policy
+from plugin.setup.credentials import incoming_settings
+from plugin.setup.policy import connection_policy
 
 log = logging.getLogger("plugin.integrated_email.import")
 
 
-def consolidate(addon, mailbox_id: int) -> int:  # noqa: ANN001
+def consolidate(addon, mailbox_id: int) -> int:
     """File linked, not yet consolidated messages; returns how many were filed."""
     with Session(addon.engine, expire_on_commit=False) as s:
         mb = s.get(Mailbox, mailbox_id)

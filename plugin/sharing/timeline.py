@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from plugin.host import HostAdapter, HostUser, RecordRef
 from plugin.models import GlobalSettings, Mailbox, Message, RecordLink
-from plugin.services import sharing
+from plugin.sharing import rule as sharing
 
 PAGE = 50
 
@@ -24,7 +24,7 @@ class TimelineEntry:
 
 
 def record_query(viewer: HostUser, gs: GlobalSettings | None, ref: RecordRef,
-                 may_view: bool, filtered: bool = True):  # noqa: ANN201
+                 may_view: bool, filtered: bool = True):
     """The timeline's SQL (the benchmark runs it with and without the filter)."""
     q = (select(Message, Mailbox.account_name, Mailbox.user_id, RecordLink.how)
          .join(RecordLink, RecordLink.message_id == Message.id)

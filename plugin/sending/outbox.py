@@ -22,9 +22,10 @@ from plugin.mail.errors import MailError
 from plugin.models import Mailbox
 from plugin.models._types import UTCDateTime
 from plugin.models.outbound import OutboundMessage
-from plugin.services import compose, sender
-from plugin.services.faults import crashpoint
-from plugin.services.policy import connection_policy
+from plugin.mail import build as compose
+from plugin.sending import delivery as sender
+from plugin.testing.faults import crashpoint
+from plugin.setup.policy import connection_policy
 
 log = logging.getLogger("plugin.integrated_email.send")
 _OUT = OutboundMessage.__table__

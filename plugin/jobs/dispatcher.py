@@ -14,11 +14,14 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import select
 
 from plugin.db import autocommit
+from plugin.fetching.sync import SyncResult, sync_mailbox
 from plugin.jobs import leases
+from plugin.linking.importer import link_pending
 from plugin.models import Mailbox
 
 log = logging.getLogger("plugin.integrated_email.jobs")
@@ -31,7 +34,7 @@ JITTER = 0.1
 class Dispatcher:
     """Per-process dispatcher state: the pool and the mailboxes it is syncing."""
 
-    def __init__(self, addon, threads: int, name: str | None = None):  # noqa: ANN001
+    def __init__(self, addon, threads: int, name: str | None = None):
         self.addon = addon
         self.threads = max(1, threads)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -80,25 +83,18 @@ class Dispatcher:
                     self.running.add(mailbox_id)
 
     def _sync_one(self, mailbox_id: int) -> None:
-        from plugin.services.importer import link_pending
-        from plugin.services.sync import sync_mailbox
-
         def give_back(mb: Mailbox) -> bool:
             # In the sync's own status write: one transaction ends the sync and the lease.
             return leases.give_back(mb, self.name, JITTER)
 
-        def sweep() -> None:  # a batch whose import a crash interrupted, under the lease
-            link_pending(self.addon, mailbox_id)
-
         released = False
         try:
             with self.addon.app.app_context():
-                result = sync_mailbox(self.addon, mailbox_id, on_finish=give_back,
-                                      sweep=sweep)
+                result = fetch_and_link(self.addon, mailbox_id, on_finish=give_back)
                 released = result.settled
                 log.info("worker %s synced mailbox %s: %d new, %s", self.name, mailbox_id,
                          result.stored, result.error_kind or result.skipped or "ok")
-        except Exception:  # noqa: BLE001 - the pool thread must survive any mailbox
+        except Exception:  # the pool thread must survive any mailbox
             log.exception("sync of mailbox %s crashed", mailbox_id)
         finally:
             if not released:
@@ -113,7 +109,7 @@ class Dispatcher:
 _create_lock = threading.Lock()
 
 
-def dispatcher_for(addon) -> Dispatcher:  # noqa: ANN001
+def dispatcher_for(addon) -> Dispatcher:
     """The process's dispatcher for this add-on (one pool, one set of leases)."""
     with _create_lock:
         d = getattr(addon, "_dispatcher", None)
@@ -123,22 +119,24 @@ def dispatcher_for(addon) -> Dispatcher:  # noqa: ANN001
         return d
 
 
-def dispatch(addon, wait: bool = False) -> int:  # noqa: ANN001
+def dispatch(addon, wait: bool = False) -> int:
     """One dispatcher tick for this process; nothing at all while inactive."""
     if not addon.is_active():
         return 0
     return dispatcher_for(addon).tick(wait=wait)
 
 
-def request_fetch(addon, mailbox_id: int) -> None:  # noqa: ANN001
-    """Fetch now: make the mailbox due at once and wake this process's scheduler."""
-    from sqlalchemy import update
-
-    with addon.engine.begin() as conn:
-        conn.execute(update(Mailbox).where(Mailbox.id == mailbox_id)
-                     .values(fetch_requested=True, progress_count=0))
+def wake(addon) -> None:
+    """Run this process's next dispatcher tick now (after Fetch now)."""
     sched = getattr(addon, "scheduler", None)
     if sched is not None and sched.running:
         job = sched.get_job("integrated_email.dispatch_fetch")
         if job is not None:
             job.modify(next_run_time=datetime.now(timezone.utc))
+
+
+def fetch_and_link(addon, mailbox_id: int, **kwargs: Any) -> SyncResult:
+    """A mailbox's sync with automatic linking after each batch and the sweep of any
+    stored mail a crash left unlinked (``kwargs`` go on to ``sync_mailbox``)."""
+    return sync_mailbox(addon, mailbox_id, on_batch=link_pending,
+                        sweep=lambda: link_pending(addon, mailbox_id), **kwargs)

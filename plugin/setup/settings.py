@@ -24,7 +24,7 @@ MIN_FETCH_MINUTES = 5
 MAX_FETCH_MINUTES = 24 * 60
 
 
-def load(session) -> GlobalSettings:  # noqa: ANN001
+def load(session) -> GlobalSettings:
     """The one settings row (an unsaved default when none exists yet)."""
     gs = session.get(GlobalSettings, 1)
     if gs is None:
@@ -37,13 +37,13 @@ def load(session) -> GlobalSettings:  # noqa: ANN001
     return gs
 
 
-def auto_import(session) -> bool:  # noqa: ANN001
+def auto_import(session) -> bool:
     """The admin's "automatic import" switch alone (on until the settings say otherwise)."""
     value = session.scalar(select(GlobalSettings.auto_import).where(GlobalSettings.id == 1))
     return True if value is None else bool(value)
 
 
-def is_complete(session) -> bool:  # noqa: ANN001
+def is_complete(session) -> bool:
     gs = session.get(GlobalSettings, 1)
     return bool(gs and gs.saved_at)
 
@@ -62,11 +62,11 @@ class SettingsForm:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _yes(form, name: str) -> bool:  # noqa: ANN001
+def _yes(form, name: str) -> bool:
     return str(form.get(name, "")).lower() in ("yes", "on", "true", "1")
 
 
-def _int(form, name: str, errors: dict, lo: int, hi: int, label: str) -> int | None:  # noqa: ANN001
+def _int(form, name: str, errors: dict, lo: int, hi: int, label: str) -> int | None:
     raw = str(form.get(name, "")).strip()
     try:
         val = int(raw)
@@ -79,7 +79,7 @@ def _int(form, name: str, errors: dict, lo: int, hi: int, label: str) -> int | N
     return val
 
 
-def parse_settings_form(form) -> SettingsForm:  # noqa: ANN001
+def parse_settings_form(form) -> SettingsForm:
     errors: dict[str, str] = {}
     allowed = [s for s in SHARING_OPTIONS if s in form.getlist("sharing_allowed")]
     default = form.get("sharing_default", "")
@@ -124,7 +124,7 @@ def parse_settings_form(form) -> SettingsForm:  # noqa: ANN001
     return SettingsForm(values=values, errors=errors)
 
 
-def save(session, gs: GlobalSettings, values: dict, admin_id: str) -> None:  # noqa: ANN001
+def save(session, gs: GlobalSettings, values: dict, admin_id: str) -> None:
     for key, val in values.items():
         setattr(gs, key, val)
     gs.saved_at = datetime.now(timezone.utc)

@@ -7,7 +7,7 @@ from plugin.mail.connect import ConnectionPolicy
 from plugin.models import GlobalSettings
 
 
-def connection_policy(addon, session) -> ConnectionPolicy:  # noqa: ANN001
+def connection_policy(addon, session) -> ConnectionPolicy:
     app = addon.app
     hosts = set(allowed_hosts(app))
     gs = session.get(GlobalSettings, 1)

@@ -7,7 +7,7 @@ from plugin.mail.account import ServerSettings
 from plugin.models import Mailbox
 
 
-def incoming_settings(mb: Mailbox, secrets) -> ServerSettings | None:  # noqa: ANN001
+def incoming_settings(mb: Mailbox, secrets) -> ServerSettings | None:
     """IMAP/POP3 settings, or None for an outgoing-only mailbox."""
     if not mb.protocol or not mb.in_host:
         return None
@@ -16,7 +16,7 @@ def incoming_settings(mb: Mailbox, secrets) -> ServerSettings | None:  # noqa: A
                           mb.in_login or mb.email, password)
 
 
-def outgoing_settings(mb: Mailbox, secrets) -> ServerSettings:  # noqa: ANN001
+def outgoing_settings(mb: Mailbox, secrets) -> ServerSettings:
     """SMTP settings (the incoming login and password when they are shared)."""
     if mb.same_credentials:
         login, token = mb.in_login or "", mb.in_password

@@ -67,7 +67,7 @@ class FormState:
         return not self.outbound_only and self.values.get("protocol") == "pop3"
 
 
-def read_form(form) -> dict:  # noqa: ANN001
+def read_form(form) -> dict:
     """The posted fields as a flat dict (checkboxes as 'on' or '')."""
     values = {name: str(form.get(name, "")).strip() for name in TEXT_FIELDS}
     for pw in ("in_password", "out_password"):
@@ -77,7 +77,7 @@ def read_form(form) -> dict:  # noqa: ANN001
     return values
 
 
-def initial_values(user, gs: GlobalSettings) -> dict:  # noqa: ANN001
+def initial_values(user, gs: GlobalSettings) -> dict:
     """A new mailbox form pre-filled from the user's ATS profile and the preset."""
     values = {name: "" for name in TEXT_FIELDS}
     values.update(account_name="Work email", email=user.email, in_login=user.email,
@@ -89,7 +89,7 @@ def initial_values(user, gs: GlobalSettings) -> dict:  # noqa: ANN001
 
 
 def values_from_mailbox(mb: Mailbox) -> dict:
-    def s(v) -> str:  # noqa: ANN001
+    def s(v) -> str:
         return "" if v is None else str(v)
     return {
         "account_name": mb.account_name, "email": mb.email, "protocol": s(mb.protocol or "imap"),
@@ -236,7 +236,7 @@ def validate(v: dict, *, outbound_only: bool, sharing_choices: list[str],
     return errors
 
 
-def server_settings(v: dict, existing: Mailbox | None, secrets,  # noqa: ANN001
+def server_settings(v: dict, existing: Mailbox | None, secrets,
                     outbound_only: bool) -> tuple[ServerSettings | None, ServerSettings | None]:
     """Incoming and outgoing settings from the form (stored passwords fill blanks)."""
     def stored(col: str) -> str:
@@ -258,7 +258,7 @@ def server_settings(v: dict, existing: Mailbox | None, secrets,  # noqa: ANN001
     return incoming, outgoing
 
 
-def apply(mb: Mailbox, v: dict, secrets, outbound_only: bool) -> bool:  # noqa: ANN001
+def apply(mb: Mailbox, v: dict, secrets, outbound_only: bool) -> bool:
     """Write the form into ``mb``.  Returns True when a password was changed."""
     mb.account_name = v["account_name"]
     mb.email = v["email"]
@@ -288,25 +288,25 @@ def apply(mb: Mailbox, v: dict, secrets, outbound_only: bool) -> bool:  # noqa: 
     return changed
 
 
-def make_active(session, mb: Mailbox) -> None:  # noqa: ANN001
+def make_active(session, mb: Mailbox) -> None:
     """Exactly one active mailbox per user: this one."""
     session.execute(update(Mailbox).where(Mailbox.user_id == mb.user_id, Mailbox.id != mb.id)
                     .values(is_active=False))
     mb.is_active = True
 
 
-def user_mailboxes(session, user_id: str) -> list[Mailbox]:  # noqa: ANN001
+def user_mailboxes(session, user_id: str) -> list[Mailbox]:
     return list(session.scalars(select(Mailbox).where(Mailbox.user_id == user_id)
                                 .order_by(Mailbox.id)))
 
 
-def active_mailbox(session, user_id: str) -> Mailbox | None:  # noqa: ANN001
+def active_mailbox(session, user_id: str) -> Mailbox | None:
     """The user's active mailbox: the one fetched and sent from (None: not set up)."""
     return session.scalars(select(Mailbox).where(Mailbox.user_id == str(user_id),
                                                  Mailbox.is_active.is_(True))).first()
 
 
-def owned_mailbox(session, user_id: str, mailbox_id: int) -> Mailbox | None:  # noqa: ANN001
+def owned_mailbox(session, user_id: str, mailbox_id: int) -> Mailbox | None:
     """The user's own mailbox by id; another user's is None (the route answers 404)."""
     mb = session.get(Mailbox, mailbox_id)
     return mb if mb is not None and mb.user_id == user_id else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import signal
 
-#: the steps of one batch, in order (see plugin.services.sync)
+#: the steps of one batch, in order (see plugin.fetching.sync)
 CRASHPOINTS = ("after_fetch", "after_store", "before_commit", "after_commit", "before_delete")
 _seen: dict[str, int] = {}
 

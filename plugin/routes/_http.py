@@ -1,0 +1,71 @@
+"""What every page group shares about HTTP: fragment or page, the pages' security
+headers, downloads, and "load it or answer 404 with a reason"."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
+
+from flask import Response, abort, current_app, make_response
+from flask_htmx import HTMX
+
+from plugin.reading import webmail as wm
+
+T = TypeVar("T")
+
+#: Reads the htmx request headers of the current request; not bound to the host's app
+#: (``HTMX(app)`` would add a context processor and an attribute to the host's app).
+htmx = HTMX()
+
+#: types an attachment keeps when downloaded; everything else is application/octet-stream
+SAFE_DOWNLOAD_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
+                                 "application/pdf", "text/plain", "text/csv",
+                                 "application/zip"})
+
+
+def wants_fragment() -> bool:
+    """Whether htmx asked for the fragment only (a boosted link wants the whole page)."""
+    return bool(htmx) and not htmx.boosted
+
+
+def found_or_404(value: T | None, reason: str) -> T:
+    """``value``, or abort with 404 and ``reason`` (for logs and the host's error page)."""
+    if value is None:
+        abort(404, reason)
+    return value
+
+
+def page_csp(remote_images: bool = False) -> str:
+    """The mail pages' policy: our scripts and styles only, no inline script."""
+    scripts = "'self'"
+    htmx_url = current_app.config.get("IE_HTMX_URL")
+    if htmx_url and urlsplit(htmx_url).netloc:
+        parts = urlsplit(htmx_url)
+        scripts += " %s://%s" % (parts.scheme, parts.netloc)
+    images = "'self' data:" + (" https: http:" if remote_images else "")
+    return ("default-src 'none'; script-src %s; style-src 'self' 'unsafe-inline'; "
+            "img-src %s; font-src 'self'; connect-src 'self'; form-action 'self'; "
+            "frame-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'self'"
+            % (scripts, images))
+
+
+def content_disposition(filename: str) -> str:
+    """attachment; an ASCII fallback name and the real one per RFC 5987."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_"
+                       for c in filename) or "attachment"
+    return "attachment; filename=\"%s\"; filename*=UTF-8''%s" % (
+        fallback, quote(filename, safe=""))
+
+
+def attachment_response(att: object) -> Response:
+    """The download of a stored attachment: never inline, never sniffed."""
+    data = found_or_404(wm.attachment_bytes(current_app.config, att),
+                        "The attachment's stored bytes are missing.")
+    ctype = att.content_type.lower()
+    resp = make_response(data)
+    resp.headers["Content-Type"] = ctype if ctype in SAFE_DOWNLOAD_TYPES else \
+        "application/octet-stream"
+    resp.headers["Content-Disposition"] = content_disposition(att.filename or "attachment")
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return resp
