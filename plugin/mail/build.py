@@ -29,7 +29,7 @@ from datetime import datetime
 from email import quoprimime
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from email.utils import format_datetime, getaddresses, make_msgid
 
 from plugin.mail import msgid
@@ -60,12 +60,12 @@ class _MessageIdsHeader:
     max_count = 1
 
     @classmethod
-    def parse(cls, value, kwds) -> None:  # noqa: ANN001 - the stdlib's header protocol
+    def parse(cls, value: object, kwds: dict) -> None:  # the stdlib's header protocol
         ids = msgid.parse_msg_id_list(str(value))
         kwds["decoded"] = " ".join(f"<{i}>" for i in ids)
         kwds["parse_tree"] = None
 
-    def fold(self, *, policy) -> str:  # noqa: ANN001
+    def fold(self, *, policy: Policy) -> str:
         ids = msgid.parse_msg_id_list(str(self))
         return msgid.fold_ids(self.name, ids, policy.linesep, policy.max_line_length or 78)
 

@@ -12,7 +12,7 @@ import pytest
 
 from plugin.mail import msgid
 from plugin.mail.encoded_words import decoded_words
-from plugin.services import compose
+from plugin.mail import build as compose
 
 #: what a hostile value wants to get into the header block
 BREAKS = ["\r\n", "\n", "\r", "\x00", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\u2028",

@@ -7,7 +7,7 @@ import pytest
 
 from plugin.mail.invisible import neutralise, safe_display_name
 from plugin.mail.parse import find_part, parse_message, safe_filename
-from plugin.services import compose
+from plugin.mail import build as compose
 
 TRICKS = ["\u202e", "\u202a", "\u202b", "\u202c", "\u202d", "\u2066", "\u2067", "\u2068",
           "\u2069", "\u200e", "\u200f", "\u061c", "\u200b", "\u2060", "\u2063", "\ufeff",

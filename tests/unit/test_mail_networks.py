@@ -180,7 +180,7 @@ def test_allowed_name_lifts_the_internal_name_rule_only(opened, monkeypatch):
 def test_admin_form_accepts_the_entry_syntax_and_refuses_garbage():
     from werkzeug.datastructures import MultiDict
 
-    from plugin.services.settings import parse_settings_form
+    from plugin.setup.settings import parse_settings_form
 
     def errors_for(hosts: str) -> str | None:
         form = MultiDict({"sharing_allowed": "private", "sharing_default": "private",
