@@ -12,19 +12,69 @@ import secrets
 
 import pytest
 
-from .ca import LabCerts, make_certs
+from .authority import LabAuthority
+from .autoconfig_web import AutoconfigWeb
+from .ca import LabCerts
+from .discovery_lab import BUDGET, GUESS_DOMAIN, ConnectionLog
 from .dovecot import DOVECOT, Dovecot, MailUser
+from .nameserver import LabDns
 from .postgres import create_database
-from .servers import SilentServer
+from .servers import HOST, SilentServer
 from .smtp import SmtpLab
 
 CHROMIUM = "/usr/bin/chromium"
 _user_counter = itertools.count(1)
 
+@pytest.fixture(scope="session")
+def lab_authority(tmp_path_factory) -> LabAuthority:
+    """The lab CA, kept so that it can mint certificates for test host names."""
+    return LabAuthority(tmp_path_factory.mktemp("lab-certs"))
+
 
 @pytest.fixture(scope="session")
-def lab_certs(tmp_path_factory) -> LabCerts:
-    return make_certs(tmp_path_factory.mktemp("lab-certs"))
+def lab_certs(lab_authority) -> LabCerts:
+    # The server certificate also covers the guessed names of GUESS_DOMAIN, so that
+    # discovery's TLS handshakes against the lab Dovecot and SMTP verify as in real life.
+    return lab_authority.lab_certs(extra_names=(f"*.{GUESS_DOMAIN}",))
+
+
+@pytest.fixture(scope="session")
+def lab_dns():
+    """A DNS server on loopback; tests add records for domains of their own."""
+    with LabDns() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def autoconfig_web(lab_authority):
+    """The HTTPS server (lab CA) serving autoconfig documents; tests add routes."""
+    with AutoconfigWeb(lab_authority) as server:
+        yield server
+
+
+@pytest.fixture
+def connection_log(monkeypatch) -> ConnectionLog:
+    """Records every TCP connect this test makes (to prove none went to a refused address)."""
+    return ConnectionLog().install(monkeypatch)
+
+
+@pytest.fixture
+def discovery_policy(lab_certs):
+    """The host policy of the tests: only the lab's loopback address is allowed, by address
+    (as IE_ALLOWED_MAIL_HOSTS does for mail hosts), and the lab CA is trusted."""
+    from plugin.mail.connect import ConnectionPolicy
+
+    return ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=str(lab_certs.ca_cert),
+                            timeout=3)
+
+
+@pytest.fixture
+def discovery_settings(lab_dns, autoconfig_web):
+    """Discovery pointed at the lab DNS and the lab HTTPS server's port."""
+    from plugin.setup.discovery import DiscoverySettings
+
+    return DiscoverySettings(nameservers=(HOST,), dns_port=lab_dns.port,
+                             https_port=autoconfig_web.port, budget=BUDGET)
 
 
 @pytest.fixture(scope="session")
