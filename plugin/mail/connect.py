@@ -227,8 +227,8 @@ def normalise_host(host: str) -> str:
 
 
 def _port_allowed(port: int, entries: tuple[AllowEntry, ...], name: str | None,
-                  ips: list[IPAddress]) -> bool:
-    if port in MAIL_PORTS:
+                  ips: list[IPAddress], extra_ports: frozenset[int]) -> bool:
+    if port in MAIL_PORTS or port in extra_ports:
         return True
     for entry in entries:
         if not entry.has_port(port):
@@ -244,8 +244,12 @@ def _address_allowed(ip: IPAddress, entries: tuple[AllowEntry, ...]) -> bool:
     return is_public(ip) or any(_covers(entry, ip) for entry in entries)
 
 
-def check_host(host: str, port: int, policy: ConnectionPolicy) -> list[str]:
+def check_host(host: str, port: int, policy: ConnectionPolicy,
+               extra_ports: frozenset[int] = frozenset()) -> list[str]:
     """Resolve ``host`` and return its addresses when all of them may be contacted.
+
+    ``extra_ports`` are allowed besides the mail ports for a port the add-on chose
+    itself, never one a user typed (discovery's HTTPS fetch of an autoconfig file).
 
     Raises ``MailError(kind="host_not_allowed")`` (always the same sentence) for
     refused hosts and ports, and ``host_not_found`` when the name does not resolve.
@@ -263,7 +267,7 @@ def check_host(host: str, port: int, policy: ConnectionPolicy) -> list[str]:
     if literal is not None:
         if not _address_allowed(literal, entries):
             raise _not_allowed("non-public address", host)
-        if not _port_allowed(port, entries, None, [literal]):
+        if not _port_allowed(port, entries, None, [literal], extra_ports):
             raise _not_allowed("not a mail port", host)
         return [str(literal)]
 
@@ -272,7 +276,7 @@ def check_host(host: str, port: int, policy: ConnectionPolicy) -> list[str]:
         raise _not_allowed("blocked name", host)
     if ":" in name or "%" in name:
         raise _not_allowed("malformed", host)
-    if port not in MAIL_PORTS and not any(entry.has_port(port) for entry in entries):
+    if port not in MAIL_PORTS | extra_ports and not any(e.has_port(port) for e in entries):
         # Refused before DNS too: nothing in the answer depends on the name.
         raise _not_allowed("not a mail port", host)
     try:
@@ -294,7 +298,7 @@ def check_host(host: str, port: int, policy: ConnectionPolicy) -> list[str]:
             ips.append(ip)
     if not ips:
         raise MailError("host_not_found", detail="no addresses")
-    if not _port_allowed(port, entries, name, ips):
+    if not _port_allowed(port, entries, name, ips, extra_ports):
         raise _not_allowed("not a mail port", host)
     return [str(ip) for ip in ips]
 

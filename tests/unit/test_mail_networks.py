@@ -190,3 +190,14 @@ def test_admin_form_accepts_the_entry_syntax_and_refuses_garbage():
     assert errors_for("mail.corp.example\n10.0.0.0/8\n10.0.0.5:2526\n[fd00::1]:10143") is None
     for bad in ("mail.corp.example:", "a b", "user@host", "10.0.0.5:70000", "http://x"):
         assert errors_for(bad), bad
+
+
+def test_a_port_the_add_on_chose_may_be_added_but_never_for_private_hosts(opened):
+    # Discovery fetches autoconfig over HTTPS: 443 is its own choice, not a user's.
+    _refused("public.example.com", 443)
+    assert check_host("public.example.com", 443, ConnectionPolicy(),
+                      extra_ports=frozenset({443})) == ["93.184.216.34"]
+    assert check_host("93.184.216.34", 443, ConnectionPolicy(),
+                      extra_ports=frozenset({443})) == ["93.184.216.34"]
+    with pytest.raises(MailError):
+        check_host("intranet.example.com", 443, ConnectionPolicy(), extra_ports=frozenset({443}))
