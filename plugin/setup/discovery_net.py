@@ -186,7 +186,7 @@ def fetch(url: str, *, lookup: Lookup, policy: ConnectionPolicy, https_port: int
             raise StepFailed("URL names another port")
         if hop and not _same_domain(host, domain):
             raise StepFailed("redirect to another domain")
-        # The HTTPS port is the add-on's (IE_DISCOVERY_*), not the document's or a user's.
+        # The HTTPS port is the add-on's (the discovery settings), not the document's or a user's.
         raw = _connect(lookup, host, https_port, policy, frozenset({https_port}))
         try:
             sock = ssl_context(policy).wrap_socket(raw, server_hostname=host)
