@@ -18,6 +18,7 @@ from .ca import LabCerts
 from .discovery_lab import BUDGET, GUESS_DOMAIN, ConnectionLog
 from .dovecot import DOVECOT, Dovecot, MailUser
 from .nameserver import LabDns
+from .oauth import OAuthLab
 from .postgres import create_database
 from .servers import HOST, LAB_ALLOWED, SilentServer
 from .smtp import SmtpLab
@@ -79,13 +80,30 @@ def discovery_settings(lab_dns, autoconfig_web):
 
 
 @pytest.fixture(scope="session")
-def dovecot(lab_certs):
+def oauth_server(lab_certs):
+    """The lab's OAuth2/OIDC provider (Authlib on loopback TLS), one per run."""
+    server = OAuthLab(lab_certs).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oauth_lab(oauth_server) -> OAuthLab:
+    """The provider with its switches (lifetimes, rotation, down/slow) back at their defaults
+    before and after each test, and its request records emptied."""
+    oauth_server.reset()
+    yield oauth_server
+    oauth_server.reset()
+
+
+@pytest.fixture(scope="session")
+def dovecot(lab_certs, oauth_server):
     if not os.access(DOVECOT, os.X_OK):
         pytest.fail(f"{DOVECOT} not installed: run `make test` (it installs the lab)",
                     pytrace=False)
     # Own mkdtemp, not tmp_path_factory: pytest's root is 0700 and Dovecot's unprivileged
     # processes must traverse the path.
-    server = Dovecot(lab_certs).start()
+    server = Dovecot(lab_certs, oauth=oauth_server).start()
     yield server
     server.cleanup()
 
@@ -109,6 +127,11 @@ def mail_user(dovecot) -> MailUser:
     """A fresh Dovecot user per test: u<counter><random> so parallel runs never collide."""
     login = f"u{next(_user_counter)}{secrets.token_hex(3)}"
     return dovecot.add_user(login, f"pw-{secrets.token_urlsafe(9)}")
+
+
+def mint_access_token(oauth: OAuthLab, user: MailUser, lifetime: int | None = None) -> str:
+    """A valid access token for a lab mail user, straight from the provider."""
+    return oauth.mint_token(user.email, lifetime=lifetime).access_token
 
 
 @pytest.fixture
