@@ -81,7 +81,8 @@ def addon_app(dovecot):
     tmp = Path(tempfile.mkdtemp(prefix="bench-app-"))
     cfg = {"IE_DATABASE_URL": f"sqlite:///{tmp}/ie.sqlite",
            "IE_SECRET_KEYS": Fernet.generate_key().decode(), "IE_SCHEDULER": "off",
-           "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1,localhost", "IE_BLOB_DIR": str(tmp / "blobs"),
+           "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535,localhost:1024-65535",
+           "IE_BLOB_DIR": str(tmp / "blobs"),
            "IE_MAIL_TIMEOUT": 30.0, "IE_CA_FILE": dovecot.ca_file,
            "INSTANCE_PATH": str(tmp / "instance")}
     app, host = create_mini_app(cfg)

@@ -164,7 +164,8 @@ def addon_app(dovecot, db_url: str | None):
     tmp = Path(tempfile.mkdtemp(prefix="bench-send-"))
     cfg = {"IE_DATABASE_URL": db_url or f"sqlite:///{tmp}/ie.sqlite",
            "IE_SECRET_KEYS": Fernet.generate_key().decode(), "IE_SCHEDULER": "off",
-           "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1,localhost", "IE_BLOB_DIR": str(tmp / "blobs"),
+           "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535,localhost:1024-65535",
+           "IE_BLOB_DIR": str(tmp / "blobs"),
            "IE_MAIL_TIMEOUT": 30.0, "IE_CA_FILE": dovecot.ca_file,
            "INSTANCE_PATH": str(tmp / "instance")}
     app, host = create_mini_app(cfg)

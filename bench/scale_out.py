@@ -146,7 +146,7 @@ def main() -> None:
         port = relay.port if relay else dovecot.imaps
         config = {"SQLALCHEMY_DATABASE_URI": db.url, "SECRET_KEY": "bench",
                   "IE_SECRET_KEYS": Fernet.generate_key().decode(), "IE_SCHEDULER": "off",
-                  "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1", "IE_CA_FILE": dovecot.ca_file,
+                  "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535", "IE_CA_FILE": dovecot.ca_file,
                   "IE_BLOB_DIR": str(tmp / "blobs"), "INSTANCE_PATH": str(tmp / "instance"),
                   "IE_DISPATCH_SECONDS": 1, "IE_LEASE_SECONDS": 60,
                   "IE_WORKER_THREADS": args.threads, "IE_MAIL_TIMEOUT": 60}

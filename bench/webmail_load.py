@@ -47,7 +47,7 @@ def config(workdir: Path) -> dict:
         key_file.write_text(Fernet.generate_key().decode())
     return {"INSTANCE_PATH": str(workdir / "instance"), "SECRET_KEY": SECRET_KEY,
             "IE_SECRET_KEYS": key_file.read_text(), "IE_SCHEDULER": "off",
-            "IE_BLOB_DIR": str(workdir / "blobs"), "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1"}
+            "IE_BLOB_DIR": str(workdir / "blobs"), "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535"}
 
 
 def build(workdir: Path, n: int) -> tuple[str, list[int]]:

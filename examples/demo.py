@@ -117,7 +117,7 @@ def main() -> int:
 
     app = create_app({
         "INSTANCE_PATH": str(INSTANCE),
-        "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1,localhost",
+        "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535,localhost:1024-65535",
         "IE_CA_FILE": str(certs.ca_cert),
         "IE_GENERATE_SECRET_KEY": True,
         "IE_DISPATCH_SECONDS": 10,

@@ -29,6 +29,7 @@ from plugin.db import make_engine, make_session_factory, resolve_url
 from plugin.current import EXTENSION_KEY
 from plugin.host import HOST_API_VERSION, HostAdapter, RecordRef
 from plugin.jobs import dispatcher, start_scheduler_if_embedded
+from plugin.mail.interpreter import warn_if_unpatched
 from plugin.models import AddonState
 from plugin.reading.webmail import webmail_enabled
 from plugin.routes.blueprint import make_blueprint
@@ -61,6 +62,7 @@ class IntegratedEmail:
             raise TypeError("host does not implement plugin.host.HostAdapter")
         self.app, self.host = app, host
         ie_config.apply_defaults(app)
+        warn_if_unpatched(logging.getLogger("plugin.integrated_email"))
         instance = app.instance_path
         if app.config["IE_SECRET_KEY_FILE"] is None and app.config["IE_GENERATE_SECRET_KEY"]:
             app.config["IE_SECRET_KEY_FILE"] = str(Path(instance) / "integrated_email.key")

@@ -23,7 +23,12 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "IE_GENERATE_SECRET_KEY": (False, "create IE_SECRET_KEY_FILE when missing (demo only)"),
     "IE_BLOB_DIR": (None, "directory of raw message bytes; default instance/ie_blobs"),
     "IE_ALLOWED_MAIL_HOSTS": ("", "comma-separated hosts, IPs or CIDRs allowed even when not "
-                              "globally routable (the tests and demo allow 127.0.0.1)"),
+                              "public (see plugin.mail.networks); connections go to mail ports "
+                              "only (25, 110, 143, 465, 587, 993, 995, 2525) unless an entry "
+                              "adds one: HOST:PORT or HOST:LOW-HIGH, IPv6 as [ADDR]:PORT. A "
+                              "host name entry allows the name, not the private addresses it "
+                              "resolves to: list those too (the tests and demo allow "
+                              "127.0.0.1:1024-65535,localhost:1024-65535)"),
     "IE_CA_FILE": (None, "extra CA bundle trusted for mail servers, on top of the system store"),
     "IE_MAIL_TIMEOUT": (15.0, "seconds before a mail server that does not answer is given up"),
     "IE_SCHEDULER": ("embedded", "'embedded': run jobs in this process; 'off': a worker does"),

@@ -31,7 +31,7 @@ def make_config(db_url: str, tmp_path, **extra) -> dict:
         "IE_DATABASE_URL": db_url,
         "IE_SECRET_KEYS": TEST_KEY,
         "IE_SCHEDULER": "off",
-        "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1,localhost",
+        "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535,localhost:1024-65535",
         "IE_BLOB_DIR": str(tmp_path / "blobs"),
         "IE_MAIL_TIMEOUT": 3.0,
         "INSTANCE_PATH": str(tmp_path / "instance"),

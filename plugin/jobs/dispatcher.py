@@ -41,6 +41,12 @@ class Dispatcher:
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ie-fetch")
         self.running: set[int] = set()
         self.lock = threading.Lock()
+        #: set by :meth:`shutdown`: claim nothing more, give back what is not synced
+        self.stopping = threading.Event()
+        #: claimed mailboxes whose sync has not started yet
+        self._not_started: set[int] = set()
+        #: whether this process ever claimed a mailbox (else there is nothing to give back)
+        self._claimed_any = False
         #: how long a claim lasts without renewal (a dead worker's mailboxes wait this long)
         self.lease = timedelta(seconds=int(addon.app.config["IE_LEASE_SECONDS"]))
 
@@ -55,8 +61,8 @@ class Dispatcher:
         Each pool thread keeps claiming due mailboxes until none is left, so a
         round's throughput is not bounded by the tick interval.
         """
-        if not self._may_fetch():
-            return 0  # inactive, not set up yet, or outbound-only: nothing is polled
+        if self.stopping.is_set() or not self._may_fetch():
+            return 0  # stopping, inactive, not set up yet, or outbound-only
         now = datetime.now(timezone.utc)
         with self.lock:
             leases.renew(self.addon.engine, self.name, sorted(self.running), now + self.lease)
@@ -64,23 +70,48 @@ class Dispatcher:
         ids = leases.claim_due(self.addon.engine, self.name, free, now, self.lease)
         with self.lock:
             self.running.update(ids)
-        futures = [self.pool.submit(self._work, mailbox_id) for mailbox_id in ids]
+            self._claimed_any = self._claimed_any or bool(ids)
+        futures = []
+        for mailbox_id in ids:
+            with self.lock:
+                self._not_started.add(mailbox_id)
+            try:
+                futures.append(self.pool.submit(self._work, mailbox_id))
+            except RuntimeError:
+                # The pool was shut down between the claim and now (SIGTERM during a
+                # tick): give the claim back at once rather than let it wait out the lease.
+                self._give_back_unsynced(mailbox_id)
         if wait:
             for f in futures:
                 f.result()
-        return len(ids)
+        return len(futures)
+
+    def _give_back_unsynced(self, mailbox_id: int) -> None:
+        leases.release(self.addon.engine, self.name, mailbox_id)
+        with self.lock:
+            self.running.discard(mailbox_id)
+            self._not_started.discard(mailbox_id)
 
     def _work(self, mailbox_id: int) -> None:
         """Sync a claimed mailbox, then claim and sync more while any is due (the
         claim itself finds nothing once fetching is switched off)."""
+        with self.lock:
+            if mailbox_id not in self._not_started:
+                return  # given back by shutdown() before this thread took it
+            self._not_started.discard(mailbox_id)
         while mailbox_id is not None:
             self._sync_one(mailbox_id)
+            if self.stopping.is_set():
+                return
             now = datetime.now(timezone.utc)
             more = leases.claim_due(self.addon.engine, self.name, 1, now, self.lease)
             mailbox_id = more[0] if more else None
             if mailbox_id is not None:
                 with self.lock:
                     self.running.add(mailbox_id)
+                if self.stopping.is_set():  # claimed as shutdown() began
+                    self._give_back_unsynced(mailbox_id)
+                    return
 
     def _sync_one(self, mailbox_id: int) -> None:
         def give_back(mb: Mailbox) -> bool:
@@ -103,7 +134,19 @@ class Dispatcher:
                 self.running.discard(mailbox_id)
 
     def shutdown(self, wait: bool = True) -> None:
-        self.pool.shutdown(wait=wait, cancel_futures=True)
+        """Stop claiming, cancel syncs not yet started and give back every lease this
+        process holds that no running sync still needs (with ``wait``, all of them)."""
+        self.stopping.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        with self.lock:
+            unsynced, self._not_started = sorted(self._not_started), set()
+        for mailbox_id in unsynced:
+            self._give_back_unsynced(mailbox_id)
+        if wait:
+            self.pool.shutdown(wait=True)
+            if self._claimed_any:
+                # Every sync has ended: anything still leased to this name is left over.
+                leases.release_all(self.addon.engine, self.name)
 
 
 _create_lock = threading.Lock()

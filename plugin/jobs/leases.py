@@ -109,3 +109,10 @@ def release(engine: Engine, worker: str, mailbox_id: int) -> None:
     with autocommit(engine) as conn:
         conn.execute(update(M).where(M.c.id == mailbox_id, M.c.lease_owner == worker)
                      .values(lease_owner=None, lease_until=None, fetch_requested=False))
+
+
+def release_all(engine: Engine, worker: str) -> int:
+    """Give back every lease ``worker`` holds (a stopping worker whose syncs ended)."""
+    with autocommit(engine) as conn:
+        return conn.execute(update(M).where(M.c.lease_owner == worker)
+                            .values(lease_owner=None, lease_until=None)).rowcount

@@ -3,14 +3,21 @@
 Every header value a user (or a merge field) supplies is checked before it gets near
 ``EmailMessage``: CR, LF, NUL and the other line breaks Python knows (U+0085,
 U+2028, U+2029, VT, FF, FS/GS/RS) are refused, and so are encoded-words
-(``=?UTF-8?Q?=0A?=``, the base64 form, ...) whose decoded text holds one, because
-some mail clients decode those before splitting headers. Bodies stay ``str``, so
-smtplib normalises line endings and dot-stuffs them.
+(``=?UTF-8?Q?=0A?=``, the base64 form, with whitespace inside, any charset: see
+``plugin.mail.encoded_words``) whose decoded text holds one, because the stdlib's
+parser and mail clients decode those before splitting headers. ``In-Reply-To`` and
+``References`` keep only ids that pass the RFC 5322 grammar (``plugin.mail.msgid``) and
+are written by the add-on, not re-parsed by the stdlib.
+
+None of that relies on the interpreter: Python 3.11.7 lacks the CVE-2024-6923 fix and
+would write a decoded CR LF out raw. So the flattened bytes are checked as well
+(:func:`check_flattened`): CRLF only, no NUL, every header line a known field or a
+continuation. Bodies holding NUL or other control characters go out quoted-printable
+(``=00``), so no such byte reaches the wire and nothing the author wrote is lost.
 """
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import html
 import json
@@ -20,13 +27,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import quoprimime
-from email.header import decode_header
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from email.utils import format_datetime, getaddresses, make_msgid
 
+from plugin.mail import msgid
 from plugin.mail.addresses import normalize_address
+from plugin.mail.encoded_words import decoded_words
 from plugin.mail.parse import safe_filename
 
 
@@ -46,9 +54,28 @@ class _HeaderClasses(HeaderRegistry):
         return cls
 
 
+class _MessageIdsHeader:
+    """``In-Reply-To``/``References`` as the add-on writes them: ids checked by
+    ``plugin.mail.msgid``, folded between ids, never parsed for encoded-words."""
+
+    max_count = 1
+
+    @classmethod
+    def parse(cls, value: object, kwds: dict) -> None:  # the stdlib's header protocol
+        ids = msgid.parse_msg_id_list(str(value))
+        kwds["decoded"] = " ".join(f"<{i}>" for i in ids)
+        kwds["parse_tree"] = None
+
+    def fold(self, *, policy: Policy) -> str:
+        ids = msgid.parse_msg_id_list(str(self))
+        return msgid.fold_ids(self.name, ids, policy.linesep, policy.max_line_length or 78)
+
+
+_HEADERS = _HeaderClasses()
+_HEADERS.map_to_type("in-reply-to", _MessageIdsHeader)
+_HEADERS.map_to_type("references", _MessageIdsHeader)
 #: the policy messages are built and flattened with: CRLF, 78-column folding
-POLICY = SMTP.clone(header_factory=_HeaderClasses())
-_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=")
+POLICY = SMTP.clone(header_factory=_HEADERS)
 #: where a bulk recipient list or a header may hold at most this many addresses
 MAX_RECIPIENTS = 100
 
@@ -72,37 +99,39 @@ def _has_line_break(text: str) -> bool:
                for ch in text)
 
 
-def _decoded_words(text: str) -> str:
-    """The text of every encoded-word in ``text``, decoded (errors replaced)."""
-    out = []
-    for word in _ENCODED_WORD.findall(text):
-        try:
-            for chunk, charset in decode_header(word):
-                if isinstance(chunk, bytes):
-                    chunk = chunk.decode(charset or "utf-8", "replace") if _known(charset) \
-                        else chunk.decode("latin-1")
-                out.append(chunk)
-        except (ValueError, LookupError, UnicodeError, AssertionError):
-            # Undecodable: refuse it rather than guess what a client would make of it.
-            out.append("\n")
-    return "".join(out)
+#: bytes that end a line or a record for some reader (ASCII controls but TAB)
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def _known(charset: str | None) -> bool:
-    try:
-        codecs.lookup(charset or "utf-8")
-        return True
-    except LookupError:
+def _has_encoded_line_break(text: str) -> bool:
+    """True when any reading of the encoded-words in ``text`` holds a line break."""
+    if "=?" not in text:
         return False
+    raws, texts = decoded_words(text)
+    return any(_CONTROL_BYTES.search(raw) for raw in raws) or \
+        any(_has_line_break(t) for t in texts)
 
 
 def check_header(value: str, field_label: str) -> str:
     """``value`` unchanged when it is safe in a header; else :class:`HeaderError`."""
     value = value or ""
-    if _has_line_break(value) or _has_line_break(_decoded_words(value)):
+    if _has_line_break(value) or _has_encoded_line_break(value):
         raise HeaderError(field_label, f"The {field_label} must be on one line: remove the "
                           "line break (or encoded line break) from it.")
     return value
+
+
+def check_body(text: str | None, field_label: str = "message text") -> str:
+    """``text`` when it can be stored and sent; a NUL is refused with a sentence.
+
+    Why refuse rather than encode: PostgreSQL text columns cannot hold a NUL, so the
+    outbox row could not even be written, and nobody means to type one. Other control
+    characters are kept and go out quoted-printable (see ``_cte``)."""
+    text = text or ""
+    if "\x00" in text:
+        raise HeaderError(field_label, f"The {field_label} holds an invisible NUL character "
+                          "(often pasted from another program). Remove it and send again.")
+    return text
 
 
 def parse_addresses(text: str, field_label: str) -> list[tuple[str, str]]:
@@ -179,6 +208,9 @@ def safe_attachment_name(name: str) -> str:
     """A file name fit for a Content-Disposition header (no paths, no line breaks)."""
     clean = "".join(" " if ch in LINE_BREAKS or unicodedata.category(ch) == "Cc" else ch
                     for ch in safe_filename(name))
+    if _has_encoded_line_break(clean):
+        # The stdlib decodes encoded-words even inside a quoted filename parameter.
+        clean = clean.replace("=?", "=_")
     return clean.strip() or "attachment"
 
 
@@ -207,10 +239,13 @@ def build_message(*, from_name: str, from_addr: str, to: list, cc: list, subject
     msg["Subject"] = subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = f"<{message_id}>"
-    if in_reply_to:
-        msg["In-Reply-To"] = f"<{in_reply_to}>"
-    if references:
-        msg["References"] = " ".join(f"<{r}>" for r in references.split())
+    # An incoming Message-ID is the outside sender's choice: only valid ids are copied.
+    parent = msgid.parse_msg_id(in_reply_to)
+    if parent:
+        msg["In-Reply-To"] = f"<{parent}>"
+    refs = msgid.parse_msg_id_list(references)[-msgid.MAX_REFERENCES:]
+    if refs:
+        msg["References"] = " ".join(f"<{r}>" for r in refs)
     msg["MIME-Version"] = "1.0"
     # Text, never bytes: the policy folds and line-ends it, smtplib dot-stuffs it.
     msg.set_content(body_text or "", subtype="plain", charset="utf-8", cte=_cte(body_text))
@@ -221,22 +256,87 @@ def build_message(*, from_name: str, from_addr: str, to: list, cc: list, subject
         if maintype == "text":
             maintype, subtype = "application", "octet-stream"  # keep the bytes untouched
         msg.add_attachment(att.data, maintype=maintype, subtype=subtype or "octet-stream",
-                           filename=att.name)
+                           filename=safe_attachment_name(att.name))
+    # Flatten once here, so that a header the stdlib wrote unsafely fails the build
+    # (and the form) rather than the send; ``flatten`` returns these bytes.
+    msg.ie_flattened = check_flattened(msg.as_bytes(policy=POLICY))  # type: ignore[attr-defined]
     return msg
 
 
 def _cte(text: str | None) -> str:
     # 7bit when plain ASCII with short lines; else quoted-printable, which keeps lines
     # under the SMTP limit and needs no 8BITMIME from the server.
+    # NUL and the other control characters (TAB and line ends aside) are sent as
+    # =00 and the like: never raw on the wire, and not lost either.
     text = text or ""
-    if text.isascii() and all(len(line) <= 900 for line in text.splitlines()):
+    if text.isascii() and not _BODY_CONTROLS.search(text) and \
+            all(len(line) <= 900 for line in text.splitlines()):
         return "7bit"
     return "quoted-printable"
 
 
+_BODY_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def flatten(msg: EmailMessage) -> bytes:
-    """The exact bytes smtplib sends for ``msg`` (before dot-stuffing)."""
-    return msg.as_bytes(policy=POLICY)
+    """The exact bytes sent for ``msg`` (before dot-stuffing), checked."""
+    made = getattr(msg, "ie_flattened", None)
+    if made is not None:
+        return made
+    return check_flattened(msg.as_bytes(policy=POLICY))
+
+
+#: the header fields the add-on writes, on the message and on its MIME parts
+TOP_FIELDS = frozenset({"from", "to", "cc", "subject", "date", "message-id", "in-reply-to",
+                        "references", "mime-version", "content-type",
+                        "content-transfer-encoding"})
+PART_FIELDS = frozenset({"content-type", "content-transfer-encoding", "content-disposition",
+                         "mime-version", "content-id"})
+_FIELD_LINE = re.compile(rb"([!-9;-~]+):")
+_BARE_CR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_UNSAFE_OUTPUT = "This message cannot be sent safely as written. Check the subject and the " \
+    "names in it for unusual characters, then try again."
+
+
+def _field_names(head: bytes) -> list[str]:
+    names = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not names or not line.strip():
+                raise HeaderError("message", _UNSAFE_OUTPUT)
+            continue
+        m = _FIELD_LINE.match(line)
+        if not m:
+            raise HeaderError("message", _UNSAFE_OUTPUT)
+        names.append(m.group(1).decode("ascii").lower())
+    return names
+
+
+def check_flattened(raw: bytes, parts: bool = True) -> bytes:
+    """``raw`` when it is safe to hand to SMTP: CRLF line ends only, no NUL, and only
+    the header fields the add-on writes, once each; else :class:`HeaderError`.
+
+    This is the check that does not trust the interpreter: whatever the stdlib did
+    with a header value, an injected field or a raw line break shows here. ``parts``
+    also reads the MIME parts' headers back (not needed for bytes whose parts the
+    add-on wrote itself from fixed text).
+    """
+    if b"\x00" in raw or _BARE_CR_LF.search(raw):
+        raise HeaderError("message", _UNSAFE_OUTPUT)
+    head, sep, _body = raw.partition(b"\r\n\r\n")
+    names = _field_names(head)
+    if not sep or set(names) - TOP_FIELDS or len(names) != len(set(names)):
+        raise HeaderError("message", _UNSAFE_OUTPUT)
+    if parts and b"multipart/" in head.lower():
+        from email import message_from_bytes
+        from email.policy import compat32
+
+        for part in message_from_bytes(raw, policy=compat32).walk():
+            names = [k.lower() for k in part.keys()]
+            if part.defects or len(names) != len(set(names)) or \
+                    set(names) - TOP_FIELDS - PART_FIELDS:
+                raise HeaderError("message", _UNSAFE_OUTPUT)
+    return raw
 
 
 def addresses_json(pairs: list[tuple[str, str]]) -> str:
@@ -342,7 +442,7 @@ class PreparedMessage:
         if not body_html:
             head.append(b'Content-Type: text/plain; charset="utf-8"\r\n'
                         b"Content-Transfer-Encoding: " + cte.encode() + b"\r\n\r\n")
-            return b"".join(head) + text
+            return check_flattened(b"".join(head) + text, parts=False)
         html_cte, html_body = _body_part(body_html)
         digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).digest()
         token = int.from_bytes(digest[:8], "big") % sys.maxsize
@@ -355,11 +455,11 @@ class PreparedMessage:
                 message_id=message_id, date=date))
         head.append(b"Content-Type: multipart/alternative;\r\n boundary=\"" + boundary
                     + b"\"\r\n\r\n")
-        return b"".join(head + [
+        return check_flattened(b"".join(head + [
             b"--", boundary, b"\r\n",
             b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: ',
             cte.encode(), b"\r\n\r\n", text,
             b"\r\n--", boundary, b"\r\n",
             b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: ',
             html_cte.encode(), b"\r\nMIME-Version: 1.0\r\n\r\n", html_body,
-            b"\r\n--", boundary, b"--\r\n"])
+            b"\r\n--", boundary, b"--\r\n"]), parts=False)

@@ -2,11 +2,18 @@
 
 Mail hosts are typed in by users, so a connection attempt is a request the web server
 makes on a user's behalf. Before any socket is opened the host is resolved once and
-refused when any of its addresses is not globally routable (loopback, private,
-link-local, cloud metadata, shared, multicast, reserved, unspecified), unless the
-administrator allow-listed it. The protocol clients then connect to exactly the
-addresses that were checked (no second DNS lookup that could be rebound), while TLS
-is still verified against the host *name* the user typed.
+refused when any of its addresses is in a range of the add-on's own table
+(``plugin.mail.networks``: loopback, private, link-local, cloud metadata, shared,
+multicast, documentation, reserved, ...) unless the administrator allow-listed that
+address or its network, and when the port is not a mail port (or one the allow-list
+names). An allow-listed host *name* only lifts the rule against internal names such
+as ``*.internal``: its addresses must still be public or allow-listed themselves, so
+DNS cannot turn an allowed name into a way in. The protocol clients then connect to
+exactly the addresses that were checked (no second DNS lookup that could be rebound),
+while TLS is still verified against the host *name* the user typed.
+
+Every refusal reads the same (``host_not_allowed``) and is given before any socket is
+opened, so the answer tells nothing about what listens behind a refused host or port.
 """
 
 from __future__ import annotations
@@ -17,9 +24,9 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from plugin.mail import networks
 from plugin.mail.errors import HOST_NOT_ALLOWED, REFUSED, MailError, classify
 
 log = logging.getLogger("plugin.integrated_email.mail")
@@ -40,10 +47,6 @@ _BLOCKED_NAMES = frozenset(
     }
 )
 _BLOCKED_SUFFIXES = (".localhost", ".internal")
-
-# Shared address space (RFC 6598) is not "private" for ipaddress but is not public.
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 # A host is a DNS name or an IP literal: letters, digits, '-', '_', '.', ':' and an
 # IPv6 zone after '%'. Anything else (spaces, CR/LF, '@', '/', '\\') is an injection try.
@@ -112,67 +115,99 @@ def _ip_literal(host: str) -> IPAddress | None:
     return _parse_inet_aton(host)
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    # ::ffff:a.b.c.d, 6to4 and Teredo carry an IPv4 address that the kernel or a relay
-    # may end up reaching; judge the embedded address, not the wrapper.
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    # Deprecated IPv4-compatible form ::a.b.c.d
-    if int(ip) >> 32 == 0 and int(ip) > 1:
-        return ipaddress.IPv4Address(int(ip))
-    return None
-
-
 def is_public(ip: IPAddress) -> bool:
-    """True when the address is globally routable and not special in any way."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id:
-            return False
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None and not is_public(embedded):
-            return False
-    if (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED)
-    ):
-        return False
-    return ip.is_global
+    """True when the address is in no range of the add-on's table (see ``networks``)."""
+    return networks.is_public(ip)
+
+
+#: the ports of SMTP, submission, POP3 and IMAP (plain, STARTTLS and implicit TLS)
+MAIL_PORTS = frozenset({25, 110, 143, 465, 587, 993, 995, 2525})
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    """One line of the allow-list: a host name or a network, and extra ports."""
+
+    #: a lower-case host name, or None when ``network`` is set
+    name: str | None
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    #: (low, high) port ranges allowed besides the mail ports
+    ports: tuple[tuple[int, int], ...] = ()
+
+    def has_port(self, port: int) -> bool:
+        return any(low <= port <= high for low, high in self.ports)
+
+
+_PORTS = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
+
+
+def parse_allow_entry(text: str) -> AllowEntry | None:
+    """Read one allow-list entry; None when it is not one.
+
+    ``mail.corp.example``, ``10.0.0.5``, ``10.0.0.0/8``, ``fd00::/8`` allow that host or
+    network on the mail ports; ``HOST:PORT`` or ``HOST:LOW-HIGH`` (IPv6 in brackets:
+    ``[fd00::1]:10143``) also allow those ports, on that host only.
+    """
+    entry = text.strip().lower()
+    target, ports_text = entry, ""
+    if entry.startswith("["):
+        inner, bracket, rest = entry[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        target, ports_text = inner, rest[1:]
+        if rest and not ports_text:
+            return None
+    elif entry.count(":") == 1:
+        target, _, ports_text = entry.partition(":")
+        if not ports_text:
+            return None
+    target = target.rstrip(".")
+    if not target:
+        return None
+    ports: tuple[tuple[int, int], ...] = ()
+    if ports_text:
+        m = _PORTS.match(ports_text)
+        if not m:
+            return None
+        low = int(m.group(1))
+        high = int(m.group(2) or low)
+        if not 0 < low <= high < 65536:
+            return None
+        ports = ((low, high),)
+    try:
+        return AllowEntry(None, ipaddress.ip_network(target.split("%", 1)[0], strict=False),
+                          ports)
+    except ValueError:
+        pass
+    if ":" in target or "/" in target or not _HOST_CHARS.match(target) or ".." in target:
+        return None
+    return AllowEntry(target, None, ports)
 
 
 @functools.lru_cache(maxsize=64)
-def _allow_list(entries: frozenset[str]) -> tuple[frozenset[str], tuple]:
-    names: set[str] = set()
-    networks = []
-    for entry in entries:
-        text = entry.strip().strip("[]").lower().rstrip(".")
-        if not text:
+def _allow_list(entries: frozenset[str]) -> tuple[AllowEntry, ...]:
+    parsed = []
+    for text in entries:
+        entry = parse_allow_entry(text) if text.strip() else None
+        if entry is None:
+            if text.strip():
+                log.warning("ignored an allow-list entry that is not a host, address or network")
             continue
-        try:
-            networks.append(ipaddress.ip_network(text, strict=False))
-        except ValueError:
-            names.add(text)
-    return frozenset(names), tuple(networks)
+        parsed.append(entry)
+    return tuple(parsed)
 
 
-def _ip_allowed(ip: IPAddress, networks: Iterable) -> bool:
-    plain = ip
+def _plain(ip: IPAddress) -> IPAddress:
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id:
-            plain = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
-        if ip.ipv4_mapped is not None:
-            plain = ip.ipv4_mapped
-    return any(plain.version == net.version and plain in net for net in networks)
+        plain = ipaddress.IPv6Address(int(ip))  # without a zone
+        return plain.ipv4_mapped or plain
+    return ip
+
+
+def _covers(entry: AllowEntry, ip: IPAddress) -> bool:
+    plain = _plain(ip)
+    net = entry.network
+    return net is not None and plain.version == net.version and plain in net
 
 
 def normalise_host(host: str) -> str:
@@ -191,32 +226,59 @@ def normalise_host(host: str) -> str:
     return text.lower()
 
 
-def check_host(host: str, port: int, policy: ConnectionPolicy) -> list[str]:
+def _port_allowed(port: int, entries: tuple[AllowEntry, ...], name: str | None,
+                  ips: list[IPAddress], extra_ports: frozenset[int]) -> bool:
+    if port in MAIL_PORTS or port in extra_ports:
+        return True
+    for entry in entries:
+        if not entry.has_port(port):
+            continue
+        if entry.name is not None and entry.name == name:
+            return True
+        if entry.network is not None and ips and all(_covers(entry, ip) for ip in ips):
+            return True
+    return False
+
+
+def _address_allowed(ip: IPAddress, entries: tuple[AllowEntry, ...]) -> bool:
+    return is_public(ip) or any(_covers(entry, ip) for entry in entries)
+
+
+def check_host(host: str, port: int, policy: ConnectionPolicy,
+               extra_ports: frozenset[int] = frozenset()) -> list[str]:
     """Resolve ``host`` and return its addresses when all of them may be contacted.
 
+    ``extra_ports`` are allowed besides the mail ports for a port the add-on chose
+    itself, never one a user typed (discovery's HTTPS fetch of an autoconfig file).
+
     Raises ``MailError(kind="host_not_allowed")`` (always the same sentence) for
-    refused hosts, and ``host_not_found`` when the name does not resolve. Opens no
-    socket to the server.
+    refused hosts and ports, and ``host_not_found`` when the name does not resolve.
+    Opens no socket to the server.
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise MailError(REFUSED, detail="invalid port")
     name = normalise_host(host)
-    allowed_names, allowed_nets = _allow_list(policy.allowed_hosts)
-    name_allowed = name in allowed_names
+    entries = _allow_list(policy.allowed_hosts)
 
     try:
         literal = _ip_literal(name)
     except ValueError:
         raise _not_allowed("malformed numeric address", host) from None
     if literal is not None:
-        if name_allowed or _ip_allowed(literal, allowed_nets) or is_public(literal):
-            return [str(literal)]
-        raise _not_allowed("non-public address", host)
+        if not _address_allowed(literal, entries):
+            raise _not_allowed("non-public address", host)
+        if not _port_allowed(port, entries, None, [literal], extra_ports):
+            raise _not_allowed("not a mail port", host)
+        return [str(literal)]
 
+    name_allowed = any(entry.name == name for entry in entries)
     if not name_allowed and (name in _BLOCKED_NAMES or name.endswith(_BLOCKED_SUFFIXES)):
         raise _not_allowed("blocked name", host)
     if ":" in name or "%" in name:
         raise _not_allowed("malformed", host)
+    if port not in MAIL_PORTS | extra_ports and not any(e.has_port(port) for e in entries):
+        # Refused before DNS too: nothing in the answer depends on the name.
+        raise _not_allowed("not a mail port", host)
     try:
         infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
     except UnicodeError:
@@ -224,19 +286,21 @@ def check_host(host: str, port: int, policy: ConnectionPolicy) -> list[str]:
     except OSError as exc:
         raise classify(exc) from None
 
-    addresses: list[str] = []
+    ips: list[IPAddress] = []
     for family, _type, _proto, _canon, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
         ip = ipaddress.ip_address(sockaddr[0])
-        if not (name_allowed or _ip_allowed(ip, allowed_nets) or is_public(ip)):
+        if not _address_allowed(ip, entries):
             # One bad address is enough: the kernel could pick it on any retry.
             raise _not_allowed("resolves to a non-public address", host)
-        if str(ip) not in addresses:
-            addresses.append(str(ip))
-    if not addresses:
+        if ip not in ips:
+            ips.append(ip)
+    if not ips:
         raise MailError("host_not_found", detail="no addresses")
-    return addresses
+    if not _port_allowed(port, entries, name, ips, extra_ports):
+        raise _not_allowed("not a mail port", host)
+    return [str(ip) for ip in ips]
 
 
 @functools.lru_cache(maxsize=16)

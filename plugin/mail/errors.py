@@ -32,6 +32,7 @@ SENDER_REFUSED = "sender_refused"
 RECIPIENT_REFUSED = "recipient_refused"
 MESSAGE_REJECTED = "message_rejected"
 TOO_LARGE = "too_large"
+MESSAGE_UNSAFE = "message_unsafe"
 OAUTH_REJECTED = "oauth_rejected"
 OAUTH_SCOPE = "oauth_scope"
 OAUTH_UNAVAILABLE = "oauth_unavailable"
@@ -65,6 +66,8 @@ SENTENCES: dict[str, str] = {
     "then try again.",
     TOO_LARGE: "The message is too large for the server. Remove or shrink attachments "
     "and try again.",
+    MESSAGE_UNSAFE: "The message holds a character mail cannot carry (a NUL byte), so it "
+    "was not sent. Remove it and try again.",
     OAUTH_REJECTED: "The mail server did not accept your sign-in with your email provider "
     "(it has expired or was withdrawn). Sign in again.",
     OAUTH_SCOPE: "Your sign-in does not allow access to this mail server. Sign in again and "

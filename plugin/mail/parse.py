@@ -25,6 +25,8 @@ from email.message import Message as _Msg
 from email.parser import BytesParser
 from email.policy import compat32
 
+from plugin.mail.invisible import neutralise, safe_display_name
+
 __all__ = [
     "ParsedAttachment",
     "ParsedMessage",
@@ -202,7 +204,7 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
             continue
         if "=?" in name:
             name = decode_header_value(name)
-        out.append((_clean(name.strip(), MAX_NAME), _clean(addr.strip(), MAX_ADDR)))
+        out.append((_clean(safe_display_name(name), MAX_NAME), _clean(addr.strip(), MAX_ADDR)))
     return out
 
 
@@ -241,12 +243,14 @@ def _param(part: _Msg, name: str, header: str) -> str | None:
 
 
 def safe_filename(name: str | None, fallback: str = "attachment") -> str:
-    """A file name that cannot climb directories or carry control characters."""
+    """A file name that cannot climb directories or carry control, reordering or
+    invisible characters."""
     if not name:
         return fallback
     name = decode_header_value(name) if "=?" in name else name
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE_FILENAME.sub("_", name).strip(" .")
+    # "invoice\u202efdp.exe" must not display as a PDF: reordering marks become "_".
+    name = _UNSAFE_FILENAME.sub("_", neutralise(name, "_")).strip(" .")
     if not name:
         return fallback
     if len(name) > MAX_NAME:

@@ -13,6 +13,11 @@ Pure: no Flask, no database.  Three layers, each enough on its own for scripts:
    ``<iframe sandbox srcdoc>``; the sandbox has no ``allow-scripts``.
 3. The webmail page's own CSP header (routes) allows scripts from 'self' only.
 
+Bounded: HTML past a size, tag-count, nesting or entity-run limit is never parsed
+(html5ever's cost grows faster than the input for deep nesting and long text runs:
+20,000 nested ``<div>`` took 42 s); it is shown as text with a sentence saying why
+(``SanitizedHtml.too_complex``). The check is one linear scan.
+
 Why iterate to a fixed point: html5ever re-parses what it serialised and, for a few
 mis-nested inputs (foster-parented table content, stray end tags), a second pass
 changes the markup again.  ``sanitize_html`` repeats the pass until the output is
@@ -24,14 +29,16 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import nh3
 from markupsafe import Markup
 
-__all__ = ["SanitizedHtml", "sanitize_html", "srcdoc_document", "iframe_csp", "linkify_text",
-           "ALLOWED_TAGS"]
+__all__ = ["SanitizedHtml", "TooComplex", "sanitize_html", "check_complexity", "as_text",
+           "clean_remote_url", "srcdoc_document", "iframe_csp", "linkify_text", "ALLOWED_TAGS"]
 
 #: tags kept (their content is kept when the tag is dropped, unless in DROP_WITH_CONTENT)
 ALLOWED_TAGS: frozenset[str] = frozenset({
@@ -88,11 +95,33 @@ _BAD_CSS = re.compile(r"url\s*\(|expression|image-set|@import|behavior|binding|j
 _MAX_PASSES = 4
 
 
+#: HTML longer than this (characters) is shown as text: html5ever's cost grows faster
+#: than the size for some shapes, and no view may cost more than a bounded time
+MAX_HTML_CHARS = 1_000_000
+#: more tags than this, or deeper nesting (estimated), and the message is shown as text
+MAX_TAGS = 40_000
+MAX_DEPTH = 400
+#: entities in one run of text: html5ever joins them quadratically (0.4 s for 18,000)
+MAX_RUN_ENTITIES = 8_000
+#: characters of text kept when a message is shown as text instead
+MAX_FALLBACK_CHARS = 200_000
+
+
 @dataclass(frozen=True)
 class SanitizedHtml:
     html: str
     #: remote images left out (there is something for "Show images" to show)
     blocked_images: int
+    #: why the message is shown as text instead of formatted (a sentence), or None
+    too_complex: str | None = None
+
+
+class TooComplex(ValueError):
+    """HTML past one of the limits above; ``sentence`` says which, for the page."""
+
+    def __init__(self, sentence: str) -> None:
+        self.sentence = sentence
+        super().__init__(sentence)
 
 
 def _attribute_filter_for(cid_map: Mapping[str, str], allow_remote: bool, counter: list[int]):
@@ -108,7 +137,7 @@ def _attribute_filter_for(cid_map: Mapping[str, str], allow_remote: bool, counte
                 return v if _DATA_IMAGE.match(v) else None
             if low.startswith(("http:", "https:")):
                 if allow_remote:
-                    return v
+                    return v if clean_remote_url(v) else None
                 counter[0] += 1
                 return None
             return None
@@ -120,6 +149,38 @@ def _attribute_filter_for(cid_map: Mapping[str, str], allow_remote: bool, counte
             return None
         return value
     return attribute_filter
+
+
+#: characters no honest image URL holds raw: whitespace, quotes, markup, backslash
+_URL_FORBIDDEN = frozenset(" \t\r\n\f\v\"'`<>\\{}|^")
+
+
+def clean_remote_url(url: str) -> bool:
+    """True when ``url`` is a plain ``http(s)://host/...`` fit to fetch as an image.
+
+    Refused: anything but http(s) with ``//`` and a host; credentials (``a@b``, which
+    also disguises the real host); whitespace, quotes, ``<``/``>``, backslashes and
+    control or invisible characters: the marks of dangling markup, where an unclosed
+    quote runs the URL on over the text after it and carries that text away.
+    """
+    if not isinstance(url, str) or len(url) > 4096 or not url.isprintable():
+        return False
+    if any(ch in _URL_FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+           for ch in url):
+        return False
+    if not url[:8].lower().startswith(("http://", "https://")):
+        return False
+    try:
+        parts = urlsplit(url)
+        if parts.port is not None and not 0 < parts.port < 65536:
+            return False
+    except ValueError:  # a bad port or IPv6 literal
+        return False
+    if parts.scheme.lower() not in ("http", "https") or "@" in parts.netloc:
+        return False
+    host = parts.hostname or ""
+    return bool(host) and bool(re.fullmatch(r"[a-z0-9.\-]+|\[[0-9a-f:.]+\]|[0-9a-f:.]+",
+                                            host))
 
 
 def _cid_key(cid: str) -> str:
@@ -143,14 +204,22 @@ def _once(text: str, cid_map: Mapping[str, str], allow_remote: bool,
 
 
 def sanitize_html(text: str | None, cid_map: Mapping[str, str] | None = None,
-                  allow_remote: bool = False) -> SanitizedHtml:
+                  allow_remote: bool = False,
+                  fallback_text: str | None = None) -> SanitizedHtml:
     """The allow-listed form of an HTML body (see the module docstring).
 
     ``cid_map`` maps Content-IDs (lower case, no angle brackets) to the ``data:`` URI of
     the inline part; ``allow_remote`` keeps http(s) images (after "Show images").
+    HTML past the limits (size, tags, nesting) is not parsed at all: the result is the
+    text (``fallback_text``, the message's own text part, when given) with a sentence
+    saying why, in ``html`` and in ``too_complex``.
     """
     if not text:
         return SanitizedHtml("", 0)
+    try:
+        check_complexity(text)
+    except TooComplex as exc:
+        return as_text(text, exc.sentence, fallback_text)
     cids = {_cid_key(k): v for k, v in (cid_map or {}).items()}
     counter = [0]
     out = _once(text, cids, allow_remote, counter)
@@ -163,6 +232,71 @@ def sanitize_html(text: str | None, cid_map: Mapping[str, str] | None = None,
     # Never stable (not seen in practice): show the text only, which is.
     plain = html.escape(nh3.clean(out, tags=set(), clean_content_tags=set(DROP_WITH_CONTENT)))
     return SanitizedHtml(plain, blocked)
+
+
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:._-]*)")
+#: elements with no end tag, or whose end tag the parser implies (not nesting)
+_NOT_NESTING = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+    "source", "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option", "tbody",
+    "thead", "tfoot", "colgroup", "rt", "rp", "optgroup", "basefont", "bgsound", "keygen",
+})
+_TAG_OR_SPACE = re.compile(r"<[^<>]*>")
+_SPACES = re.compile(r"[ \t]{2,}")
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n){2,}")
+
+
+def check_complexity(text: str) -> None:
+    """Raise :class:`TooComplex` when ``text`` is past a limit; cost linear in its size.
+
+    The nesting depth is estimated without a parser: open tags minus their own end
+    tags, ignoring elements that do not nest. It errs high (an HTML parser closes more
+    than it is told), which only ever means showing text.
+    """
+    if len(text) > MAX_HTML_CHARS:
+        raise TooComplex(f"This message is too large to show formatted (over "
+                         f"{MAX_HTML_CHARS // 1_000_000} MB of HTML), so it is shown as text.")
+    if text.count("&") > MAX_RUN_ENTITIES and \
+            max(run.count("&") for run in text.split("<")) > MAX_RUN_ENTITIES:
+        raise TooComplex("This message has text the formatter cannot show quickly, so it "
+                         "is shown as text.")
+    if text.count("<") <= MAX_DEPTH:
+        return
+    open_counts: dict[str, int] = {}
+    depth = tags = 0
+    for m in _TAG.finditer(text):
+        tags += 1
+        if tags > MAX_TAGS:
+            raise TooComplex(f"This message has too many HTML elements to show formatted "
+                             f"(over {MAX_TAGS:,}), so it is shown as text.")
+        name = m.group(2).lower()
+        if name in _NOT_NESTING:
+            continue
+        if m.group(1):
+            if open_counts.get(name):
+                open_counts[name] -= 1
+                depth -= 1
+            continue
+        open_counts[name] = open_counts.get(name, 0) + 1
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise TooComplex(f"This message's formatting is nested too deeply to show "
+                             f"(over {MAX_DEPTH} levels), so it is shown as text.")
+
+
+def as_text(html_text: str, reason: str, fallback_text: str | None = None) -> SanitizedHtml:
+    """The message as escaped text under a line saying why: cheap whatever the input."""
+    if fallback_text is None or not fallback_text.strip():
+        # No parser: drop what looks like tags (linear: a tag never spans a '<').
+        stripped = _TAG_OR_SPACE.sub(" ", html_text[:MAX_HTML_CHARS * 2])
+        fallback_text = html.unescape(_BLANK_LINES.sub("\n\n", _SPACES.sub(" ", stripped)))
+    shown = fallback_text[:MAX_FALLBACK_CHARS]
+    if len(fallback_text) > MAX_FALLBACK_CHARS:
+        shown += "\n[…]"
+    body = ('<p class="ie-too-complex" style="padding:6px 8px;background:#fff4d6;'
+            'border:1px solid #e8c268">%s</p><pre style="white-space:pre-wrap">%s</pre>'
+            % (html.escape(reason), html.escape(shown)))
+    return SanitizedHtml(body, 0, reason)
 
 
 def iframe_csp(allow_remote: bool = False) -> str:

@@ -1,9 +1,10 @@
 """SMTP client: one authenticated connection reused for many messages (stdlib ``smtplib``).
 
-Messages go out as ``EmailMessage`` objects (``send_message``), so smtplib flattens
-them with CRLF line endings and dot-stuffs them. Raw bytes are normalised to CRLF
-here first: smtplib sends bytes as they are apart from dot-stuffing, and a bare LF
-before a dot is the raw material of SMTP smuggling.
+Whatever is sent, an ``EmailMessage`` or bytes, the bytes of DATA are made here
+(:func:`wire_data`): every line end CRLF, no NUL (refused with a sentence), every
+leading dot doubled, one CRLF before the final dot. smtplib would send bytes as they
+are apart from dot-stuffing, and a bare LF or CR before a dot is the raw material of
+SMTP smuggling (``<LF>.<CR><LF>`` ends the message for lenient servers).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from plugin.mail.connect import ConnectionPolicy, check_host, connect_addresses,
 from plugin.mail.errors import (
     AUTH_FAILED,
     AUTH_UNAVAILABLE,
+    MESSAGE_UNSAFE,
     OAUTH_UNAVAILABLE,
     PROTOCOL,
     STARTTLS_MISSING,
@@ -79,6 +81,21 @@ def normalise_line_endings(raw: bytes) -> bytes:
     return _BARE_LINE_END.sub(b"\r\n", raw)
 
 
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def wire_data(raw: bytes) -> bytes:
+    """The DATA payload for ``raw``: CRLF only, dot-stuffed, ending CRLF (the final
+    ``.`` line not included). Raises ``MailError(message_unsafe)`` for a NUL byte,
+    which no SMTP server must be handed (RFC 5321 section 4.5.2 allows none)."""
+    if b"\x00" in raw:
+        raise MailError(MESSAGE_UNSAFE, detail="NUL in message data")
+    data = _LEADING_DOT.sub(b"..", normalise_line_endings(raw))
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
+
+
 #: an address smtplib.quoteaddr would return as ``<address>`` unchanged (dot-atoms only)
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_ADDR = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
@@ -101,7 +118,8 @@ def _line(smtp: smtplib.SMTP, cmd: str, args: str) -> bytes:
 
 def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
               while_waiting: Callable[[], None] | None,
-              on_envelope: Callable[[], None] | None = None) -> dict:
+              on_envelope: Callable[[], None] | None = None,
+              mail_options: tuple[str, ...] = ()) -> dict:
     """``smtplib.SMTP.sendmail`` (same answers and exceptions) with a hook between
     writing the data and reading the server's verdict on it, and another
     (``on_envelope``) between writing the envelope and reading its answers.
@@ -111,9 +129,14 @@ def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
     are read together: two round trips a message instead of three or more.
     """
     smtp.ehlo_or_helo_if_needed()
-    options = []
+    data = wire_data(msg)
+    options = list(mail_options)
+    if "SMTPUTF8" in options:
+        if not smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError("the server does not offer SMTPUTF8")
+        smtp.command_encoding = "utf-8"
     if smtp.does_esmtp and smtp.has_extn("size"):
-        options.append("size=%d" % len(msg))
+        options.append("size=%d" % len(data))
     mail = _line(smtp, "mail", "FROM:%s%s" % (quote_address(from_addr),
                                         " " + " ".join(options) if options else ""))
     # Every line is made (and checked for CR/LF) before anything is written.
@@ -162,9 +185,6 @@ def _sendmail(smtp: smtplib.SMTP, from_addr: str, rcpts: list[str], msg: bytes,
     if code != 354:
         _reset(smtp, data_open=False, code=code)  # sendmail's RSET after SMTPDataError
         raise smtplib.SMTPDataError(code, resp)
-    data = smtplib._quote_periods(msg)
-    if data[-2:] != b"\r\n":
-        data += b"\r\n"
     smtp.send(data + b".\r\n")
     if while_waiting is not None:
         try:
@@ -370,10 +390,19 @@ class SmtpSession:
         """
         if not rcpts:
             raise ValueError("no recipients")
+        options: tuple[str, ...] = ()
         if isinstance(message, email.message.Message):
-            return self._deliver(rcpts, lambda smtp: smtp.send_message(message, from_addr, rcpts))
-        raw = normalise_line_endings(message)
-        return self._deliver(rcpts, lambda smtp: _sendmail(smtp, from_addr, rcpts, raw, None))
+            # Flattened here, not by smtplib.send_message, so the bytes go through
+            # wire_data like every other message. As send_message does, addresses
+            # that are not ASCII need SMTPUTF8 and the message is written in UTF-8.
+            policy = message.policy
+            if not "".join([from_addr, *rcpts]).isascii():
+                options, policy = ("SMTPUTF8", "BODY=8BITMIME"), policy.clone(utf8=True)
+            raw = message.as_bytes(policy=policy.clone(linesep="\r\n"))
+        else:
+            raw = message
+        return self._deliver(rcpts, lambda smtp: _sendmail(smtp, from_addr, rcpts, raw, None,
+                                                           mail_options=options))
 
     def _deliver(self, rcpts: list[str], transaction) -> dict[str, int]:
         """Run one SMTP transaction on the reused connection; refused recipients' codes."""
@@ -400,7 +429,7 @@ class SmtpSession:
     ) -> dict[str, int]:
         """:meth:`send` for a message already flattened; same answers and errors.
 
-        ``raw`` is CRLF-normalised here and dot-stuffed by smtplib. ``while_waiting``
+        ``raw`` is made CRLF-only and dot-stuffed by :func:`wire_data`. ``while_waiting``
         runs once the message data is written and before the server's answer is
         read: the caller's own work then overlaps the server's (it must not depend
         on whether this message goes through). ``on_envelope`` runs once the envelope
@@ -411,9 +440,8 @@ class SmtpSession:
         """
         if not rcpts:
             raise ValueError("no recipients")
-        data = normalise_line_endings(raw)
         return self._deliver(rcpts, lambda smtp: _sendmail(
-            smtp, from_addr, rcpts, data, while_waiting, on_envelope))
+            smtp, from_addr, rcpts, raw, while_waiting, on_envelope))
 
     @_guarded
     def noop(self) -> None:

@@ -21,6 +21,7 @@ from plugin.mail.errors import (
     AUTH_UNAVAILABLE,
     HOST_NOT_ALLOWED,
     MESSAGE_REJECTED,
+    MESSAGE_UNSAFE,
     RECIPIENT_REFUSED,
     SENDER_REFUSED,
     STARTTLS_MISSING,
@@ -37,7 +38,7 @@ from plugin.setup.credentials import outgoing_settings
 #: failures no retry can fix: the row fails at once with the error's sentence
 PERMANENT_KINDS = frozenset({AUTH_FAILED, AUTH_UNAVAILABLE, HOST_NOT_ALLOWED, TLS_CERTIFICATE,
                              STARTTLS_MISSING, TLS_REQUIRED, SENDER_REFUSED, RECIPIENT_REFUSED,
-                             MESSAGE_REJECTED, TOO_LARGE})
+                             MESSAGE_REJECTED, TOO_LARGE, MESSAGE_UNSAFE})
 #: waits before the 2nd, 3rd, ... attempt after a temporary failure
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
            timedelta(hours=1))

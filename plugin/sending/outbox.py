@@ -42,6 +42,7 @@ _OUT = OutboundMessage.__table__
 def queue(addon: AddonContext, session: Session, user: HostUser, mb: Mailbox,
           draft: compose.Draft, records: list[RecordRef]) -> OutboundMessage:
     """Write the outbox row (Message-ID made here) and commit it; nothing is sent yet."""
+    compose.check_body(draft.body_text)
     blobs = blob_store(addon.app.config)
     stored = [{"name": a.name, "type": a.content_type, "sha256": blobs.put(a.data),
                "size": len(a.data)} for a in draft.attachments]

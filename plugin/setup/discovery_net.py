@@ -138,13 +138,15 @@ class Lookup:
             raise StepFailed(f"DNS {name}: timeout") from None
 
 
-def checked_addresses(lookup: Lookup, host: str, port: int, policy: ConnectionPolicy) -> list[str]:
-    """Resolve ``host`` and return its addresses when the host policy allows every one."""
+def checked_addresses(lookup: Lookup, host: str, port: int, policy: ConnectionPolicy,
+                      extra_ports: frozenset[int] = frozenset()) -> list[str]:
+    """Resolve ``host`` and return its addresses when the host policy allows every one
+    (on a mail port, or one of ``extra_ports``: see ``check_host``)."""
     try:
         name = normalise_host(host)
         try:
             ipaddress.ip_address(name)
-            return check_host(name, port, policy)
+            return check_host(name, port, policy, extra_ports)
         except ValueError:
             pass
         ips = lookup.ips(name)
@@ -153,14 +155,15 @@ def checked_addresses(lookup: Lookup, host: str, port: int, policy: ConnectionPo
         allowed: list[str] = []
         for ip in ips:
             # One refused address refuses the host: the OS could pick any of them.
-            allowed += [a for a in check_host(ip, port, policy) if a not in allowed]
+            allowed += [a for a in check_host(ip, port, policy, extra_ports) if a not in allowed]
         return allowed
     except MailError as exc:
         raise StepFailed(f"{host[:100]}: {exc.kind}") from None
 
 
-def _connect(lookup: Lookup, host: str, port: int, policy: ConnectionPolicy) -> socket.socket:
-    addresses = checked_addresses(lookup, host, port, policy)
+def _connect(lookup: Lookup, host: str, port: int, policy: ConnectionPolicy,
+             extra_ports: frozenset[int] = frozenset()) -> socket.socket:
+    addresses = checked_addresses(lookup, host, port, policy, extra_ports)
     try:
         return connect_addresses(addresses, port, lookup.deadline.left())
     except OSError as exc:
@@ -183,7 +186,8 @@ def fetch(url: str, *, lookup: Lookup, policy: ConnectionPolicy, https_port: int
             raise StepFailed("URL names another port")
         if hop and not _same_domain(host, domain):
             raise StepFailed("redirect to another domain")
-        raw = _connect(lookup, host, https_port, policy)
+        # The HTTPS port is the add-on's (the discovery settings), not the document's or a user's.
+        raw = _connect(lookup, host, https_port, policy, frozenset({https_port}))
         try:
             sock = ssl_context(policy).wrap_socket(raw, server_hostname=host)
         except (ssl.SSLError, OSError) as exc:

@@ -171,8 +171,11 @@ def _host(v: dict, name: str, errors: dict, policy: ConnectionPolicy | None) -> 
         errors[name] = "Enter only the server name, like mail.example.com."
         return
     if policy is not None:
+        # Judged with its port: only mail ports are allowed unless the allow-list names one.
+        port_text = str(v.get(name.replace("_host", "_port")) or "")
+        port = int(port_text) if port_text.isdigit() and 0 < int(port_text) < 65536 else 993
         try:
-            check_host(host, 1, policy)
+            check_host(host, port, policy)
         except MailError as exc:
             if exc.kind == "host_not_allowed":
                 errors[name] = exc.sentence

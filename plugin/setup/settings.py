@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select
 
+from plugin.mail.connect import parse_allow_entry
 from plugin.mail.presets import min_poll_minutes
 from plugin.models import GlobalSettings
 from plugin.models.settings import SHARING_OPTIONS
@@ -115,9 +116,11 @@ def parse_settings_form(form) -> SettingsForm:
         errors["public_excluded_domains"] = "One domain per line, like example.com."
     values["public_excluded_domains"] = "\n".join(domains)
     hosts = values["allowed_mail_hosts"].splitlines()
-    bad = [h for h in hosts if any(c in h for c in " /@\\\"'<>") or len(h) > 253]
+    bad = [h for h in hosts if len(h) > 253 or parse_allow_entry(h) is None]
     if bad:
-        errors["allowed_mail_hosts"] = "One host per line, like mail.example.com or 203.0.113.7."
+        errors["allowed_mail_hosts"] = ("One host per line, like mail.example.com, 203.0.113.7 "
+                                        "or 10.0.0.0/8; add :PORT (mail.example.com:2526) to "
+                                        "allow a port that is not a mail port.")
     return SettingsForm(values=values, errors=errors)
 
 

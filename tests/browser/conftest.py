@@ -39,7 +39,7 @@ def live_host(tmp_path, dovecot):
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "IE_SECRET_KEYS": TEST_KEY,
         "IE_SCHEDULER": "off",
-        "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1,localhost",
+        "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535,localhost:1024-65535",
         "IE_CA_FILE": dovecot.ca_file,
         "IE_MAIL_TIMEOUT": 3.0,
         "IE_BLOB_DIR": str(tmp_path / "blobs"),

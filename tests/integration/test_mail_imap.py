@@ -11,12 +11,13 @@ from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
 from tests.lab.dovecot import default_message
-from tests.lab.servers import HOST
+from tests.lab.servers import HOST, LAB_ALLOWED
 
 
 @pytest.fixture
 def imap(dovecot, mail_user):
-    policy = ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=dovecot.ca_file, timeout=5)
+    policy = ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=dovecot.ca_file,
+                              timeout=5)
     settings = ServerSettings(HOST, dovecot.imaps, "ssl", mail_user.email, mail_user.password)
     with ImapSession(settings, policy) as session:
         yield session

@@ -17,14 +17,15 @@ from plugin.mail.pop3 import Pop3Session
 from plugin.mail.probe import test_connection as probe
 from plugin.mail.smtp import SmtpSession
 from tests.lab.fixtures import mint_access_token
-from tests.lab.servers import HOST
+from tests.lab.servers import HOST, LAB_ALLOWED
 
 REJECTED = SENTENCES["oauth_rejected"]
 
 
 @pytest.fixture
 def policy(dovecot) -> ConnectionPolicy:
-    return ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=dovecot.ca_file, timeout=5)
+    return ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=dovecot.ca_file,
+                            timeout=5)
 
 
 @pytest.fixture(autouse=True)

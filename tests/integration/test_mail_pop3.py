@@ -7,7 +7,7 @@ import pytest
 from plugin.mail.account import ServerSettings
 from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.pop3 import Pop3Session
-from tests.lab.servers import HOST
+from tests.lab.servers import HOST, LAB_ALLOWED
 
 
 @pytest.fixture
@@ -17,7 +17,8 @@ def pop_settings(dovecot, mail_user):
 
 @pytest.fixture
 def policy(dovecot):
-    return ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=dovecot.ca_file, timeout=5)
+    return ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=dovecot.ca_file,
+                            timeout=5)
 
 
 def test_uidl_and_retr_return_exact_messages(dovecot, mail_user, pop_settings, policy):

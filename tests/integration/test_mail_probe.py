@@ -20,7 +20,7 @@ from plugin.mail.imap import ImapSession
 from plugin.mail.pop3 import Pop3Session
 from plugin.mail.probe import test_connection as probe_connection
 from plugin.mail.smtp import SmtpSession
-from tests.lab.servers import HOST, closed_port, free_port
+from tests.lab.servers import HOST, LAB_ALLOWED, closed_port, free_port
 
 BANNER_WORDS = (
     "Dovecot",
@@ -44,7 +44,7 @@ def assert_clean(error: MailError, kind: str) -> None:
 @pytest.fixture
 def policy(dovecot) -> ConnectionPolicy:
     return ConnectionPolicy(
-        allowed_hosts=frozenset({HOST}), ca_file=dovecot.ca_file, timeout=TIMEOUT
+        allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=dovecot.ca_file, timeout=TIMEOUT
     )
 
 
@@ -244,7 +244,7 @@ def test_certificate_for_another_name_is_refused(lab_certs, policy, protocol):
 
 
 def test_certificate_from_an_untrusted_ca_is_refused(dovecot, mail_user):
-    untrusting = ConnectionPolicy(allowed_hosts=frozenset({HOST}), timeout=TIMEOUT)
+    untrusting = ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), timeout=TIMEOUT)
     result = probe_connection(
         settings(dovecot.imaps, "ssl", mail_user.login, mail_user.password),
         "imap",

@@ -10,13 +10,14 @@ from plugin.mail.account import ServerSettings
 from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.errors import MailError
 from plugin.mail.smtp import SmtpSession
-from tests.lab.servers import HOST
+from tests.lab.servers import HOST, LAB_ALLOWED
 
 
 @pytest.fixture
 def smtp(dovecot, smtp_lab, mail_user):
     smtp_lab.clear()
-    policy = ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=dovecot.ca_file, timeout=5)
+    policy = ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=dovecot.ca_file,
+                              timeout=5)
     settings = ServerSettings(
         HOST, smtp_lab.starttls_port, "starttls", mail_user.login, mail_user.password
     )

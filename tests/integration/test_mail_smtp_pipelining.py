@@ -9,7 +9,7 @@ from plugin.mail.account import ServerSettings
 from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.errors import MailError
 from plugin.mail.smtp import SmtpSession
-from tests.lab.servers import HOST
+from tests.lab.servers import HOST, LAB_ALLOWED
 from tests.lab.smtp import SmtpLab
 
 RAW = b"From: recruiter@example.test\r\nSubject: Interview\r\n\r\nHello\r\n.hidden dot\r\n"
@@ -24,7 +24,8 @@ def lab(request, dovecot):
 
 @pytest.fixture
 def session(lab, dovecot, mail_user):
-    policy = ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=dovecot.ca_file, timeout=5)
+    policy = ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=dovecot.ca_file,
+                              timeout=5)
     settings = ServerSettings(HOST, lab.tls_port, "ssl", mail_user.login, mail_user.password)
     with SmtpSession(settings, policy, local_hostname="ats.example.test") as smtp:
         writes = []

@@ -15,7 +15,7 @@ from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.imap import ImapSession
 from plugin.setup import oauth_client as oc
 from plugin.setup.oauth_providers import GOOGLE, MICROSOFT, configured, get_provider
-from tests.lab.servers import HOST, closed_port
+from tests.lab.servers import HOST, LAB_ALLOWED, closed_port
 
 REDIRECT = "http://127.0.0.1:5999/integrated-email/oauth/callback"
 
@@ -119,7 +119,8 @@ def test_oauth_signed_in_token_opens_the_lab_mailbox(oauth_lab, client_config, d
     provider = lab_provider(oauth_lab, GOOGLE)
     request, callback = sign_in(oauth_lab, provider, client_config, login=mail_user.email)
     tokens = oc.exchange_code(provider, client_config, callback["code"], request)
-    policy = ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=dovecot.ca_file, timeout=5)
+    policy = ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=dovecot.ca_file,
+                              timeout=5)
     settings = ServerSettings(HOST, dovecot.imaps, "ssl", tokens.account, "",
                               access_token=tokens.access_token)
     with ImapSession(settings, policy) as imap:

@@ -263,7 +263,7 @@ def test_oauth_stored_sign_in_opens_imap_and_sends_through_the_credentials_helpe
     from plugin.mail.imap import ImapSession
     from plugin.mail.smtp import SmtpSession
     from plugin.setup.credentials import incoming_settings, outgoing_settings
-    from tests.lab.servers import HOST
+    from tests.lab.servers import HOST, LAB_ALLOWED
 
     mailbox_id, _ = signed_in_mailbox(engine, box, oauth_lab, flow, login=mail_user.email)
     with Session(engine, expire_on_commit=False) as s, s.begin():
@@ -271,7 +271,8 @@ def test_oauth_stored_sign_in_opens_imap_and_sends_through_the_credentials_helpe
         mb.protocol, mb.in_host, mb.in_port, mb.in_security = "imap", HOST, dovecot.imaps, "ssl"
         mb.out_host, mb.out_port, mb.out_security = HOST, smtp_lab.tls_port, "ssl"
     token = ot.access_token(engine, box, mailbox_id, flow[2])
-    policy = ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=dovecot.ca_file, timeout=5)
+    policy = ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=dovecot.ca_file,
+                              timeout=5)
     with ImapSession(incoming_settings(mb, box, access_token=token), policy) as imap:
         assert imap.status("INBOX").messages == 0
     msg = EmailMessage()

@@ -43,7 +43,7 @@ def pg_host(pg_url, tmp_path, dovecot):
 
     with fresh_schema_url(pg_url) as url:
         config = {"SQLALCHEMY_DATABASE_URI": url, "IE_SECRET_KEYS": TEST_KEY,
-                  "IE_SCHEDULER": "off", "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1",
+                  "IE_SCHEDULER": "off", "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535",
                   "IE_CA_FILE": dovecot.ca_file, "IE_BLOB_DIR": str(tmp_path / "blobs"),
                   "INSTANCE_PATH": str(tmp_path / "instance"), "IE_DISPATCH_SECONDS": 1,
                   "IE_LEASE_SECONDS": 4, "IE_WORKER_THREADS": 6, "SECRET_KEY": "w"}

@@ -20,7 +20,7 @@ from .dovecot import DOVECOT, Dovecot, MailUser
 from .nameserver import LabDns
 from .oauth import OAuthLab
 from .postgres import create_database
-from .servers import HOST, SilentServer
+from .servers import HOST, LAB_ALLOWED, SilentServer
 from .smtp import SmtpLab
 
 CHROMIUM = "/usr/bin/chromium"
@@ -62,10 +62,11 @@ def connection_log(monkeypatch) -> ConnectionLog:
 @pytest.fixture
 def discovery_policy(lab_certs):
     """The host policy of the tests: only the lab's loopback address is allowed, by address
-    (as IE_ALLOWED_MAIL_HOSTS does for mail hosts), and the lab CA is trusted."""
+    (as IE_ALLOWED_MAIL_HOSTS does for mail hosts) on the high ports the lab takes, and
+    the lab CA is trusted."""
     from plugin.mail.connect import ConnectionPolicy
 
-    return ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=str(lab_certs.ca_cert),
+    return ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=str(lab_certs.ca_cert),
                             timeout=3)
 
 

@@ -6,6 +6,9 @@ import threading
 from typing import Self
 
 HOST = "127.0.0.1"
+#: the allow-list entry the lab needs: loopback, on the free high ports its servers take
+#: (the add-on otherwise connects to mail ports only)
+LAB_ALLOWED = f"{HOST}:1024-65535"
 
 
 def free_port() -> int:

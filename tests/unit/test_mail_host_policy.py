@@ -150,9 +150,13 @@ def test_allow_listed_loopback_address_is_accepted(opened):
     assert opened == []
 
 
-def test_allow_listed_name_accepts_its_private_addresses(opened):
+def test_allow_listed_name_alone_does_not_open_its_private_addresses(opened):
     policy = ConnectionPolicy(allowed_hosts=frozenset({"Intranet.Example.com"}))
-    assert check_host("intranet.example.com.", 993, policy) == ["10.0.0.5"]
+    with pytest.raises(MailError) as info:
+        check_host("intranet.example.com.", 993, policy)
+    assert info.value.kind == "host_not_allowed"
+    both = ConnectionPolicy(allowed_hosts=frozenset({"Intranet.Example.com", "10.0.0.5"}))
+    assert check_host("intranet.example.com.", 993, both) == ["10.0.0.5"]
 
 
 def test_allow_listed_network_covers_resolved_addresses(opened):

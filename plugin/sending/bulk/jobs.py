@@ -46,6 +46,10 @@ def check_templates(subject: str, body: str) -> list[merge.MergeProblem]:
     problems = merge.check_template(subject, "subject") + merge.check_template(body, "body")
     if not subject.strip():
         problems.append(merge.MergeProblem("subject", "Write a subject."))
+    try:
+        compose.check_body(body)
+    except compose.HeaderError as exc:
+        problems.append(merge.MergeProblem("body", exc.sentence))
     return problems
 
 
@@ -86,7 +90,7 @@ def create_job(addon: AddonContext, session: Session, user: HostUser, mb: Mailbo
         values = merge.values_for(rec, user.name, signature)
         try:
             rendered_subject = compose.check_header(merge.render(subject_tpl, values), "subject")
-            rendered_body = merge.render(body_tpl, values)
+            rendered_body = compose.check_body(merge.render(body_tpl, values))
             to = [(compose.check_header(rec.name, "recipient name"), rec.email)]
         except (merge.MergeError, compose.HeaderError) as exc:
             reason = exc.sentence if isinstance(exc, compose.HeaderError) else \
