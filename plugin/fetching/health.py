@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from plugin.context import AddonContext
 
 from plugin.models import Mailbox, Message
 
@@ -44,7 +47,8 @@ def _state(mb: Mailbox) -> str:
     return "failing" if mb.last_error else "active"
 
 
-def overview(addon, session) -> list[MailboxHealth]:
+def overview(addon: AddonContext, session: Session) -> list[MailboxHealth]:
+    """Every mailbox with its state and daily imports, those needing attention first."""
     today = datetime.now(timezone.utc).date()
     start = today - timedelta(days=DAYS - 1)
     since = datetime.combine(start, datetime.min.time(), tzinfo=timezone.utc)
