@@ -68,9 +68,10 @@ def _record_names(refs: list[RecordRef]) -> list:
 
 def _visible_message(message_id: int) -> Message:
     """A stored message the user may reply to or forward: the sharing rule decides."""
-    from plugin.reading import webmail as wm
+    from plugin.reading import messages
 
-    msg = wm.get_message(get_addon().session(), g.ie_user, message_id)
+    addon = get_addon()
+    msg = messages.get_message(addon.session(), addon.host, g.ie_user, message_id)
     if msg is None:
         abort(404)
     return msg
