@@ -17,6 +17,8 @@ DAYS = 14
 
 @dataclass
 class MailboxHealth:
+    """One row of the overview."""
+
     mailbox: Mailbox
     owner_name: str
     state: str  # "active", "paused", "never", "inactive", "outgoing"
@@ -24,6 +26,7 @@ class MailboxHealth:
 
     @property
     def state_text(self) -> str:
+        """The state as the admin reads it."""
         mb = self.mailbox
         if self.state == "paused":
             return "Paused: needs a new password" if mb.needs_password else "Paused"
@@ -32,6 +35,7 @@ class MailboxHealth:
 
     @property
     def peak(self) -> int:
+        """The highest daily count (at least 1: the chart's scale)."""
         return max(self.per_day or [0]) or 1
 
 

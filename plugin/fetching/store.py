@@ -60,6 +60,8 @@ class FetchedItem:
 
 @dataclass(slots=True)
 class BatchResult:
+    """What storing a batch did."""
+
     stored: int = 0
     duplicates: int = 0
     quarantined: int = 0
@@ -67,6 +69,7 @@ class BatchResult:
     new_message_ids: list[int] = field(default_factory=list)
 
     def add(self, other: BatchResult) -> None:
+        """Count ``other`` into these totals."""
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
@@ -88,6 +91,7 @@ def begin_write(conn: Connection) -> None:
 
 
 def parse_items(items: Sequence[FetchedItem]) -> None:
+    """Parse each item's raw bytes once, before the write transaction."""
     for item in items:
         if item.parsed is None:
             item.parsed = parse_message(item.raw, item.internaldate)
@@ -207,6 +211,7 @@ class MessageStore:
         return ("imap", item.folder, item.uidvalidity, item.uid)
 
     def message_row(self, item: FetchedItem, now: datetime) -> dict:
+        """The message table's values for a parsed item."""
         p = item.parsed
         out = item.role == "sent" or (self.owner and p.from_addr.lower() == self.owner)
         return {

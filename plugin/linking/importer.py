@@ -63,6 +63,7 @@ def note_text(m: Message, owner_email: str) -> str:
 
 
 def note_key(m: Message, ref: RecordRef) -> str:
+    """The host note's idempotency key for ``m`` on ``ref``."""
     # The same email in two users' mailboxes is one note on the record.
     return f"integrated_email:{m.message_key}:{ref}"
 
