@@ -50,6 +50,7 @@ class IntegratedEmail:
 
     # ------------------------------------------------------------------ wiring
     def init_app(self, app: Flask, host: HostAdapter | None = None) -> None:
+        """Bind the add-on to app: settings, database, blueprint, CLI, jobs."""
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "Integrated Email is already registered on this app; call init_app once.")
@@ -83,22 +84,27 @@ class IntegratedEmail:
     # ---------------------------------------------------------------- secrets
     @cached_property
     def secrets(self) -> SecretBox:
+        """The MultiFernet box for stored passwords and tokens (keys from IE_SECRET_KEYS)."""
         return SecretBox(load_keys(self.app.config))
 
     # ------------------------------------------------------------ migrations
     def migrate(self, revision: str = "head") -> None:
+        """Bring the add-on's tables up to revision (its own Alembic version table)."""
         migrations.upgrade(self.engine, revision)
 
     def downgrade(self, revision: str = "base") -> None:
+        """Take the add-on's tables down to revision (``base`` drops them all)."""
         migrations.downgrade(self.engine, revision)
 
     # ------------------------------------------------------------- lifecycle
     @cached_property
     def manifest(self) -> dict[str, Any]:
+        """The add-on descriptor (manifest.json) the host's plugin manager reads."""
         return json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
 
     @property
     def host_api_version(self) -> str:
+        """The version of the host contract this add-on implements."""
         return HOST_API_VERSION
 
     def is_active(self) -> bool:
@@ -133,7 +139,7 @@ class IntegratedEmail:
             return []
         return panels_for(self, ref)
 
-    def email_link(self, address: str, record=None) -> str:
+    def email_link(self, address: str, record: RecordRef | None = None) -> str:
         """URL for an email address the host shows: our compose, or mailto:."""
         return email_links.email_link(self, address, record)
 
@@ -142,6 +148,7 @@ class IntegratedEmail:
         dispatcher.wake(self)
 
     def htmx_url(self) -> str:
+        """Where pages load htmx from: IE_HTMX_URL, or the copy the add-on serves."""
         return current_app.config["IE_HTMX_URL"] or url_for(
             "integrated_email.static", filename="vendor/htmx.min.js")
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = ["BlobStore", "blob_store"]
 
@@ -29,14 +31,17 @@ class BlobStore:
         self._counter = 0
 
     def path(self, sha256: str) -> Path:
+        """Where the blob named digest lives (whether or not it exists)."""
         if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
             raise ValueError("not a sha256 hex digest")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def exists(self, sha256: str) -> bool:
+        """Whether the blob named digest is stored."""
         return self.path(sha256).exists()
 
     def get(self, sha256: str) -> bytes:
+        """The bytes of the blob named digest (FileNotFoundError when missing)."""
         return self.path(sha256).read_bytes()
 
     def put(self, data: bytes, sha256: str | None = None) -> str:
@@ -72,7 +77,7 @@ _stores: dict[tuple[str, bool], BlobStore] = {}
 _stores_lock = threading.Lock()
 
 
-def blob_store(config) -> BlobStore:
+def blob_store(config: Mapping[str, Any]) -> BlobStore:
     """The store of an app config (one instance per directory, shared by threads)."""
     root = str(config["IE_BLOB_DIR"])
     fsync = bool(config.get("IE_BLOB_FSYNC", False))

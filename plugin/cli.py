@@ -10,6 +10,7 @@ from plugin.crypto import SecretKeyError
 
 @click.group("integrated-email", help="Integrated Email add-on commands.")
 def cli_group() -> None:
+    """Integrated Email: migrations, keys, activation and the fetch worker."""
     pass
 
 

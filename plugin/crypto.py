@@ -32,9 +32,11 @@ class SecretBox:
         self._multi = MultiFernet(self._fernets)
 
     def encrypt(self, plain: str) -> str:
+        """Encrypt plaintext with the first key."""
         return self._multi.encrypt(plain.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
+        """Decrypt token with whichever key made it (SecretKeyError if none)."""
         try:
             return self._multi.decrypt(token.encode("ascii")).decode("utf-8")
         except InvalidToken as exc:
@@ -61,6 +63,7 @@ class SecretBox:
 
 
 def load_keys(config: dict) -> list[str]:
+    """The Fernet keys of the config (the first encrypts), or SecretKeyError."""
     raw = config.get("IE_SECRET_KEYS")
     if raw:
         if isinstance(raw, str):

@@ -16,6 +16,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def csrf_token() -> str:
+    """The session's CSRF token (made on first use), for forms and htmx headers."""
     token = session.get(SESSION_KEY)
     if not token:
         token = secrets.token_urlsafe(32)

@@ -11,6 +11,7 @@ import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, exc
 from sqlalchemy.engine import Connection, Engine
@@ -39,11 +40,12 @@ def resolve_url(config: dict, instance_path: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
+    """The add-on's engine for url: SQLite pragmas, or a PostgreSQL pool."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):
+        def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
             # WAL lets the web process read while a fetch job writes.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -57,7 +59,7 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _check_alive(dbapi_conn, _record, _proxy) -> None:
+def _check_alive(dbapi_conn: Any, _record: object, _proxy: object) -> None:
     """Pessimistic disconnect handling without a round trip per checkout.
 
     SQLAlchemy's ``pool_pre_ping`` sends a query each time a connection leaves the
@@ -96,4 +98,5 @@ def autocommit(engine: Engine) -> Iterator[Connection]:
 
 
 def make_session_factory(engine: Engine) -> scoped_session:
+    """A thread-scoped session factory on engine (removed at app teardown)."""
     return scoped_session(sessionmaker(bind=engine, expire_on_commit=False))

@@ -41,6 +41,7 @@ class RecordRef:
 
     @classmethod
     def parse(cls, text: str) -> RecordRef:
+        """The reference written as ``kind:id`` (ValueError when it is not one)."""
         kind, _, rid = text.partition(":")
         if kind not in ("candidate", "contact") or not rid:
             raise ValueError("not a record reference")

@@ -93,6 +93,7 @@ class Mailbox(Base):
 
     @property
     def needs_password(self) -> bool:
+        """Whether the mailbox's sign-in is waiting for a new password."""
         return self.paused and self.pause_reason == "auth"
 
 

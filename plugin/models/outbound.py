@@ -93,6 +93,7 @@ class OutboundMessage(Base):
 
     @property
     def delivered(self) -> bool:
+        """Whether SMTP accepted the message (sent or filed in Sent)."""
         return self.state in DELIVERED_STATES
 
     @property
@@ -136,4 +137,5 @@ class BulkJob(Base):
 
     @property
     def finished(self) -> bool:
+        """Whether the job has ended (done, cancelled or stopped)."""
         return self.state in ("done", "cancelled", "stopped")

@@ -66,9 +66,11 @@ class GlobalSettings(Base):
 
     @property
     def is_complete(self) -> bool:
+        """Whether the admin has completed the global settings (the set-up gate)."""
         return self.saved_at is not None
 
     @property
     def sharing_choices(self) -> list[str]:
+        """The sharing options the admin lets users pick (private when none is)."""
         picked = [s for s in self.sharing_allowed.split(",") if s in SHARING_OPTIONS]
         return picked or ["private"]

@@ -84,6 +84,7 @@ def make_blueprint(addon: IntegratedEmail) -> Blueprint:
 
     @bp.before_request
     def guard() -> Response | None:
+        """404 while inactive, sign-in required, CSRF checked on state changes."""
         if not addon.is_active():
             abort(404, "Integrated email is not active.")
         user = addon.host.current_user()
@@ -98,10 +99,12 @@ def make_blueprint(addon: IntegratedEmail) -> Blueprint:
 
     @bp.context_processor
     def page_context() -> dict:
+        """The host's base template and the add-on, for every page."""
         return {"host_base": addon.host.base_template, "ie": addon}
 
     @bp.after_request
     def security_headers(resp: Response) -> Response:
+        """nosniff, same-origin referrers, no framing by others."""
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "same-origin")
         resp.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
