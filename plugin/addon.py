@@ -31,7 +31,7 @@ from plugin.host import HOST_API_VERSION, HostAdapter, RecordRef
 from plugin.jobs import dispatcher, start_scheduler_if_embedded
 from plugin.mail.interpreter import warn_if_unpatched
 from plugin.models import AddonState
-from plugin.reading.webmail import webmail_enabled
+from plugin.reading.mailbox_view import webmail_enabled
 from plugin.routes.blueprint import make_blueprint
 from plugin.routes.records import panels_for
 from plugin.sending import email_links

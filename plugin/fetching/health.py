@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from plugin.context import AddonContext
 
 from plugin.models import Mailbox, Message
 
@@ -14,6 +17,8 @@ DAYS = 14
 
 @dataclass
 class MailboxHealth:
+    """One row of the overview."""
+
     mailbox: Mailbox
     owner_name: str
     state: str  # "active", "paused", "never", "inactive", "outgoing"
@@ -21,6 +26,7 @@ class MailboxHealth:
 
     @property
     def state_text(self) -> str:
+        """The state as the admin reads it."""
         mb = self.mailbox
         if self.state == "paused":
             return "Paused: needs a new password" if mb.needs_password else "Paused"
@@ -29,6 +35,7 @@ class MailboxHealth:
 
     @property
     def peak(self) -> int:
+        """The highest daily count (at least 1: the chart's scale)."""
         return max(self.per_day or [0]) or 1
 
 
@@ -44,7 +51,8 @@ def _state(mb: Mailbox) -> str:
     return "failing" if mb.last_error else "active"
 
 
-def overview(addon, session) -> list[MailboxHealth]:
+def overview(addon: AddonContext, session: Session) -> list[MailboxHealth]:
+    """Every mailbox with its state and daily imports, those needing attention first."""
     today = datetime.now(timezone.utc).date()
     start = today - timedelta(days=DAYS - 1)
     since = datetime.combine(start, datetime.min.time(), tzinfo=timezone.utc)

@@ -31,12 +31,14 @@ BACKOFF_MAX = timedelta(hours=2)
 
 
 def backoff(failures: int) -> timedelta:
+    """How long to wait after ``failures`` failed syncs in a row."""
     if failures <= 0:
         return timedelta(0)
     return min(BACKOFF_BASE * (2 ** min(failures - 1, 20)), BACKOFF_MAX)
 
 
 def record_success(mb: Mailbox, now: datetime, interval_minutes: int) -> None:
+    """A sync went well: clear the errors, next fetch after the interval."""
     mb.last_success_at = now
     mb.last_error = None
     mb.last_error_kind = None
@@ -72,6 +74,7 @@ def password_changed(mb: Mailbox) -> None:
 
 
 def pause(mb: Mailbox, reason: str, sentence: str) -> None:
+    """Stop fetching until the owner acts; ``sentence`` tells them what to do."""
     mb.paused = True
     mb.pause_reason = reason
     mb.last_error = sentence

@@ -21,7 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, Table, and_, select, update
+from sqlalchemy import Connection, Engine, Insert, Table, and_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from plugin.blobs import BlobStore
@@ -58,6 +60,8 @@ class FetchedItem:
 
 @dataclass(slots=True)
 class BatchResult:
+    """What storing a batch did."""
+
     stored: int = 0
     duplicates: int = 0
     quarantined: int = 0
@@ -65,17 +69,16 @@ class BatchResult:
     new_message_ids: list[int] = field(default_factory=list)
 
     def add(self, other: BatchResult) -> None:
+        """Count ``other`` into these totals."""
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
         self.new_message_ids.extend(other.new_message_ids)
 
 
-def _insert(conn: Connection, table):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+def _insert(conn: Connection, table: Table) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     return insert(table).on_conflict_do_nothing()
 
 
@@ -93,6 +96,7 @@ def begin_write(conn: Connection) -> None:
 
 
 def parse_items(items: Sequence[FetchedItem]) -> None:
+    """Parse each item's raw bytes once, before the write transaction."""
     for item in items:
         if item.parsed is None:
             item.parsed = parse_message(item.raw, item.internaldate)
@@ -212,6 +216,7 @@ class MessageStore:
         return ("imap", item.folder, item.uidvalidity, item.uid)
 
     def message_row(self, item: FetchedItem, now: datetime) -> dict:
+        """The message table's values for a parsed item."""
         p = item.parsed
         out = item.role == "sent" or (self.owner and p.from_addr.lower() == self.owner)
         return {

@@ -11,26 +11,32 @@ import atexit
 import logging
 import os
 import threading
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from flask import Flask
+
+from plugin.context import AddonContext
+from plugin.jobs import send
+from plugin.jobs.dispatcher import dispatch
 
 log = logging.getLogger("plugin.integrated_email.jobs")
 _lock = threading.Lock()
 
 
-def _is_reloader_parent(app) -> bool:
+def _is_reloader_parent(app: Flask) -> bool:
     # Under `flask run --reload` the parent only watches files; the child (which
     # has WERKZEUG_RUN_MAIN set) serves requests and should own the scheduler.
     return bool(app.debug) and os.environ.get("WERKZEUG_RUN_MAIN") != "true" \
         and os.environ.get("FLASK_RUN_FROM_CLI") == "true"
 
 
-def build_scheduler(addon, scheduler_cls=BackgroundScheduler,
-                    first_tick_in: float = 2.0):
+def build_scheduler(addon: AddonContext, scheduler_cls: type[BaseScheduler] = BackgroundScheduler,
+                    first_tick_in: float = 2.0) -> BaseScheduler:
     """A scheduler with the add-on's jobs (listed in manifest.json) added; the first
     dispatcher tick comes ``first_tick_in`` seconds after the start (a web process
     lets the app finish starting; a worker process has nothing else to do)."""
-    from plugin.jobs.dispatcher import dispatch
     app = addon.app
     sched = scheduler_cls(job_defaults={"coalesce": True, "max_instances": 1,
                                         "misfire_grace_time": 30})
@@ -42,16 +48,15 @@ def build_scheduler(addon, scheduler_cls=BackgroundScheduler,
     sched.add_job(run_dispatch, "interval", seconds=int(app.config["IE_DISPATCH_SECONDS"]),
                   id="integrated_email.dispatch_fetch", name="Fetch due mailboxes",
                   next_run_time=_soon(first_tick_in))
-    __import__("plugin.jobs.send", fromlist=["register"]).register(sched, addon)
+    send.register(sched, addon)
     return sched
 
 
-def _soon(seconds: float):
-    from datetime import datetime, timedelta, timezone
+def _soon(seconds: float) -> datetime:
     return datetime.now(timezone.utc) + timedelta(seconds=seconds)
 
 
-def start_scheduler_if_embedded(addon) -> BackgroundScheduler | None:
+def start_scheduler_if_embedded(addon: AddonContext) -> BaseScheduler | None:
     """Start the in-process scheduler once, unless IE_SCHEDULER is 'off'."""
     app = addon.app
     if str(app.config.get("IE_SCHEDULER", "embedded")).lower() != "embedded":

@@ -14,10 +14,10 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from sqlalchemy import select
 
+from plugin.context import AddonContext
 from plugin.db import autocommit
 from plugin.fetching.sync import SyncResult, sync_mailbox
 from plugin.jobs import leases
@@ -34,7 +34,7 @@ JITTER = 0.1
 class Dispatcher:
     """Per-process dispatcher state: the pool and the mailboxes it is syncing."""
 
-    def __init__(self, addon, threads: int, name: str | None = None):
+    def __init__(self, addon: AddonContext, threads: int, name: str | None = None):
         self.addon = addon
         self.threads = max(1, threads)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -152,7 +152,7 @@ class Dispatcher:
 _create_lock = threading.Lock()
 
 
-def dispatcher_for(addon) -> Dispatcher:
+def dispatcher_for(addon: AddonContext) -> Dispatcher:
     """The process's dispatcher for this add-on (one pool, one set of leases)."""
     with _create_lock:
         d = getattr(addon, "_dispatcher", None)
@@ -162,14 +162,14 @@ def dispatcher_for(addon) -> Dispatcher:
         return d
 
 
-def dispatch(addon, wait: bool = False) -> int:
+def dispatch(addon: AddonContext, wait: bool = False) -> int:
     """One dispatcher tick for this process; nothing at all while inactive."""
     if not addon.is_active():
         return 0
     return dispatcher_for(addon).tick(wait=wait)
 
 
-def wake(addon) -> None:
+def wake(addon: AddonContext) -> None:
     """Run this process's next dispatcher tick now (after Fetch now)."""
     sched = getattr(addon, "scheduler", None)
     if sched is not None and sched.running:
@@ -178,7 +178,7 @@ def wake(addon) -> None:
             job.modify(next_run_time=datetime.now(timezone.utc))
 
 
-def fetch_and_link(addon, mailbox_id: int, **kwargs: Any) -> SyncResult:
+def fetch_and_link(addon: AddonContext, mailbox_id: int, **kwargs: object) -> SyncResult:
     """A mailbox's sync with automatic linking after each batch and the sweep of any
     stored mail a crash left unlinked (``kwargs`` go on to ``sync_mailbox``)."""
     return sync_mailbox(addon, mailbox_id, on_batch=link_pending,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.engine import Engine
 
 from plugin.db import autocommit
@@ -27,7 +27,7 @@ _STATE = AddonState.__table__
 _SETTINGS = GlobalSettings.__table__
 
 
-def fetching_on():
+def fetching_on() -> ColumnElement[bool]:
     """The add-on is active, the admin saved the settings, and incoming mail is on."""
     return and_(
         exists().where(_STATE.c.id == 1, _STATE.c.active.is_(True)),
@@ -35,7 +35,7 @@ def fetching_on():
                        _SETTINGS.c.outbound_only.is_(False)))
 
 
-def _due(now: datetime):
+def _due(now: datetime) -> ColumnElement[bool]:
     """Active, set up for incoming mail, not paused, due, and not leased by anyone."""
     return and_(
         fetching_on(),

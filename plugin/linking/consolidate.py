@@ -13,6 +13,7 @@ from collections import defaultdict
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from plugin.context import AddonContext
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
 from plugin.models import Mailbox, Message, MessageLocation, RecordLink
@@ -22,7 +23,7 @@ from plugin.setup.policy import connection_policy
 log = logging.getLogger("plugin.integrated_email.import")
 
 
-def consolidate(addon, mailbox_id: int) -> int:
+def consolidate(addon: AddonContext, mailbox_id: int) -> int:
     """File linked, not yet consolidated messages; returns how many were filed."""
     with Session(addon.engine, expire_on_commit=False) as s:
         mb = s.get(Mailbox, mailbox_id)

@@ -21,7 +21,9 @@ from collections import defaultdict
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from plugin.context import AddonContext
 from plugin.host import RecordRef
+from plugin.linking.consolidate import consolidate
 from plugin.models import Mailbox, Message, RecordLink
 from plugin.setup import settings as settings_service
 
@@ -61,11 +63,12 @@ def note_text(m: Message, owner_email: str) -> str:
 
 
 def note_key(m: Message, ref: RecordRef) -> str:
+    """The host note's idempotency key for ``m`` on ``ref``."""
     # The same email in two users' mailboxes is one note on the record.
     return f"integrated_email:{m.message_key}:{ref}"
 
 
-def link_pending(addon, mailbox_id: int, message_ids: list[int] | None = None) -> int:
+def link_pending(addon: AddonContext, mailbox_id: int, message_ids: list[int] | None = None) -> int:
     """Link the mailbox's unchecked messages to records; returns links created."""
     total = 0
     while True:
@@ -81,7 +84,8 @@ _FIELDS = (Message.id, Message.message_key, Message.from_addr, Message.from_name
            Message.subject, Message.snippet, Message.date)
 
 
-def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[int, int]:
+def _link_batch(addon: AddonContext, mailbox_id: int,
+                message_ids: list[int] | None) -> tuple[int, int]:
     host = addon.host
     with Session(addon.engine, expire_on_commit=False) as s:
         q = select(*_FIELDS).where(Message.mailbox_id == mailbox_id,
@@ -148,7 +152,6 @@ def _link_batch(addon, mailbox_id: int, message_ids: list[int] | None) -> tuple[
             log.info("linked %d messages of mailbox %s to records", created, mailbox_id)
         linked_ids = [mid for mid in wanted if wanted[mid]]
     if linked_ids and mb.consolidate_folder and mb.protocol == "imap":
-        from plugin.linking.consolidate import consolidate
         consolidate(addon, mailbox_id)
     return created, len(msgs)
 

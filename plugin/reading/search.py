@@ -21,6 +21,7 @@ MAX_WORDS = 8
 
 
 def search_words(query: str) -> list[str]:
+    """The words of ``query`` worth searching for (at most MAX_WORDS)."""
     return [w for w in (query or "").split() if _WORD.search(w)][:MAX_WORDS]
 
 

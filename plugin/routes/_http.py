@@ -9,7 +9,7 @@ from urllib.parse import quote, urlsplit
 from flask import Response, abort, current_app, make_response
 from flask_htmx import HTMX
 
-from plugin.reading import webmail as wm
+from plugin.reading.messages import attachment_bytes
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ def content_disposition(filename: str) -> str:
 
 def attachment_response(att: object) -> Response:
     """The download of a stored attachment: never inline, never sniffed."""
-    data = found_or_404(wm.attachment_bytes(current_app.config, att),
+    data = found_or_404(attachment_bytes(current_app.config, att),
                         "The attachment's stored bytes are missing.")
     ctype = att.content_type.lower()
     resp = make_response(data)

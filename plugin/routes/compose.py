@@ -28,7 +28,7 @@ from plugin.host import HostRecord, RecordRef
 from plugin.mail import build as compose_service
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import BulkJob, OutboundMessage
-from plugin.reading import webmail as wm
+from plugin.reading import messages
 from plugin.routes._http import found_or_404, wants_fragment
 from plugin.sending import bulk as bulk_service
 from plugin.sending import compose as compose_case
@@ -62,7 +62,8 @@ def _record_names(refs: list[RecordRef]) -> list[HostRecord]:
 
 def _visible_message(message_id: int) -> Message:
     """A stored message the user may reply to or forward: the sharing rule decides."""
-    return found_or_404(wm.get_message(get_addon().session(), g.ie_user, message_id),
+    addon = get_addon()
+    return found_or_404(messages.get_message(addon.session(), addon.host, g.ie_user, message_id),
                         "No such message, or it is not shared with you.")
 
 

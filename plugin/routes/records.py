@@ -3,19 +3,24 @@ timeline and the "Share email" box, as panels the host embeds, and their routes.
 
 from __future__ import annotations
 
-from flask import abort, g, render_template, request
+from flask import current_app, g, render_template, request
+from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from sqlalchemy import select
 
+from plugin.context import AddonContext
 from plugin.current import get_addon
 from plugin.host import RecordRef
-from plugin.models import GlobalSettings
+from plugin.models import Attachment, GlobalSettings, Message, RecordLink
+from plugin.reading.messages import addresses
+from plugin.reading.render_body import render_body
+from plugin.routes._http import attachment_response, found_or_404, page_csp
 from plugin.setup import mailbox as setup_service
 from plugin.sharing import rule as sharing
 from plugin.sharing import timeline
 
 
-def _context(addon, ref: RecordRef) -> dict:
+def _context(addon: AddonContext, ref: RecordRef) -> dict[str, object]:
     s = addon.session()
     viewer = addon.host.current_user()
     gs = s.get(GlobalSettings, 1)
@@ -31,7 +36,7 @@ def _context(addon, ref: RecordRef) -> dict:
     }
 
 
-def panels_for(addon, ref: RecordRef) -> list[Markup]:
+def panels_for(addon: AddonContext, ref: RecordRef) -> list[Markup]:
     """HTML panels for the record ``ref`` on a host page (the viewer may see the record)."""
     viewer = addon.host.current_user()
     if viewer is None or not addon.host.may_view_record(viewer, ref):
@@ -46,82 +51,67 @@ def _ref_or_404(kind: str, record_id: str) -> RecordRef:
     try:
         ref = RecordRef.parse(f"{kind}:{record_id}")
     except ValueError:
-        abort(404)
-    if not addon.host.get_records([ref]) or not addon.host.may_view_record(g.ie_user, ref):
-        abort(404)
-    return ref
+        ref = None
+    if ref is not None and not (addon.host.get_records([ref])
+                                and addon.host.may_view_record(g.ie_user, ref)):
+        ref = None
+    return found_or_404(ref, "No such candidate or contact, or you may not see it.")
 
 
-def record_timeline(kind: str, record_id: str):
+def record_timeline(kind: str, record_id: str) -> ResponseReturnValue:
     """The timeline fragment (hosts may load it with hx-get)."""
     ref = _ref_or_404(kind, record_id)
     return render_template("integrated_email/_partials/record_timeline.html",
                            **_context(get_addon(), ref))
 
 
-def record_share(kind: str, record_id: str):
+def record_share(kind: str, record_id: str) -> ResponseReturnValue:
     """Tick or untick "Share email" on this record for the current user."""
     ref = _ref_or_404(kind, record_id)
     addon = get_addon()
     s = addon.session()
     own = setup_service.active_mailbox(s, g.ie_user.id)
-    if own is None or own.sharing != "custom":
-        abort(404)
+    found_or_404(own if own is not None and own.sharing == "custom" else None,
+                 "Sharing by record is for mailboxes set to Custom sharing.")
     sharing.set_share(s, g.ie_user.id, ref, request.form.get("shared") == "on")
     s.commit()
     return render_template("integrated_email/_partials/record_share.html",
                            **_context(addon, ref))
 
 
-def _linked_message_or_404(ref: RecordRef, message_id: int):
+def _linked_message_or_404(ref: RecordRef, message_id: int) -> Message:
     """A message linked to ``ref`` that the viewer may see, by the one sharing rule."""
-    from plugin.models import Message, RecordLink
-
     addon = get_addon()
     s = addon.session()
     linked = s.scalar(select(RecordLink.id).where(
         RecordLink.message_id == message_id, RecordLink.record_kind == ref.kind,
         RecordLink.record_id == str(ref.id)))
-    if linked is None or not sharing.may_see_message(s, addon.host, g.ie_user, message_id):
-        abort(404)
-    msg = s.get(Message, message_id)
-    if msg is None or msg.deleted:
-        abort(404)
-    return msg
+    msg = None
+    if linked is not None and sharing.may_see_message(s, addon.host, g.ie_user, message_id):
+        msg = s.get(Message, message_id)
+    return found_or_404(msg if msg is not None and not msg.deleted else None,
+                        "No such message on this record, or you may not see it.")
 
 
-def record_message(kind: str, record_id: str, message_id: int):
+def record_message(kind: str, record_id: str, message_id: int) -> ResponseReturnValue:
     """A message from the record's timeline, read-only, in the safe viewer."""
-    from flask import current_app
-
-    from plugin.mail.sanitize import linkify_text, sanitize_html, srcdoc_document
-    from plugin.routes.webmail import page_csp
-    from plugin.reading import webmail as wm
-
     ref = _ref_or_404(kind, record_id)
     msg = _linked_message_or_404(ref, message_id)
     remote = request.args.get("images") == "1"
-    frame = blocked = None
-    if msg.body_html:
-        clean = sanitize_html(msg.body_html, wm.cid_images(current_app.config, msg), remote)
-        frame, blocked = srcdoc_document(clean.html, remote), clean.blocked_images
+    body = render_body(current_app.config, msg, remote)
     record = get_addon().host.get_records([ref]).get(ref)
     resp = current_app.make_response(render_template(
-        "integrated_email/record_message.html", msg=msg, ref=ref, record=record, frame=frame,
-        blocked=blocked, remote=remote, addresses=wm.addresses,
-        plain=None if frame else linkify_text(msg.body_text)))
+        "integrated_email/record_message.html", msg=msg, ref=ref, record=record,
+        frame=body.frame, blocked=body.blocked, remote=remote, addresses=addresses,
+        plain=body.plain))
     resp.headers["Content-Security-Policy"] = page_csp(remote)
     return resp
 
 
-def record_attachment(kind: str, record_id: str, attachment_id: int):
+def record_attachment(kind: str, record_id: str, attachment_id: int) -> ResponseReturnValue:
     """An attachment of a message on the record's timeline (same rule, download only)."""
-    from plugin.models import Attachment
-    from plugin.routes.webmail import attachment_response
-
     ref = _ref_or_404(kind, record_id)
-    att = get_addon().session().get(Attachment, attachment_id)
-    if att is None:
-        abort(404)
+    att = found_or_404(get_addon().session().get(Attachment, attachment_id),
+                       "No such attachment.")
     _linked_message_or_404(ref, att.message_id)
     return attachment_response(att)

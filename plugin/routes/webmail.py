@@ -10,25 +10,34 @@ answer a full page or, for htmx ("Load more"), only the rows.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime, timezone
 
-from flask import (abort, current_app, g, make_response, redirect, render_template, request,
-                   url_for)
+from flask import (Response, abort, current_app, g, make_response, redirect, render_template,
+                   request, url_for)
+from flask.typing import ResponseReturnValue
 from werkzeug.routing import BuildError
 
 from plugin.current import get_addon
 from plugin.host import RecordRef
-from plugin.mail.sanitize import linkify_text, sanitize_html, srcdoc_document
-from plugin.reading import webmail as wm
-from plugin.routes._http import attachment_response, page_csp, wants_fragment
+from plugin.linking import manual as links
+from plugin.models import Mailbox, Message
+from plugin.reading import mailbox_view as wm
+from plugin.reading import messages
+from plugin.reading.mailbox_view import Page
+from plugin.reading.render_body import render_body
+from plugin.routes._http import attachment_response, found_or_404, page_csp, wants_fragment
+
+NO_MESSAGE = "No such message, or you may not see it."
+NO_OWN_MESSAGE = "No such message among your own mail."
 
 
-def webmail_view(view):
+def webmail_view(view: Callable[..., ResponseReturnValue]) -> Callable[..., Response]:
     """404 while outbound-only; the strict CSP on whatever the view answers."""
     @functools.wraps(view)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: object, **kwargs: object) -> Response:
         if not wm.webmail_enabled(get_addon().session()):
-            abort(404)
+            abort(404, "The webmail is off: the administrator chose outbound-only mode.")
         resp = make_response(view(*args, **kwargs))
         resp.headers.setdefault("Content-Security-Policy",
                                 page_csp(bool(g.get("ie_remote_images"))))
@@ -48,6 +57,7 @@ def _mailbox_arg() -> int | None:
 
 
 def fmt_date(value: datetime | None) -> str:
+    """A list's date: the time today, day and month this year, else with the year."""
     if value is None:
         return ""
     value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
@@ -68,20 +78,20 @@ def compose_url(kind: str, message_id: int) -> str:
         return f"{prefix}/compose/{kind.replace('_', '-')}/{message_id}"
 
 
-def _context(mailbox, **extra) -> dict:
+def _context(mailbox: Mailbox | None, **extra: object) -> dict[str, object]:
     s = get_addon().session()
     ctx = {"mailbox": mailbox, "mailboxes": wm.user_mailboxes(s, g.ie_user),
            "folders": wm.folders(s, g.ie_user, mailbox) if mailbox else [],
-           "fmt_date": fmt_date, "addresses": wm.addresses, "query": "", "role": None}
+           "fmt_date": fmt_date, "addresses": messages.addresses, "query": "", "role": None}
     ctx.update(extra)
     return ctx
 
 
-def _no_mailbox():
+def _no_mailbox() -> str:
     return render_template("integrated_email/webmail_empty.html", **_context(None))
 
 
-def _rows(page, mailbox, role: str | None, query: str = "") -> dict:
+def _rows(page: Page, mailbox: Mailbox, role: str | None, query: str = "") -> dict[str, object]:
     s = get_addon().session()
     if page.next_cursor:
         args = {"mailbox": mailbox.id, "cursor": page.next_cursor}
@@ -90,96 +100,99 @@ def _rows(page, mailbox, role: str | None, query: str = "") -> dict:
     else:
         more = None
     return {"messages": page.messages, "more_url": more,
-            "badges": wm.badges(s, get_addon().host, [m.id for m in page.messages])}
+            "badges": links.badges(s, get_addon().host, [m.id for m in page.messages])}
 
 
 # ---------------------------------------------------------------------- views
 
 
-def inbox():
+def inbox() -> ResponseReturnValue:
     """The inbox of the user's active mailbox."""
     return folder("inbox")
 
 
-def folder(role: str):
+def folder(role: str) -> ResponseReturnValue:
     """One folder, newest first; htmx asks for the next rows only."""
-    s = get_addon().session()
+    addon = get_addon()
+    s = addon.session()
     mailbox = wm.pick_mailbox(s, g.ie_user, _mailbox_arg())
     if mailbox is None:
         if _mailbox_arg() is not None:
-            abort(404)
+            abort(404, "No such mailbox among yours.")
         return _no_mailbox()
     if len(role) > 16:
-        abort(404)
-    page = wm.list_page(s, g.ie_user, mailbox.id, role, request.args.get("cursor"))
+        abort(404, "No such folder.")
+    page = wm.list_page(s, addon.host, g.ie_user, mailbox.id, role,
+                        request.args.get("cursor"))
     rows = _rows(page, mailbox, role)
     if wants_fragment() and request.args.get("cursor"):
         return render_template("integrated_email/_partials/webmail_rows.html",
-                               fmt_date=fmt_date, addresses=wm.addresses, role=role, **rows)
+                               fmt_date=fmt_date, addresses=messages.addresses, role=role, **rows)
     label = wm.FOLDER_LABELS.get(role, role.title())
     return render_template("integrated_email/webmail.html",
                            **_context(mailbox, role=role, heading=label, **rows))
 
 
-def search():
+def search() -> ResponseReturnValue:
     """Messages matching the words in sender, recipients, subject or text."""
-    s = get_addon().session()
+    addon = get_addon()
+    s = addon.session()
     mailbox = wm.pick_mailbox(s, g.ie_user, _mailbox_arg())
     if mailbox is None:
         return _no_mailbox()
     query = (request.args.get("q") or "").strip()[:200]
-    page = wm.search_page(s, g.ie_user, mailbox.id, query, request.args.get("cursor"))
+    page = wm.search_page(s, addon.host, g.ie_user, mailbox.id, query,
+                          request.args.get("cursor"))
     rows = _rows(page, mailbox, None, query)
     if wants_fragment() and request.args.get("cursor"):
         return render_template("integrated_email/_partials/webmail_rows.html",
-                               fmt_date=fmt_date, addresses=wm.addresses, role=None, **rows)
+                               fmt_date=fmt_date, addresses=messages.addresses, role=None, **rows)
     heading = "Search: %s" % query if query else "Search"
     return render_template("integrated_email/webmail.html",
                            **_context(mailbox, query=query, heading=heading, **rows))
 
 
-def message(message_id: int):
+def message(message_id: int) -> ResponseReturnValue:
     """Read a message (marks it read, here and on the server)."""
     addon = get_addon()
     s = addon.session()
-    msg = wm.get_message(s, g.ie_user, message_id)
-    if msg is None:
-        abort(404)
-    mailbox = s.get(wm.Mailbox, msg.mailbox_id)
+    msg = found_or_404(messages.get_message(s, addon.host, g.ie_user, message_id), NO_MESSAGE)
+    mailbox = s.get(Mailbox, msg.mailbox_id)
     is_owner = mailbox.user_id == str(g.ie_user.id)
     if is_owner and not msg.seen:
-        wm.set_seen(addon, msg, True)
+        messages.set_seen(addon, msg, True)
         s.commit()
     if not is_owner:  # shared mail: the sidebar shows the viewer's own folders
         mailbox = wm.pick_mailbox(s, g.ie_user, None)
     remote = request.args.get("images") == "1"
     g.ie_remote_images = remote
-    frame = blocked = None
-    if msg.body_html:
-        clean = sanitize_html(msg.body_html, wm.cid_images(current_app.config, msg), remote)
-        frame, blocked = srcdoc_document(clean.html, remote), clean.blocked_images
+    body = render_body(current_app.config, msg, remote)
     record_q = (request.args.get("record_q") or "").strip()[:100]
     return render_template(
         "integrated_email/webmail_message.html",
-        **_context(mailbox, role=msg.folder_role, msg=msg, frame=frame, blocked=blocked,
-                   remote=remote, plain=None if frame else linkify_text(msg.body_text),
+        **_context(mailbox, role=msg.folder_role, msg=msg, frame=body.frame, blocked=body.blocked,
+                   remote=remote, plain=body.plain,
                    is_owner=is_owner,
-                   links=wm.badges(s, addon.host, [msg.id]).get(msg.id, []),
+                   links=links.badges(s, addon.host, [msg.id]).get(msg.id, []),
                    record_q=record_q,
-                   record_results=wm.find_records(addon.host, g.ie_user, record_q),
+                   record_results=links.find_records(addon.host, g.ie_user, record_q),
                    attachments=[a for a in msg.attachments],
                    compose_url=compose_url))
 
 
-def mark(message_id: int):
+def _own_message(message_id: int) -> Message:
+    addon = get_addon()
+    return found_or_404(messages.get_message(addon.session(), addon.host, g.ie_user,
+                                             message_id, owner_only=True), NO_OWN_MESSAGE)
+
+
+def mark(message_id: int) -> ResponseReturnValue:
     """Mark read (seen=1) or unread (seen=0)."""
     addon = get_addon()
     s = addon.session()
-    msg = wm.get_message(s, g.ie_user, message_id, owner_only=True)
-    if msg is None:
-        abort(404)
+    msg = _own_message(message_id)
     seen = request.form.get("seen") == "1"
-    wm.set_seen(addon, msg, seen)
+    messages.set_seen(addon, msg, seen)
     s.commit()
     if seen:
         return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
@@ -187,71 +200,60 @@ def mark(message_id: int):
                             mailbox=msg.mailbox_id))
 
 
-def delete(message_id: int):
+def delete(message_id: int) -> ResponseReturnValue:
     """Delete: to the server's Trash (IMAP), or from webmail only (POP3)."""
     addon = get_addon()
     s = addon.session()
-    msg = wm.get_message(s, g.ie_user, message_id, owner_only=True)
-    if msg is None:
-        abort(404)
+    msg = _own_message(message_id)
     role, mailbox_id = msg.folder_role, msg.mailbox_id
-    wm.delete_message(addon, msg)
+    messages.delete_message(addon, msg)
     s.commit()
     return redirect(url_for("integrated_email.webmail_folder", role=role, mailbox=mailbox_id))
 
 
-
-
-def attachment(attachment_id: int):
+def attachment(attachment_id: int) -> ResponseReturnValue:
     """Download an attachment: never shown inline, never sniffed."""
-    s = get_addon().session()
-    att = wm.get_attachment(s, g.ie_user, attachment_id)
-    if att is None:
-        abort(404)
+    addon = get_addon()
+    att = found_or_404(messages.get_attachment(addon.session(), addon.host, g.ie_user,
+                                               attachment_id),
+                       "No such attachment, or you may not see it.")
     return attachment_response(att)
 
 
-
-
-def record_search(message_id: int):
+def record_search(message_id: int) -> ResponseReturnValue:
     """Candidates and contacts to link by hand (the htmx results list)."""
     addon = get_addon()
-    msg = wm.get_message(addon.session(), g.ie_user, message_id, owner_only=True)
-    if msg is None:
-        abort(404)
+    msg = _own_message(message_id)
     q = (request.args.get("record_q") or "").strip()[:100]
     if not wants_fragment():
         return redirect(url_for("integrated_email.webmail_message", message_id=msg.id,
                                 record_q=q))
     return render_template("integrated_email/_partials/webmail_record_results.html",
                            msg=msg, record_q=q,
-                           record_results=wm.find_records(addon.host, g.ie_user, q))
+                           record_results=links.find_records(addon.host, g.ie_user, q))
 
 
-def record_add(message_id: int):
+def record_add(message_id: int) -> ResponseReturnValue:
     """Link the message to a candidate or contact by hand."""
     addon = get_addon()
     s = addon.session()
-    msg = wm.get_message(s, g.ie_user, message_id, owner_only=True)
-    if msg is None:
-        abort(404)
+    msg = _own_message(message_id)
     try:
         ref = RecordRef.parse(request.form.get("ref", ""))
     except ValueError:
         abort(400, "Pick a candidate or contact from the list.")
-    if not wm.add_link(s, addon.host, g.ie_user, msg, ref):
-        abort(404)
+    if not links.add_link(s, addon.host, g.ie_user, msg, ref):
+        abort(404, "No such candidate or contact, or you may not see it.")
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 
 
-def record_remove(message_id: int, link_id: int):
+def record_remove(message_id: int, link_id: int) -> ResponseReturnValue:
     """Remove a link between the message and a record."""
-    addon = get_addon()
-    s = addon.session()
-    msg = wm.get_message(s, g.ie_user, message_id, owner_only=True)
-    if msg is None or not wm.remove_link(s, msg, link_id):
-        abort(404)
+    s = get_addon().session()
+    msg = _own_message(message_id)
+    if not links.remove_link(s, msg, link_id):
+        abort(404, "No such link on this message.")
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 

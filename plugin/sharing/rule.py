@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import and_, exists, false, func, or_, select, true, tuple_
-from sqlalchemy.orm import aliased
+from sqlalchemy import Select
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from plugin.host import HostAdapter, HostUser, RecordRef
@@ -35,11 +36,13 @@ MAX_EXCLUDED_DOMAINS = 5
 
 
 def excluded_users(gs: GlobalSettings | None) -> set[str]:
+    """Ids of users who never see others' public mail."""
     return {u.strip() for u in (gs.public_excluded_users or "").split(",") if u.strip()} \
         if gs else set()
 
 
 def excluded_domains(gs: GlobalSettings | None) -> list[str]:
+    """Domains whose mail is never shared publicly (at most five)."""
     if not gs:
         return []
     return [d.strip().lower().lstrip("@") for d in (gs.public_excluded_domains or "").splitlines()
@@ -67,7 +70,7 @@ def visible(viewer: HostUser, gs: GlobalSettings | None,
     # Mailbox conditions are uncorrelated IN (...) lists the database computes once
     # per query; the few EXISTS probes name Message as correlated explicitly (a
     # nested EXISTS would otherwise silently match any row).
-    def boxes(*conds):
+    def boxes(*conds: ColumnElement[bool]) -> Select:
         return select(Mailbox.id).where(*conds)
 
     link = aliased(RecordLink)
@@ -111,7 +114,8 @@ def viewable_refs(host: HostAdapter, viewer: HostUser, refs: Iterable[RecordRef]
     return {ref for ref in set(refs) if host.may_view_record(viewer, ref)}
 
 
-def refs_linked_to(session, message_ids: Iterable[int]) -> set[RecordRef]:
+def refs_linked_to(session: Session, message_ids: Iterable[int]) -> set[RecordRef]:
+    """The records the messages are linked to."""
     ids = list(message_ids)
     if not ids:
         return set()
@@ -120,7 +124,7 @@ def refs_linked_to(session, message_ids: Iterable[int]) -> set[RecordRef]:
     return {RecordRef(k, rid) for k, rid in rows}
 
 
-def may_see_message(session, host: HostAdapter, viewer: HostUser,
+def may_see_message(session: Session, host: HostAdapter, viewer: HostUser,
                     message_id: int) -> bool:
     """One message: the same SQL rule, with the host asked about its records."""
     gs = session.get(GlobalSettings, 1)
@@ -129,13 +133,14 @@ def may_see_message(session, host: HostAdapter, viewer: HostUser,
         Message.id == message_id, visible(viewer, gs, refs))) is not None
 
 
-def shares_record(session, owner_id: str, ref: RecordRef) -> bool:
+def shares_record(session: Session, owner_id: str, ref: RecordRef) -> bool:
+    """Whether ``owner_id`` ticked \"Share email\" on ``ref``."""
     return session.scalar(select(RecordShare.id).where(
         RecordShare.owner_user_id == owner_id, RecordShare.record_kind == ref.kind,
         RecordShare.record_id == str(ref.id))) is not None
 
 
-def set_share(session, owner_id: str, ref: RecordRef, shared: bool) -> None:
+def set_share(session: Session, owner_id: str, ref: RecordRef, shared: bool) -> None:
     """Tick or untick "Share email" for ``owner_id`` on ``ref`` (idempotent)."""
     row = session.scalar(select(RecordShare).where(
         RecordShare.owner_user_id == owner_id, RecordShare.record_kind == ref.kind,

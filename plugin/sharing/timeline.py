@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from plugin.host import HostAdapter, HostUser, RecordRef
@@ -17,6 +17,8 @@ PAGE = 50
 
 @dataclass
 class TimelineEntry:
+    """A message on a record's timeline, with whose mailbox it came from."""
+
     message: Message
     mailbox_name: str
     owner_name: str
@@ -24,7 +26,7 @@ class TimelineEntry:
 
 
 def record_query(viewer: HostUser, gs: GlobalSettings | None, ref: RecordRef,
-                 may_view: bool, filtered: bool = True):
+                 may_view: bool, filtered: bool = True) -> Select:
     """The timeline's SQL (the benchmark runs it with and without the filter)."""
     q = (select(Message, Mailbox.account_name, Mailbox.user_id, RecordLink.how)
          .join(RecordLink, RecordLink.message_id == Message.id)

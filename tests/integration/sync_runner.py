@@ -17,11 +17,11 @@ def main(argv: list[str]) -> int:
     with open(argv[1]) as fh:
         config = json.load(fh)
     from plugin import IntegratedEmail
-    from plugin.fetching import sync
+    from plugin.fetching import imap_sync, pop3_sync, sync
     from tests.hosts.mini_host import create_mini_app
 
     if os.environ.get("IE_SYNC_BATCH"):
-        sync.IMAP_BATCH = sync.POP3_BATCH = int(os.environ["IE_SYNC_BATCH"])
+        imap_sync.IMAP_BATCH = pop3_sync.POP3_BATCH = int(os.environ["IE_SYNC_BATCH"])
     app, host = create_mini_app(config)
     addon = IntegratedEmail(app, host=host)
     result = sync.sync_mailbox(addon, int(argv[2]))

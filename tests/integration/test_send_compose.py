@@ -149,7 +149,7 @@ def test_a_sent_copy_keeps_its_raw_bytes_only_when_it_has_attachments(rita, smtp
 
     from plugin.blobs import blob_store
     from plugin.models import Attachment
-    from plugin.reading import webmail
+    from plugin.reading import messages as webmail
 
     cv = b"%PDF-1.4 the cv\n"
     rita.client.post("/integrated-email/compose", content_type="multipart/form-data",

@@ -101,9 +101,9 @@ def test_link_cut_mid_transfer_then_next_run_completes(mini, dovecot, mail_user,
                                                        monkeypatch):
     _app, _host, addon = mini
     set_window(addon)
-    from plugin.fetching import sync
-    monkeypatch.setattr(sync, "IMAP_BATCH", 10)
-    monkeypatch.setattr(sync, "POP3_BATCH", 10)
+    from plugin.fetching import imap_sync, pop3_sync
+    monkeypatch.setattr(imap_sync, "IMAP_BATCH", 10)
+    monkeypatch.setattr(pop3_sync, "POP3_BATCH", 10)
     dovecot.fill(mail_user, 60)
     target = dovecot.imaps if protocol == "imap" else dovecot.pop3s
     proxy = CuttingProxy(target, limit=16_000)

@@ -128,7 +128,7 @@ def test_wrong_password_three_times_pauses_until_the_password_changes(
     from sqlalchemy.orm import Session
 
     from plugin.models import Mailbox
-    from plugin.fetching.sync import password_changed
+    from plugin.fetching.status import password_changed
     with Session(addon.engine) as s:
         m = s.get(Mailbox, mbid)
         m.in_password = addon.secrets.encrypt(mail_user.password)

@@ -7,7 +7,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from plugin.models import MessageLocation
-from plugin.fetching.sync import sync_mailbox, unique_uidls
+from plugin.fetching.pop3_sync import unique_uidls
+from plugin.fetching.sync import sync_mailbox
 from tests.integration.sync_helpers import (
     Message,
     count,

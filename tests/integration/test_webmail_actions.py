@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin.models import Message, MessageLocation
-from plugin.reading import webmail as wm_service
+from plugin.fetching import server_flags as wm_service
 from tests.helpers import form
 from tests.integration.webmail_helpers import Setup, mail
 

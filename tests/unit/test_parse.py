@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import email
+import hashlib
 import os
 from pathlib import Path
 
@@ -86,9 +87,12 @@ def test_nested_attachments_are_listed_with_safe_names_and_walk_indexes():
     assert (ctype, name, len(data)) == ("application/pdf", "cv.pdf", 320)
 
 
-def test_no_boundary_multipart_does_not_crash():
+def test_no_boundary_multipart_keeps_its_headers_and_lists_no_attachment():
     p = parse_message((FIXTURES / "no_boundary.eml").read_bytes())
     assert p.message_key == "noboundary@example.test"
+    assert (p.subject, p.from_name, p.from_addr) == ("no boundary", "Someone",
+                                                     "someone@example.test")
+    assert p.attachments == [] and p.body_html is None
 
 
 def test_25_mb_attachment_is_listed_without_decoding_it():
@@ -99,10 +103,13 @@ def test_25_mb_attachment_is_listed_without_decoding_it():
     assert att.filename == "cv.pdf" and att.size >= 25 * 1024 * 1024
 
 
-def test_deep_nesting_does_not_crash():
+def test_deep_nesting_keeps_its_headers_and_lists_no_attachment():
     for levels in (150, 1200):
-        p = parse_message(deep_nesting(levels))
-        assert p.message_key == "deep@example.test"
+        raw = deep_nesting(levels)
+        p = parse_message(raw)
+        assert p.message_key == "deep@example.test" and p.size == len(raw)
+        assert (p.subject, p.from_addr) == ("deep", "deep@example.test")
+        assert p.attachments == [] and "\x00" not in p.body_text
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -112,9 +119,19 @@ def test_safe_filename(name, expected):
     assert safe_filename(name) == expected
 
 
-def test_garbage_bytes_never_raise():
-    for raw in (b"", b"\x00\xff" * 100, os.urandom(4096), b"Subject: =?utf-8?q?\r\n\r\n"):
-        parse_message(raw)
+@pytest.mark.parametrize("raw", [b"", b"\x00\xff" * 100, os.urandom(4096)],
+                         ids=["empty", "nul-and-ff", "random"])
+def test_garbage_bytes_become_an_empty_message_keyed_by_its_hash(raw):
+    p = parse_message(raw)
+    assert p.message_id is None and p.message_key == "sha256:" + p.sha256
+    assert p.sha256 == hashlib.sha256(raw).hexdigest() and p.size == len(raw)
+    assert (p.subject, p.from_name, p.from_addr, p.attachments) == ("", "", "", [])
+    assert "\x00" not in p.body_text and len(p.snippet) <= 200
+
+
+def test_a_broken_encoded_word_is_kept_as_written():
+    p = parse_message(b"Subject: =?utf-8?q?\r\n\r\n")
+    assert p.subject == "=?utf-8?q?" and p.body_text == "" and p.attachments == []
 
 
 def test_blob_store_is_content_addressed_and_idempotent(tmp_path):
