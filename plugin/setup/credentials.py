@@ -3,11 +3,12 @@ that does it, for sync, sending, filing to Sent, webmail actions and consolidati
 
 from __future__ import annotations
 
+from plugin.crypto import SecretBox
 from plugin.mail.account import ServerSettings
 from plugin.models import Mailbox
 
 
-def incoming_settings(mb: Mailbox, secrets) -> ServerSettings | None:
+def incoming_settings(mb: Mailbox, secrets: SecretBox) -> ServerSettings | None:
     """IMAP/POP3 settings, or None for an outgoing-only mailbox."""
     if not mb.protocol or not mb.in_host:
         return None
@@ -16,7 +17,7 @@ def incoming_settings(mb: Mailbox, secrets) -> ServerSettings | None:
                           mb.in_login or mb.email, password)
 
 
-def outgoing_settings(mb: Mailbox, secrets) -> ServerSettings:
+def outgoing_settings(mb: Mailbox, secrets: SecretBox) -> ServerSettings:
     """SMTP settings (the incoming login and password when they are shared)."""
     if mb.same_credentials:
         login, token = mb.in_login or "", mb.in_password

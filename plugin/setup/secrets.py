@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from plugin.context import AddonContext
 from plugin.models import Mailbox
 
 ENCRYPTED_COLUMNS = ("in_password", "out_password")
 
 
-def rotate_all(addon) -> tuple[int, int]:
+def rotate_all(addon: AddonContext) -> tuple[int, int]:
     """Re-encrypt every secret under the first key in one transaction.
 
     Everything is decrypted before anything is written, so a key that cannot
