@@ -75,12 +75,13 @@ def form_state(session: Session, values: dict, errors: dict, existing: Mailbox |
 
 
 def keep_stored_incoming(values: dict, existing: Mailbox | None) -> dict:
-    """Incoming fields the page did not post (hidden by outbound-only) from the stored box."""
+    """Fields the page did not post (hidden by the mode or by shared credentials), as stored."""
     if existing is None:
         return values
     stored = form.values_from_mailbox(existing)
+    # The outgoing login was hidden too while it was shared with the incoming one.
     keys = (*_INCOMING, "same_credentials", "delete_policy", "delete_after_days",
-            "consolidate", "consolidate_folder")
+            "consolidate", "consolidate_folder", "out_login")
     return {**values, **{k: stored[k] for k in keys if not values.get(k) and stored.get(k)}}
 
 
