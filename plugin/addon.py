@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, url_for
+from flask import Flask, current_app, g, render_template, request, url_for
 from markupsafe import Markup
 from sqlalchemy import select
 
@@ -35,6 +35,7 @@ from plugin.reading.mailbox_view import webmail_enabled
 from plugin.routes.blueprint import make_blueprint
 from plugin.routes.records import panels_for
 from plugin.sending import email_links
+from plugin.setup import alerts
 
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
 log = logging.getLogger("plugin.integrated_email")
@@ -133,7 +134,25 @@ class IntegratedEmail:
         entries = [{"label": "Integrated email", "url": url_for("integrated_email.home")}]
         if webmail_enabled(self.session()):
             entries.append({"label": "Mail", "url": url_for("integrated_email.webmail")})
+        entries.append({"label": "New email", "url": url_for("integrated_email.compose")})
+        entries.append({"label": "Sent from the ATS", "url": url_for("integrated_email.outbox")})
         return entries
+
+    def header_alert(self, banner: bool = False) -> Markup:
+        """HTML for the host's header: the signed-in user's stopped mailbox, once per page.
+
+        The add-on's own pages call it with ``banner=True``; it draws nothing there when
+        the host's header already did, or on "My mailboxes" (its panels say it).
+        """
+        if not self.is_active() or g.get("ie_alert_shown"):
+            return Markup("")
+        user = self.host.current_user()
+        if user is None or request.endpoint == "integrated_email.mailboxes":
+            return Markup("")
+        alert = alerts.owner_alert(self.session(), str(user.id))
+        g.ie_alert_shown = True
+        return Markup(render_template("integrated_email/_partials/mailbox_alert.html",
+                                      alert=alert))
 
     def record_panels(self, ref: RecordRef) -> list[Markup]:
         """HTML panels the host embeds on a candidate/contact page."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Response, abort, current_app, g
 
 from plugin.csrf import protect
+from plugin.routes._filters import FILTERS
 from plugin.routes import admin, compose, fetch, lifecycle, records, setup, webmail
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ def make_blueprint(addon: IntegratedEmail) -> Blueprint:
                    static_folder="../static")
     for rule, endpoint, view, methods in URLS:
         bp.add_url_rule(rule, endpoint, view, methods=methods)
+    for name, fn in FILTERS.items():
+        bp.add_app_template_filter(fn, name)
 
     @bp.before_request
     def guard() -> Response | None:

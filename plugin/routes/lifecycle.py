@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import g, redirect, render_template, url_for
+from werkzeug.wrappers import Response
 
 from plugin.current import get_addon
 from plugin.setup import settings as settings_service
 
 
-def home():
+def home() -> Response | str:
     """Send admins to global settings until saved; others to their mailboxes or the gate."""
     addon = get_addon()
     s = addon.session()

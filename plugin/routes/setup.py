@@ -7,25 +7,23 @@ Without JavaScript the form still works by plain POST and redirect.
 
 from __future__ import annotations
 
-from flask import (abort, current_app, flash, g, make_response, redirect, render_template,
-                   request, url_for)
+from flask import (abort, flash, g, make_response, redirect, render_template, request,
+                   url_for)
+from werkzeug.wrappers import Response
 
 from plugin.current import get_addon
-from plugin.mail.errors import MailError
-from plugin.mail.probe import test_connection as probe
-from plugin.models import Mailbox
 from plugin.fetching import status as fetch_status
-from plugin.setup import settings as settings_service
+from plugin.mail.errors import MailError
+from plugin.routes._http import found_or_404, wants_fragment
 from plugin.setup import mailbox as setup_service
+from plugin.setup import saving
+from plugin.setup import settings as settings_service
 from plugin.setup.policy import connection_policy
-from plugin.setup.ratelimit import RateLimiter
-from plugin.routes._http import wants_fragment
+
+Page = Response | str | tuple[str, int]
 
 
-
-
-
-def _gate():
+def _gate() -> tuple[str, int] | None:
     """The one sentence non-admins see until an admin has saved global settings."""
     s = get_addon().session()
     if not settings_service.is_complete(s) and not g.ie_user.is_admin:
@@ -33,49 +31,47 @@ def _gate():
     return None
 
 
-def form_state(values: dict, errors: dict, existing: Mailbox | None,
-               gs_override: dict | None = None) -> setup_service.FormState:
-    s = get_addon().session()
-    gs = settings_service.load(s)
-    outbound_only = gs.outbound_only
-    choices = gs.sharing_choices
-    if gs_override:
-        outbound_only = gs_override.get("outbound_only", outbound_only)
-        picked = [c for c in (gs_override.get("sharing_allowed") or "").split(",") if c]
-        choices = picked or choices
-    name, notes = setup_service.preset_info(values)
-    return setup_service.FormState(
-        values=values, errors=errors, outbound_only=outbound_only, sharing_choices=choices,
-        preset_notes=notes, preset_name=name,
-        has_in_password=bool(existing and existing.in_password),
-        has_out_password=bool(existing and existing.out_password))
+def _gate_or_403() -> None:
+    """htmx helpers answer nothing until the settings are saved."""
+    if _gate():
+        abort(403, "Your administrator must set up integrated email first.")
 
 
-def save_mailbox(s, mb: Mailbox, values: dict, outbound_only: bool) -> Mailbox:
-    """Apply the form, keep one active mailbox, and resume a paused one on a new password."""
-    addon = get_addon()
-    is_new = mb.id is None
-    server_changed = is_new or (mb.in_host, mb.in_port, mb.in_login) != (
-        values.get("in_host"), _int(values.get("in_port")), values.get("in_login"))
-    password_changed = setup_service.apply(mb, values, addon.secrets, outbound_only)
-    if is_new:
-        s.add(mb)
-        s.flush()
-    if is_new or not any(m.is_active for m in setup_service.user_mailboxes(s, mb.user_id)):
-        setup_service.make_active(s, mb)
-    if password_changed or server_changed:
-        fetch_status.password_changed(mb)
-    return mb
-
-
-def _int(v):
+def _int(v: object) -> int | None:
     try:
-        return int(v)
+        return int(v)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
 
 
-def mailbox_list():
+def no_store(resp: Response) -> Response:
+    """Forms may carry a password typed in this request: never cache them."""
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def saved_redirect(target: str) -> Response:
+    """After a save: htmx follows HX-Redirect (a full load shows the flash); else 302."""
+    if wants_fragment():
+        resp = make_response("", 204)
+        resp.headers["HX-Redirect"] = target
+        return resp
+    return redirect(target)
+
+
+def saved_sentence(outcome: saving.SaveOutcome) -> str:
+    """What the flash says after Save, in plain words."""
+    mb = outcome.mailbox
+    if outcome.unverified and not mb.is_active:
+        return (f"Mailbox '{mb.account_name}' saved, but it could not sign in, so it is not "
+                "in use. Correct its settings, or click Make active to use it anyway.")
+    if outcome.unverified:
+        return (f"Mailbox '{mb.account_name}' saved, but it could not sign in: fetching and "
+                "sending will fail until its settings are corrected.")
+    return f"Mailbox '{mb.account_name}' saved."
+
+
+def mailbox_list() -> Page:
     """The user's mailboxes with their status panels."""
     gate = _gate()
     if gate:
@@ -88,7 +84,7 @@ def mailbox_list():
                            gs=settings_service.load(s))
 
 
-def mailbox_form(mailbox_id: int | None = None):
+def mailbox_form(mailbox_id: int | None = None) -> Page:
     """Create or edit a mailbox (full page, or the form fragment for htmx)."""
     gate = _gate()
     if gate:
@@ -98,50 +94,48 @@ def mailbox_form(mailbox_id: int | None = None):
     gs = settings_service.load(s)
     existing = None
     if mailbox_id is not None:
-        existing = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
-        if existing is None:
-            abort(404)
+        existing = found_or_404(setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id),
+                                "You have no mailbox with this number.")
+    outcome = saving.SaveOutcome()
     test_result = None
     status = 200
     if request.method == "POST":
         values = setup_service.read_form(request.form)
-        policy = connection_policy(addon, s)
-        errors = setup_service.validate(values, outbound_only=gs.outbound_only,
-                                        sharing_choices=gs.sharing_choices,
-                                        existing=existing, policy=policy)
-        if request.form.get("action") == "test" and not errors:
+        if request.form.get("action") == "test":
             # No JavaScript: the Test connection button posts the whole form here.
-            test_result = _run_probe(values, existing, gs.outbound_only)
-        elif not errors:
-            mb = save_mailbox(s, existing or Mailbox(user_id=g.ie_user.id), values,
-                              gs.outbound_only)
-            s.commit()
-            flash(f"Mailbox '{mb.account_name}' saved.")
-            target = url_for("integrated_email.mailboxes")
-            if wants_fragment():
-                resp = make_response("", 204)
-                resp.headers["HX-Redirect"] = target
-                return resp
-            return redirect(target)
+            outcome.errors = setup_service.validate(
+                values, outbound_only=gs.outbound_only, sharing_choices=gs.sharing_choices,
+                existing=existing, policy=connection_policy(addon, s))
+            if not outcome.errors:
+                test_result = saving.probe_form(addon, s, values, existing, gs.outbound_only)
         else:
+            outcome = saving.check_and_save(
+                addon, s, g.ie_user.id, values, existing, outbound_only=gs.outbound_only,
+                sharing_choices=gs.sharing_choices,
+                save_anyway=request.form.get("save_anyway") == "on",
+                resume=fetch_status.password_changed)
+            if outcome.saved:
+                s.commit()
+                flash(saved_sentence(outcome))
+                return saved_redirect(url_for("integrated_email.mailboxes"))
+            test_result = outcome.probe
             status = 422
     else:
         values = (setup_service.values_from_mailbox(existing) if existing
                   else setup_service.initial_values(g.ie_user, gs))
-        errors = {}
-    state = form_state(values, errors, existing)
+    state = saving.form_state(s, values, outcome.errors, existing)
     tpl = ("integrated_email/_partials/mailbox_form.html" if wants_fragment()
            else "integrated_email/mailbox_form.html")
     # htmx swaps 422 responses too (configured on the page), so errors show in place.
-    return render_template(tpl, state=state, mailbox=existing, test_result=test_result,
-                           outbound_only=gs.outbound_only), status
+    return no_store(make_response(render_template(
+        tpl, state=state, mailbox=existing, test_result=test_result, outcome=outcome,
+        message=outcome.message, outbound_only=gs.outbound_only,
+        out_auth=values.get("out_auth") == "on"), status))
 
 
-def form_fields():
+def form_fields() -> Page:
     """htmx: re-draw the parts of the form that follow from one edited field."""
-    gate = _gate()
-    if gate:
-        abort(403)
+    _gate_or_403()
     changed = request.headers.get("HX-Trigger-Name") or request.form.get("_changed", "")
     values = setup_service.read_form(request.form)
     values = setup_service.derive(values, changed,
@@ -153,36 +147,25 @@ def form_fields():
     outbound_only = gs.outbound_only
     if request.form.get("_admin_page") == "1":
         outbound_only = request.form.get("outbound_only") == "yes"
+    if changed == "outbound_only":
+        # The incoming fields were hidden, not posted: draw them as stored.
+        values = saving.keep_stored_incoming(values, existing)
     errors = {}
     if changed:
         errors = setup_service.validate(values, outbound_only=outbound_only,
                                         sharing_choices=gs.sharing_choices, existing=existing,
                                         policy=connection_policy(get_addon(), s), only=changed)
-    state = form_state(values, errors, existing,
-                       gs_override={"outbound_only": outbound_only})
-    return render_template("integrated_email/_partials/mailbox_fields_oob.html", state=state,
-                           changed=changed, mailbox=existing)
+    state = saving.form_state(s, values, errors, existing,
+                              gs_override={"outbound_only": outbound_only})
+    return no_store(make_response(render_template(
+        "integrated_email/_partials/mailbox_fields_oob.html", state=state, changed=changed,
+        mailbox=existing)))
 
 
-def _run_probe(values: dict, existing: Mailbox | None, outbound_only: bool):
-    addon = get_addon()
-    incoming, outgoing = setup_service.server_settings(values, existing, addon.secrets,
-                                                       outbound_only)
-    s = addon.session()
-    return probe(incoming, values.get("protocol") or "imap", outgoing,
-                 values.get("out_auth") == "on", connection_policy(addon, s))
-
-
-def test_connection():
+def test_connection() -> Page:
     """htmx: log in to both servers and say in place what failed, in plain words."""
-    gate = _gate()
-    if gate:
-        abort(403)
+    _gate_or_403()
     addon = get_addon()
-    per_minute = int(current_app.config["IE_TEST_CONNECTION_PER_MINUTE"])
-    limiter = getattr(addon, "_test_limiter", None)
-    if limiter is None:
-        limiter = addon._test_limiter = RateLimiter(per_minute)
     s = addon.session()
     gs = settings_service.load(s)
     outbound_only = gs.outbound_only
@@ -200,37 +183,35 @@ def test_connection():
     result, message = None, None
     if errors:
         message = "Fill in the highlighted fields first, then test again."
-    elif not limiter.allow(g.ie_user.id):
-        message = ("You have tested the connection several times in a row. "
-                   "Wait a minute and try again.")
+    elif not saving.connection_limiter(addon).allow(g.ie_user.id):
+        message = saving.RATE_LIMITED
     else:
         try:
-            result = _run_probe(values, existing, outbound_only)
+            result = saving.probe_form(addon, s, values, existing, outbound_only)
         except MailError as exc:  # a failure before either server was reached
             message = exc.sentence
     return render_template("integrated_email/_partials/test_result.html", test_result=result,
                            message=message, errors=errors, outbound_only=outbound_only,
-                           out_auth=values.get("out_auth") == "on")
+                           out_auth=values.get("out_auth") == "on", oob_errors=True)
 
 
-def mailbox_activate(mailbox_id: int):
+def mailbox_activate(mailbox_id: int) -> Page:
     """Make this mailbox the user's active one."""
     s = get_addon().session()
-    mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
-    if mb is None:
-        abort(404)
+    mb = found_or_404(setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id),
+                      "You have no mailbox with this number.")
     setup_service.make_active(s, mb)
     s.commit()
     flash(f"'{mb.account_name}' is now your active mailbox.")
     return redirect(url_for("integrated_email.mailboxes"))
 
 
-def mailbox_delete(mailbox_id: int):
+def mailbox_delete(mailbox_id: int) -> Page:
     """Confirm, then remove a mailbox and the mail stored from it."""
-    s = get_addon().session()
-    mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
-    if mb is None:
-        abort(404)
+    addon = get_addon()
+    s = addon.session()
+    mb = found_or_404(setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id),
+                      "You have no mailbox with this number.")
     if request.method == "GET":
         return render_template("integrated_email/mailbox_delete.html", mailbox=mb)
     name, was_active = mb.account_name, mb.is_active
@@ -245,10 +226,10 @@ def mailbox_delete(mailbox_id: int):
     return redirect(url_for("integrated_email.mailboxes"))
 
 
-def mailbox_status(mailbox_id: int):
+def mailbox_status(mailbox_id: int) -> Page:
     """The status panel of one mailbox (a fragment hosts may embed)."""
     s = get_addon().session()
-    mb = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
-    if mb is None:
-        abort(404)
-    return render_template("integrated_email/_partials/mailbox_status.html", mailbox=mb)
+    mb = found_or_404(setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id),
+                      "You have no mailbox with this number.")
+    return render_template("integrated_email/_partials/mailbox_status.html", mailbox=mb,
+                           gs=settings_service.load(s))

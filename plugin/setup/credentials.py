@@ -3,11 +3,12 @@ that does it, for sync, sending, filing to Sent, webmail actions and consolidati
 
 from __future__ import annotations
 
+from plugin.crypto import SecretBox
 from plugin.mail.account import ServerSettings
 from plugin.models import Mailbox
 
 
-def incoming_settings(mb: Mailbox, secrets, access_token: str | None = None
+def incoming_settings(mb: Mailbox, secrets: SecretBox, access_token: str | None = None
                       ) -> ServerSettings | None:
     """IMAP/POP3 settings, or None for an outgoing-only mailbox.
 
@@ -24,7 +25,8 @@ def incoming_settings(mb: Mailbox, secrets, access_token: str | None = None
                           mb.in_login or mb.email, password)
 
 
-def outgoing_settings(mb: Mailbox, secrets, access_token: str | None = None) -> ServerSettings:
+def outgoing_settings(mb: Mailbox, secrets: SecretBox,
+                      access_token: str | None = None) -> ServerSettings:
     """SMTP settings (the incoming login and password when they are shared); with
     ``access_token``, AUTH XOAUTH2 as the mailbox's address."""
     if access_token is not None:

@@ -10,15 +10,20 @@ a password field is left blank.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from plugin.crypto import SecretBox
+from plugin.host import HostUser
 from plugin.mail.account import ServerSettings
 from plugin.mail.addresses import normalize_address
 from plugin.mail.connect import ConnectionPolicy, check_host
 from plugin.mail.errors import MailError
-from plugin.mail.presets import default_port, preset_for
+from plugin.mail.presets import Preset, default_port, preset_for
 from plugin.models import GlobalSettings, Mailbox
 
 PROTOCOLS = {"imap": "IMAP", "pop3": "POP3"}
@@ -48,6 +53,8 @@ class FormState:
     preset_name: str | None
     has_in_password: bool = False
     has_out_password: bool = False
+    #: one sentence when a provider's preset was replaced, removed or not applied
+    preset_notice: str = ""
 
     @property
     def show_incoming(self) -> bool:
@@ -67,7 +74,7 @@ class FormState:
         return not self.outbound_only and self.values.get("protocol") == "pop3"
 
 
-def read_form(form) -> dict:
+def read_form(form: Mapping[str, Any]) -> dict:
     """The posted fields as a flat dict (checkboxes as 'on' or '')."""
     values = {name: str(form.get(name, "")).strip() for name in TEXT_FIELDS}
     for pw in ("in_password", "out_password"):
@@ -77,7 +84,7 @@ def read_form(form) -> dict:
     return values
 
 
-def initial_values(user, gs: GlobalSettings) -> dict:
+def initial_values(user: HostUser, gs: GlobalSettings) -> dict:
     """A new mailbox form pre-filled from the user's ATS profile and the preset."""
     values = {name: "" for name in TEXT_FIELDS}
     values.update(account_name="Work email", email=user.email, in_login=user.email,
@@ -89,14 +96,17 @@ def initial_values(user, gs: GlobalSettings) -> dict:
 
 
 def values_from_mailbox(mb: Mailbox) -> dict:
-    def s(v) -> str:
+    """The form's values for a stored mailbox (passwords always blank)."""
+    def s(v: object) -> str:
         return "" if v is None else str(v)
     return {
         "account_name": mb.account_name, "email": mb.email, "protocol": s(mb.protocol or "imap"),
         "in_login": s(mb.in_login), "in_password": "", "in_host": s(mb.in_host),
         "in_port": s(mb.in_port), "in_security": s(mb.in_security or "ssl"),
         "same_credentials": "on" if mb.same_credentials else "",
-        "out_login": s(mb.out_login), "out_password": "", "out_host": mb.out_host,
+        # Outbound-only mode shows the outgoing login even when it is the incoming one.
+        "out_login": s(mb.out_login or (mb.in_login if mb.same_credentials else "")),
+        "out_password": "", "out_host": mb.out_host,
         "out_port": s(mb.out_port), "out_security": mb.out_security,
         "out_auth": "on" if mb.out_auth else "", "delete_policy": mb.delete_policy,
         "delete_after_days": s(mb.delete_after_days), "sharing": mb.sharing,
@@ -105,25 +115,64 @@ def values_from_mailbox(mb: Mailbox) -> dict:
     }
 
 
+def _preset_hosts(preset: Preset | None, side: str) -> set[str]:
+    """The server names a preset fills in on one side ("in" or "out")."""
+    if preset is None:
+        return set()
+    if side == "in":
+        return {e.host for e in (preset.imap, preset.pop3) if e}
+    return {e.host for e in preset.smtp}
+
+
+def _apply_preset(v: dict, previous_email: str) -> None:
+    """Fill the servers of the address's provider; clear those a previous provider's
+    preset filled that no longer match; never overwrite servers typed by hand."""
+    old, new = preset_for(previous_email), preset_for(v.get("email", ""))
+    if old is not None and new is not None and old.name == new.name:
+        return
+    kept = []
+    for side, host_key, port_key, sec_key in (("in", "in_host", "in_port", "in_security"),
+                                              ("out", "out_host", "out_port", "out_security")):
+        current = v.get(host_key, "")
+        # Ours to change: empty, or what the previous address's preset put there.
+        ours = not current or current in _preset_hosts(old, side)
+        if side == "in":
+            proto = v.get("protocol") or "imap"
+            if new is not None and proto == "pop3" and not new.pop3 and ours:
+                v["protocol"] = proto = "imap"
+            endpoint = (new.pop3 if proto == "pop3" else new.imap) if new else None
+        else:
+            proto = "smtp"
+            endpoint = new.smtp[0] if new else None
+        if not ours:
+            if endpoint is not None and endpoint.host != current:
+                kept.append(endpoint.host)
+            continue
+        if endpoint is not None:
+            v[host_key], v[port_key], v[sec_key] = (
+                endpoint.host, str(endpoint.port), endpoint.security)
+        elif current:
+            v[host_key] = ""
+            v[port_key] = str(default_port(proto, v.get(sec_key) or "ssl"))
+    if kept and new is not None:
+        v["_preset_notice"] = (
+            f"You typed your own servers, so they were kept. {new.name} uses "
+            f"{' and '.join(kept)}; change the fields if you want those.")
+    elif old is not None and new is None and not v.get("in_host") and not v.get("out_host"):
+        v["_preset_notice"] = (
+            f"This is no longer a {old.name} address, so the {old.name} servers were "
+            "removed. Enter your own incoming and outgoing mail hosts.")
+
+
 def derive(values: dict, changed: str, previous_email: str = "") -> dict:
     """Apply what follows from editing ``changed``: preset hosts, default ports, login."""
     v = dict(values)
+    v.pop("_preset_notice", None)
     if changed == "email":
         email = v.get("email", "")
         if not v.get("in_login") or v.get("in_login") == previous_email:
             v["in_login"] = email
-        preset = preset_for(email)
-        if preset:
-            proto = v.get("protocol") or "imap"
-            if proto == "pop3" and not preset.pop3:
-                v["protocol"] = proto = "imap"
-            incoming = preset.pop3 if proto == "pop3" else preset.imap
-            if incoming:
-                v["in_host"], v["in_port"], v["in_security"] = (
-                    incoming.host, str(incoming.port), incoming.security)
-            smtp = preset.smtp[0]
-            v["out_host"], v["out_port"], v["out_security"] = (
-                smtp.host, str(smtp.port), smtp.security)
+        _apply_preset(v, previous_email)
     elif changed in ("protocol", "in_security"):
         proto = v.get("protocol") or "imap"
         preset = preset_for(v.get("email", ""))
@@ -141,6 +190,7 @@ def derive(values: dict, changed: str, previous_email: str = "") -> dict:
 
 
 def preset_info(values: dict) -> tuple[str | None, list[str]]:
+    """The provider's name and notes for the address in the form, if it has a preset."""
     preset = preset_for(values.get("email", ""))
     if not preset:
         return None, []
@@ -227,7 +277,7 @@ def validate(v: dict, *, outbound_only: bool, sharing_choices: list[str],
     if needs_own_out:
         if not v.get("out_login"):
             errors["out_login"] = "Enter the login for the outgoing server."
-        if not v.get("out_password") and not (existing and existing.out_password):
+        if not v.get("out_password") and not stored_out_password(existing, outbound_only):
             errors["out_password"] = "Enter the password for the outgoing server."
     if v.get("sharing") not in sharing_choices:
         errors["sharing"] = "Choose one of the sharing options your administrator allows."
@@ -236,11 +286,26 @@ def validate(v: dict, *, outbound_only: bool, sharing_choices: list[str],
     return errors
 
 
-def server_settings(v: dict, existing: Mailbox | None, secrets,
+def stored_out_password(existing: Mailbox | None, outbound_only: bool) -> str | None:
+    """The stored token that sends mail when the outgoing password is left blank.
+
+    In outbound-only mode the incoming fields are hidden, not gone: a mailbox that
+    shares one login for both servers keeps sending with the incoming password.
+    """
+    if existing is None:
+        return None
+    if outbound_only and existing.same_credentials and not existing.out_password:
+        return existing.in_password
+    return existing.out_password
+
+
+def server_settings(v: dict, existing: Mailbox | None, secrets: SecretBox,
                     outbound_only: bool) -> tuple[ServerSettings | None, ServerSettings | None]:
     """Incoming and outgoing settings from the form (stored passwords fill blanks)."""
     def stored(col: str) -> str:
         token = getattr(existing, col, None) if existing else None
+        if col == "out_password":
+            token = stored_out_password(existing, outbound_only)
         return secrets.decrypt(token) if token else ""
 
     incoming = None
@@ -258,26 +323,31 @@ def server_settings(v: dict, existing: Mailbox | None, secrets,
     return incoming, outgoing
 
 
-def apply(mb: Mailbox, v: dict, secrets, outbound_only: bool) -> bool:
-    """Write the form into ``mb``.  Returns True when a password was changed."""
+def apply(mb: Mailbox, v: dict, secrets: SecretBox, outbound_only: bool) -> bool:
+    """Write the form into ``mb``.  Returns True when a password was changed.
+
+    Outbound-only mode hides the incoming settings; it never erases them, so
+    switching the mode back finds the mailbox as it was.
+    """
     mb.account_name = v["account_name"]
     mb.email = v["email"]
     if outbound_only:
-        mb.protocol = mb.in_host = mb.in_port = mb.in_security = mb.in_login = None
+        _apply_outgoing_login_only(mb, v)
     else:
         mb.protocol = v["protocol"]
         mb.in_host, mb.in_port, mb.in_security = v["in_host"], int(v["in_port"]), v["in_security"]
         mb.in_login = v["in_login"]
-    mb.same_credentials = v.get("same_credentials") == "on" and not outbound_only
+        mb.same_credentials = v.get("same_credentials") == "on"
+        mb.out_login = None if mb.same_credentials else (v.get("out_login") or None)
+        mb.delete_policy = v.get("delete_policy") or "leave" if mb.protocol == "pop3" else "leave"
+        mb.delete_after_days = (int(v["delete_after_days"])
+                                if mb.delete_policy == "after_days" else None)
+        mb.consolidate_folder = (v.get("consolidate_folder") or None
+                                 if mb.protocol == "imap" and v.get("consolidate") == "on"
+                                 else None)
     mb.out_host, mb.out_port, mb.out_security = v["out_host"], int(v["out_port"]), v["out_security"]
     mb.out_auth = v.get("out_auth") == "on"
-    mb.out_login = None if mb.same_credentials else (v.get("out_login") or None)
-    mb.delete_policy = v.get("delete_policy") or "leave" if mb.protocol == "pop3" else "leave"
-    mb.delete_after_days = (int(v["delete_after_days"])
-                            if mb.delete_policy == "after_days" else None)
     mb.sharing = v["sharing"]
-    mb.consolidate_folder = (v.get("consolidate_folder") or None
-                             if mb.protocol == "imap" and v.get("consolidate") == "on" else None)
     changed = False
     if v.get("in_password") and not outbound_only:
         mb.in_password = secrets.encrypt(v["in_password"])
@@ -288,25 +358,42 @@ def apply(mb: Mailbox, v: dict, secrets, outbound_only: bool) -> bool:
     return changed
 
 
-def make_active(session, mb: Mailbox) -> None:
+def _apply_outgoing_login_only(mb: Mailbox, v: dict) -> None:
+    """Outbound-only mode: the form shows one outgoing login and password."""
+    login = v.get("out_login") or None
+    if mb.id is None:
+        mb.same_credentials = False
+        mb.out_login = login
+        return
+    shared = mb.same_credentials and login in (None, mb.in_login)
+    if shared and not v.get("out_password"):
+        return  # the shared login sends, as before
+    if mb.same_credentials and not mb.out_password:
+        mb.out_password = mb.in_password  # the shared password, now the outgoing one too
+    mb.same_credentials = False
+    mb.out_login = login
+
+
+def make_active(session: Session, mb: Mailbox) -> None:
     """Exactly one active mailbox per user: this one."""
     session.execute(update(Mailbox).where(Mailbox.user_id == mb.user_id, Mailbox.id != mb.id)
                     .values(is_active=False))
     mb.is_active = True
 
 
-def user_mailboxes(session, user_id: str) -> list[Mailbox]:
+def user_mailboxes(session: Session, user_id: str) -> list[Mailbox]:
+    """The user's mailboxes, oldest first."""
     return list(session.scalars(select(Mailbox).where(Mailbox.user_id == user_id)
                                 .order_by(Mailbox.id)))
 
 
-def active_mailbox(session, user_id: str) -> Mailbox | None:
+def active_mailbox(session: Session, user_id: str) -> Mailbox | None:
     """The user's active mailbox: the one fetched and sent from (None: not set up)."""
     return session.scalars(select(Mailbox).where(Mailbox.user_id == str(user_id),
                                                  Mailbox.is_active.is_(True))).first()
 
 
-def owned_mailbox(session, user_id: str, mailbox_id: int) -> Mailbox | None:
+def owned_mailbox(session: Session, user_id: str, mailbox_id: int) -> Mailbox | None:
     """The user's own mailbox by id; another user's is None (the route answers 404)."""
     mb = session.get(Mailbox, mailbox_id)
     return mb if mb is not None and mb.user_id == user_id else None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from plugin.config import allowed_hosts
+from plugin.context import AddonContext
 from plugin.mail.connect import ConnectionPolicy
 from plugin.models import GlobalSettings
 
 
-def connection_policy(addon, session) -> ConnectionPolicy:
+def connection_policy(addon: AddonContext, session: Session) -> ConnectionPolicy:
+    """Where the form and the jobs may connect: allow-lists, the CA file, the timeout."""
     app = addon.app
     hosts = set(allowed_hosts(app))
     gs = session.get(GlobalSettings, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from plugin.context import AddonContext
 from plugin.models import Mailbox
 from plugin.models.oauth import OAuthProviderSettings, OAuthToken
 
@@ -13,7 +14,7 @@ ENCRYPTED = ((Mailbox, ENCRYPTED_COLUMNS), (OAuthToken, ("refresh_token", "acces
              (OAuthProviderSettings, ("client_secret",)))
 
 
-def rotate_all(addon) -> tuple[int, int]:
+def rotate_all(addon: AddonContext) -> tuple[int, int]:
     """Re-encrypt every secret under the first key in one transaction.
 
     Everything is decrypted before anything is written, so a key that cannot

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from plugin.mail.connect import parse_allow_entry
 from plugin.mail.presets import min_poll_minutes
@@ -24,7 +28,7 @@ MIN_FETCH_MINUTES = 5
 MAX_FETCH_MINUTES = 24 * 60
 
 
-def load(session) -> GlobalSettings:
+def load(session: Session) -> GlobalSettings:
     """The one settings row (an unsaved default when none exists yet)."""
     gs = session.get(GlobalSettings, 1)
     if gs is None:
@@ -37,13 +41,14 @@ def load(session) -> GlobalSettings:
     return gs
 
 
-def auto_import(session) -> bool:
+def auto_import(session: Session) -> bool:
     """The admin's "automatic import" switch alone (on until the settings say otherwise)."""
     value = session.scalar(select(GlobalSettings.auto_import).where(GlobalSettings.id == 1))
     return True if value is None else bool(value)
 
 
-def is_complete(session) -> bool:
+def is_complete(session: Session) -> bool:
+    """Whether an admin has saved the global settings (the gate is open)."""
     gs = session.get(GlobalSettings, 1)
     return bool(gs and gs.saved_at)
 
@@ -60,13 +65,21 @@ class SettingsForm:
 
     values: dict = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: what was typed into each number field, shown again when it was refused
+    typed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def shown(self) -> dict:
+        """The values to draw the form with: a refused number keeps its typed text."""
+        return {**self.values, **{k: t for k, t in self.typed.items() if k in self.errors}}
 
 
-def _yes(form, name: str) -> bool:
+def _yes(form: Mapping[str, Any], name: str) -> bool:
     return str(form.get(name, "")).lower() in ("yes", "on", "true", "1")
 
 
-def _int(form, name: str, errors: dict, lo: int, hi: int, label: str) -> int | None:
+def _int(form: Mapping[str, Any], name: str, errors: dict, lo: int, hi: int,
+         label: str) -> int | None:
     raw = str(form.get(name, "")).strip()
     try:
         val = int(raw)
@@ -79,7 +92,12 @@ def _int(form, name: str, errors: dict, lo: int, hi: int, label: str) -> int | N
     return val
 
 
-def parse_settings_form(form) -> SettingsForm:
+NUMBER_FIELDS = ("fetch_interval_minutes", "initial_sync_days", "initial_sync_messages",
+                 "bulk_per_send", "bulk_per_day", "bulk_spacing_seconds")
+
+
+def parse_settings_form(form: MultiDict) -> SettingsForm:
+    """The posted global settings, checked: one sentence per bad field."""
     errors: dict[str, str] = {}
     allowed = [s for s in SHARING_OPTIONS if s in form.getlist("sharing_allowed")]
     default = form.get("sharing_default", "")
@@ -121,12 +139,18 @@ def parse_settings_form(form) -> SettingsForm:
         errors["allowed_mail_hosts"] = ("One host per line, like mail.example.com, 203.0.113.7 "
                                         "or 10.0.0.0/8; add :PORT (mail.example.com:2526) to "
                                         "allow a port that is not a mail port.")
-    return SettingsForm(values=values, errors=errors)
+    typed = {k: str(form.get(k, "")).strip() for k in NUMBER_FIELDS}
+    return SettingsForm(values=values, errors=errors, typed=typed)
 
 
-def save(session, gs: GlobalSettings, values: dict, admin_id: str) -> None:
+def save(session: Session, gs: GlobalSettings, values: dict, admin_id: str) -> str:
+    """Store the settings; returns the sentence that tells the admin what changed."""
+    first = gs.saved_at is None
     for key, val in values.items():
         setattr(gs, key, val)
     gs.saved_at = datetime.now(timezone.utc)
     gs.saved_by = admin_id
     session.add(gs)
+    if first:
+        return "Integrated email settings saved. Users can now set up their mailboxes."
+    return "Integrated email settings saved."

@@ -102,7 +102,7 @@ def test_passwords_are_encrypted_never_shown_and_kept_when_blank(people, dovecot
     secret_in, secret_out = "Incoming-S3cret-pw", "Outgoing-S3cret-pw"
     client.post("/integrated-email/mailboxes/new", data=mailbox_form(
         dovecot, smtp_lab, mail_user, in_password=secret_in, same_credentials="",
-        out_login="sender", out_password=secret_out))
+        out_login="sender", out_password=secret_out, save_anyway="on"))
     dump = _all_rows_text(addon)
     assert secret_in not in dump and secret_out not in dump
     with addon.session() as s:
@@ -114,7 +114,7 @@ def test_passwords_are_encrypted_never_shown_and_kept_when_blank(people, dovecot
     # Blank passwords keep both; a new outgoing password changes only that one.
     client.post(f"/integrated-email/mailboxes/{mb_id}", data=mailbox_form(
         dovecot, smtp_lab, mail_user, in_password="", same_credentials="",
-        out_login="sender", out_password="New-outgoing"))
+        out_login="sender", out_password="New-outgoing", save_anyway="on"))
     with addon.session() as s:
         mb = s.get(Mailbox, mb_id)
         assert mb.in_password == token_in
@@ -128,7 +128,8 @@ def test_rotate_keys_reencrypts_every_secret_then_old_key_can_go(people, dovecot
     for person in (rita, rob):
         user = dovecot.add_user(f"rot{person.name.lower()}{int(time.time()*1000)%100000}", "pw-1")
         signed_in(app, person).post("/integrated-email/mailboxes/new", data=mailbox_form(
-            dovecot, smtp_lab, user, same_credentials="", out_login="o", out_password="pw-2"))
+            dovecot, smtp_lab, user, same_credentials="", out_login="o", out_password="pw-2",
+            save_anyway="on"))
     new_key = Fernet.generate_key().decode()
     app.config["IE_SECRET_KEYS"] = f"{new_key},{TEST_KEY}"
     addon.__dict__.pop("secrets", None)
@@ -301,7 +302,7 @@ def test_new_password_resumes_a_mailbox_paused_for_its_password(people, dovecot,
     page = client.get("/integrated-email/mailboxes").get_data(as_text=True)
     assert "Update your password" in page
     client.post(f"/integrated-email/mailboxes/{mb_id}",
-                data=mailbox_form(dovecot, smtp_lab, mail_user, in_password="fresh"))
+                data=mailbox_form(dovecot, smtp_lab, mail_user, in_password=mail_user.password))
     with addon.session() as s:
         mb = s.get(Mailbox, mb_id)
         assert not mb.paused and mb.auth_failures == 0 and mb.last_error is None
