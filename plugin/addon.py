@@ -69,6 +69,10 @@ class IntegratedEmail:
 
         self.database_url = resolve_url(app.config, instance)
         self.engine = make_engine(self.database_url)
+        app.config["IE_BLOB_ENGINE"] = self.engine  # the database blob store writes here
+        if not app.config.get("IE_BLOB_STORE"):  # default by database kind
+            app.config["IE_BLOB_STORE"] = (
+                "database" if self.database_url.startswith("postgresql") else "directory")
         self.session = make_session_factory(self.engine)
         app.teardown_appcontext(lambda _exc: self.session.remove())
 
