@@ -249,6 +249,13 @@ BlobStore = DirectoryBlobStore
 
 _stores: dict[tuple, BlobStoreBase] = {}
 _stores_lock = threading.Lock()
+#: database URL -> the add-on's engine on it (config stays plain, JSON-able data)
+_engines: dict[str, Any] = {}
+
+
+def register_engine(url: str, engine: Any) -> None:
+    """Let the database store of url use the add-on's engine (its pool)."""
+    _engines[url] = engine
 
 
 def store_kind(config: Mapping[str, Any]) -> str:
@@ -267,10 +274,14 @@ def blob_store(config: Mapping[str, Any], kind: str | None = None) -> BlobStoreB
     kind = kind or store_kind(config)
     if kind == "database":
         from plugin.blob_table import DatabaseBlobStore
-        engine = config.get("IE_BLOB_ENGINE")
+        url = config.get("IE_BLOB_DATABASE_URL")
+        if not url:
+            raise RuntimeError("the database blob store needs the add-on's database "
+                               "(IntegratedEmail.init_app sets IE_BLOB_DATABASE_URL)")
+        engine = _engines.get(url)
         if engine is None:
-            raise RuntimeError("the database blob store needs the add-on's engine "
-                               "(IntegratedEmail.init_app sets IE_BLOB_ENGINE)")
+            from plugin.db import make_engine
+            engine = _engines.setdefault(url, make_engine(url))
         key: tuple = ("database", id(engine))
         with _stores_lock:
             store = _stores.get(key)

@@ -217,3 +217,19 @@ def test_blob_retention_drops_old_raw_bytes_without_attachments(addon):
     assert apply_retention(addon.engine, store, 30) == 1
     assert not store.exists(shas["old-text"])
     assert store.exists(shas["old-files"]) and store.exists(shas["new"])
+
+
+def test_blob_cli_moves_to_the_other_store_and_reports_storage(addon):
+    app = addon.app
+    directory = blob_store(app.config, "directory")
+    shas = [directory.put(d) for d in _blobs(12, "cli")]
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["integrated-email", "move-blobs", "--to", "database"])
+    assert out.exit_code == 0, out.output
+    assert "Moved 12 blobs" in out.output
+    again = runner.invoke(args=["integrated-email", "move-blobs", "--to", "database"])
+    assert "Moved 0 blobs" in again.output and "12 were there already" in again.output
+    database = blob_store(app.config, "database")
+    assert {database.get(s) for s in shas} == {directory.get(s) for s in shas}
+    report = runner.invoke(args=["integrated-email", "storage-report"])
+    assert report.exit_code == 0 and "stored MB" in report.output
