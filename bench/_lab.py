@@ -70,9 +70,26 @@ def lab(high_performance: bool = False):
         shutil.rmtree(certs_dir, ignore_errors=True)
 
 
+#: the store an import benchmark runs on (``--blobs``, ``--db``; see add_store_flags)
+STORE = {"blobs": "directory", "db": "sqlite"}
+
+
+def add_store_flags(ap) -> None:
+    """``--blobs database|directory --db sqlite|postgresql`` on a benchmark's parser."""
+    ap.add_argument("--blobs", choices=["database", "directory"], default="directory")
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+
+
+def use_store_flags(args) -> str:
+    """Take the parsed flags into STORE; returns a label for the report."""
+    STORE.update(blobs=args.blobs, db=args.db)
+    return f"blobs={args.blobs} db={args.db}"
+
+
 @contextmanager
 def addon_app(dovecot):
-    """An add-on inside the minimal test host, on a fresh SQLite file."""
+    """An add-on inside the minimal test host, on a fresh database (SQLite file, or a
+    PostgreSQL database of its own) and blob store, as STORE says."""
     from cryptography.fernet import Fernet
 
     from plugin import IntegratedEmail
@@ -85,6 +102,12 @@ def addon_app(dovecot):
            "IE_BLOB_DIR": str(tmp / "blobs"),
            "IE_MAIL_TIMEOUT": 30.0, "IE_CA_FILE": dovecot.ca_file,
            "INSTANCE_PATH": str(tmp / "instance")}
+    cfg["IE_BLOB_STORE"] = STORE["blobs"]
+    pg = None
+    if STORE["db"] == "postgresql":
+        from tests.lab.postgres import create_database
+        pg = create_database()
+        cfg["IE_DATABASE_URL"] = pg.url
     app, host = create_mini_app(cfg)
     addon = IntegratedEmail(app, host=host)
     addon.migrate()
@@ -95,6 +118,8 @@ def addon_app(dovecot):
         yield addon
     finally:
         addon.engine.dispose()
+        if pg is not None:
+            pg.drop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

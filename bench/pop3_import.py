@@ -11,7 +11,8 @@ import email.policy
 import logging
 import poplib
 
-from _lab import best_of_rounds, import_once, lab, realistic_message, tls_context
+from _lab import (add_store_flags, best_of_rounds, import_once, lab, realistic_message,
+                  tls_context, use_store_flags)
 
 
 def baseline(dovecot, user) -> int:
@@ -33,7 +34,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=2)
+    add_store_flags(ap)
     args = ap.parse_args()
+    print(use_store_flags(args), flush=True)
     logging.basicConfig(level=logging.WARNING)
     with lab() as dovecot:
         user = dovecot.add_user("benchpop", "bench-pass")

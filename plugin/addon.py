@@ -20,6 +20,7 @@ from flask import Flask, current_app, g, render_template, request, url_for
 from markupsafe import Markup
 from sqlalchemy import select
 
+from plugin import blobs
 from plugin import config as ie_config
 from plugin import migrations
 from plugin.cli import cli_group
@@ -72,6 +73,11 @@ class IntegratedEmail:
 
         self.database_url = resolve_url(app.config, instance)
         self.engine = make_engine(self.database_url)
+        blobs.register_engine(self.database_url, self.engine)  # the database store's engine
+        app.config["IE_BLOB_DATABASE_URL"] = self.database_url
+        if not app.config.get("IE_BLOB_STORE"):  # default by database kind
+            app.config["IE_BLOB_STORE"] = (
+                "database" if self.database_url.startswith("postgresql") else "directory")
         self.session = make_session_factory(self.engine)
         app.teardown_appcontext(lambda _exc: self.session.remove())
 

@@ -1,11 +1,16 @@
-"""Content-addressed store of raw message bytes (``IE_BLOB_DIR``).
+"""Content-addressed stores of raw message bytes: a directory, or the database itself.
 
 A blob's name is the sha256 of its bytes, so writing is idempotent: the same message
-fetched twice, or found in two folders, is one file. Files fan out over two levels
-(``ab/cd/abcd...``) so no directory grows huge. Writes go to a temporary file in the
-store and are renamed into place, so a reader (or a crash) never sees half a blob.
-Blobs are written *before* the database rows that point at them are committed: a
-crash leaves at worst an orphan file, never a row without its bytes.
+fetched twice, or found in two folders, is one blob. Two kinds (``IE_BLOB_STORE``):
+
+- ``directory`` (default on SQLite, one machine): files fanned out over two levels
+  (``ab/cd/abcd...``), written to a temporary file and renamed into place so a reader
+  (or a crash) never sees half a blob. Every new file is remembered until ``sync()``
+  fsyncs the files *and* their directories together: a batch pays one round of syncs,
+  not one per message. Blobs are written before the rows that point at them commit.
+- ``database`` (default on PostgreSQL, any number of machines): rows of ``ie_blob``
+  (see ``plugin.blob_table``), written through the caller's connection when it passes
+  one, so a message and its bytes commit together.
 """
 
 from __future__ import annotations
@@ -13,44 +18,167 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BlobStore", "blob_store"]
+__all__ = ["BlobStore", "BlobStoreBase", "DirectoryBlobStore", "OsFiles", "blob_store",
+           "check_digest"]
+
+_HEX = frozenset("0123456789abcdef")
+#: a directory store syncs by itself once this many files wait, so memory stays bounded
+MAX_PENDING = 4096
 
 
-class BlobStore:
-    def __init__(self, root: str | os.PathLike, fsync: bool = False) -> None:
+def check_digest(sha256: str) -> str:
+    """sha256 when it is a lowercase hex digest, else ValueError (it becomes a path)."""
+    if len(sha256) != 64 or not _HEX.issuperset(sha256):
+        raise ValueError("not a sha256 hex digest")
+    return sha256
+
+
+class BlobStoreBase:
+    """What every store offers; ``conn`` is the caller's open transaction, if any."""
+
+    kind = "abstract"
+    #: whether put(conn=...) writes inside the caller's transaction
+    transactional = False
+
+    def put(self, data: bytes, sha256: str | None = None, conn: Any = None) -> str:
+        """Store data (its hash may be given when known); returns the hash."""
+        raise NotImplementedError
+
+    def put_many(self, pairs: Iterable[tuple[bytes, str]], conn: Any = None) -> None:
+        """Store (data, sha256) pairs; one statement where the store can."""
+        for data, sha in pairs:
+            self.put(data, sha, conn)
+
+    def get(self, sha256: str, conn: Any = None) -> bytes:
+        """The bytes named sha256 (FileNotFoundError when missing)."""
+        raise NotImplementedError
+
+    def exists(self, sha256: str, conn: Any = None) -> bool:
+        """Whether the blob named sha256 is stored."""
+        raise NotImplementedError
+
+    def delete(self, sha256: str, conn: Any = None) -> bool:
+        """Remove a blob; True when it was there."""
+        raise NotImplementedError
+
+    def names(self) -> Iterator[str]:
+        """Every stored digest (for moves, reports and garbage collection)."""
+        raise NotImplementedError
+
+    def size(self, sha256: str) -> int:
+        """Bytes used by one blob (0 when missing)."""
+        raise NotImplementedError
+
+    def sync(self) -> int:
+        """Make every write so far durable; returns how many blobs it had to sync."""
+        return 0
+
+
+class OsFiles:
+    """The file operations a directory store uses; a test swaps in one that loses
+    unsynced writes on "power off" (tests/lab/powerloss.py)."""
+
+    def write_new(self, path: str, data: bytes) -> None:
+        """Write data into a new file at path."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+    def replace(self, src: str, dst: str) -> None:
+        """Rename src over dst (atomic)."""
+        os.replace(src, dst)
+
+    def fsync_file(self, path: str) -> None:
+        """Flush a file's data to the disk."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def fsync_dir(self, path: str) -> None:
+        """Flush a directory's entries (a rename is durable only then)."""
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self, path: str) -> bytes:
+        """The bytes of path."""
+        with open(path, "rb") as fh:
+            return fh.read()
+
+    def exists(self, path: str) -> bool:
+        """Whether path exists."""
+        return os.path.exists(path)
+
+    def touch(self, path: str) -> None:
+        """Mark path as just used (garbage collection spares recent blobs)."""
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            pass
+
+
+class DirectoryBlobStore(BlobStoreBase):
+    """Blobs as files under root; ``sync()`` makes new ones durable in one batch."""
+
+    kind = "directory"
+
+    def __init__(self, root: str | os.PathLike, fsync: bool = False,
+                 files: OsFiles | None = None) -> None:
         self.root = Path(root)
+        #: IE_BLOB_FSYNC: the fetch syncs each batch before its rows commit
         self.fsync = fsync
+        self.files = files or OsFiles()
         self._tmp = self.root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
         self._counter = 0
+        #: files renamed into place and not yet fsynced, with their directories
+        self._pending: dict[str, str] = {}
+        self.sync_calls = 0
 
     def path(self, sha256: str) -> Path:
         """Where the blob named digest lives (whether or not it exists)."""
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            raise ValueError("not a sha256 hex digest")
+        check_digest(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def exists(self, sha256: str) -> bool:
+    def exists(self, sha256: str, conn: Any = None) -> bool:
         """Whether the blob named digest is stored."""
-        return self.path(sha256).exists()
+        return self.files.exists(str(self.path(sha256)))
 
-    def get(self, sha256: str) -> bytes:
+    def get(self, sha256: str, conn: Any = None) -> bytes:
         """The bytes of the blob named digest (FileNotFoundError when missing)."""
-        return self.path(sha256).read_bytes()
+        return self.files.read(str(self.path(sha256)))
 
-    def put(self, data: bytes, sha256: str | None = None) -> str:
+    def size(self, sha256: str) -> int:
+        """Bytes used by one blob (0 when missing)."""
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def put(self, data: bytes, sha256: str | None = None, conn: Any = None) -> str:
         """Store ``data`` (its hash may be given when already known); returns the hash."""
         if sha256 is None:
             sha256 = hashlib.sha256(data).hexdigest()
+        check_digest(sha256)
         sub = sha256[:2] + "/" + sha256[2:4]
         final = os.path.join(self.root, sub, sha256)
-        if os.path.exists(final):
+        if self.files.exists(final):
+            self.files.touch(final)  # a collector running now must spare it
             return sha256
         if sub not in self._dirs:
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
@@ -59,30 +187,116 @@ class BlobStore:
             self._counter += 1
             n = self._counter
         tmp = os.path.join(self._tmp, f"{sha256[:16]}.{os.getpid()}.{threading.get_ident()}.{n}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)  # atomic; a concurrent writer of the same bytes is harmless
+        self.files.write_new(tmp, data)
+        self.files.replace(tmp, final)  # atomic; a concurrent writer of the same bytes is harmless
+        with self._lock:
+            self._pending[final] = os.path.join(self.root, sub)
+            full = len(self._pending) >= MAX_PENDING
+        if full:
+            self.sync()
         return sha256
 
+    def sync(self) -> int:
+        """fsync every file written since the last sync, then each directory once."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        self.sync_calls += 1
+        try:
+            for path in pending:
+                self.files.fsync_file(path)
+            for folder in sorted(set(pending.values())):
+                self.files.fsync_dir(folder)
+                # the two fan-out levels were created (renamed into existence) too
+                self.files.fsync_dir(os.path.dirname(folder))
+            self.files.fsync_dir(str(self.root))
+        except BaseException:
+            with self._lock:  # not durable: try again at the next sync
+                self._pending.update(pending)
+            raise
+        return len(pending)
 
-_stores: dict[tuple[str, bool], BlobStore] = {}
+    def delete(self, sha256: str, conn: Any = None) -> bool:
+        """Remove a blob file; True when it was there."""
+        path = self.path(sha256)
+        with self._lock:
+            self._pending.pop(str(path), None)
+        try:
+            path.unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def names(self) -> Iterator[str]:
+        """Every stored digest, in name order."""
+        for first in sorted(p for p in self.root.iterdir() if len(p.name) == 2):
+            for second in sorted(first.iterdir()):
+                for f in sorted(second.iterdir()):
+                    if len(f.name) == 64 and _HEX.issuperset(f.name):
+                        yield f.name
+
+    def mtime(self, sha256: str) -> float:
+        """When the blob was last written or reused (0 when missing)."""
+        try:
+            return self.path(sha256).stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+
+#: the name callers and tests used before there were two kinds
+BlobStore = DirectoryBlobStore
+
+_stores: dict[tuple, BlobStoreBase] = {}
 _stores_lock = threading.Lock()
+#: database URL -> the add-on's engine on it (config stays plain, JSON-able data)
+_engines: dict[str, Any] = {}
 
 
-def blob_store(config: Mapping[str, Any]) -> BlobStore:
-    """The store of an app config (one instance per directory, shared by threads)."""
+def register_engine(url: str, engine: Any) -> None:
+    """Let the database store of url use the add-on's engine (its pool)."""
+    _engines[url] = engine
+
+
+def store_kind(config: Mapping[str, Any]) -> str:
+    """IE_BLOB_STORE, else "database" on PostgreSQL and "directory" elsewhere."""
+    kind = config.get("IE_BLOB_STORE")
+    if kind:
+        if kind not in ("database", "directory"):
+            raise ValueError("IE_BLOB_STORE must be 'database' or 'directory'")
+        return str(kind)
+    url = str(config.get("IE_DATABASE_URL") or config.get("SQLALCHEMY_DATABASE_URI") or "")
+    return "database" if url.startswith("postgresql") else "directory"
+
+
+def blob_store(config: Mapping[str, Any], kind: str | None = None) -> BlobStoreBase:
+    """The store of an app config (one instance per place, shared by threads)."""
+    kind = kind or store_kind(config)
+    if kind == "database":
+        from plugin.blob_table import DatabaseBlobStore
+        url = config.get("IE_BLOB_DATABASE_URL")
+        if not url:
+            raise RuntimeError("the database blob store needs the add-on's database "
+                               "(IntegratedEmail.init_app sets IE_BLOB_DATABASE_URL)")
+        engine = _engines.get(url)
+        if engine is None:
+            from plugin.db import make_engine
+            engine = _engines.setdefault(url, make_engine(url))
+        key: tuple = ("database", id(engine))
+        with _stores_lock:
+            store = _stores.get(key)
+            if store is None:
+                store = _stores[key] = DatabaseBlobStore(engine)
+            return store
     root = str(config["IE_BLOB_DIR"])
     fsync = bool(config.get("IE_BLOB_FSYNC", False))
     with _stores_lock:
-        store = _stores.get((root, fsync))
+        store = _stores.get(("directory", root, fsync))
         if store is None:
-            store = _stores[(root, fsync)] = BlobStore(root, fsync)
+            store = _stores[("directory", root, fsync)] = DirectoryBlobStore(root, fsync)
         return store
+
+
+def now() -> float:
+    """The clock garbage collection compares against (a test may move it)."""
+    return time.time()

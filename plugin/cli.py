@@ -69,3 +69,54 @@ def worker_cmd(threads: int | None) -> None:
     from plugin.current import get_addon
     from plugin.jobs.worker import run_worker
     run_worker(get_addon(), threads)
+
+
+@cli_group.command("move-blobs")
+@click.option("--to", "to", type=click.Choice(["database", "directory"]), required=True)
+@click.option("--delete-source/--keep-source", default=False, show_default=True,
+              help="Remove each source blob once its copy is verified.")
+@with_appcontext
+def move_blobs_cmd(to: str, delete_source: bool) -> None:
+    """Move raw message bytes into another store (resumable; every hash verified).
+
+    Set IE_BLOB_STORE to the new kind afterwards."""
+    from flask import current_app
+
+    from plugin.blobs import blob_store
+    from plugin.storage import move_blobs
+    source_kind = "directory" if to == "database" else "database"
+    source = blob_store(current_app.config, source_kind)
+    target = blob_store(current_app.config, to)
+    result = move_blobs(source, target, delete_source=delete_source)
+    click.echo(f"Moved {result.moved} blobs to the {to} store; {result.skipped} were "
+               "there already. Every hash verified.")
+
+
+@cli_group.command("storage-report")
+@with_appcontext
+def storage_report_cmd() -> None:
+    """Print the raw-message storage used per mailbox."""
+    from flask import current_app
+
+    from plugin.blobs import blob_store
+    from plugin.current import get_addon
+    from plugin.storage import storage_report
+    rows = storage_report(get_addon().engine, blob_store(current_app.config))
+    click.echo(f"{'mailbox':40} {'messages':>9} {'raw MB':>9} {'stored MB':>10}")
+    for email, count, size, held in rows:
+        click.echo(f"{email:40} {count:9d} {size / 1e6:9.2f} {held / 1e6:10.2f}")
+
+
+@cli_group.command("collect-blobs")
+@with_appcontext
+def collect_blobs_cmd() -> None:
+    """Apply IE_RAW_RETENTION_DAYS and delete raw bytes no row uses any more."""
+    from flask import current_app
+
+    from plugin.blobs import blob_store
+    from plugin.current import get_addon
+    from plugin.storage import apply_retention, collect_garbage
+    engine, store = get_addon().engine, blob_store(current_app.config)
+    dropped = apply_retention(engine, store, current_app.config.get("IE_RAW_RETENTION_DAYS"))
+    removed = collect_garbage(engine, store)
+    click.echo(f"Removed {dropped + removed} unused blobs.")

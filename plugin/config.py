@@ -52,6 +52,11 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                                         "not looked up again"),
     "IE_HTMX_URL": (None, "URL of htmx.min.js when the host supplies it; default: the copy "
                     "installed from npm into the add-on's static folder"),
+    "IE_BLOB_STORE": (None, "'database' (raw bytes in ie_blob, seen by every machine) or "
+                      "'directory' (IE_BLOB_DIR, one machine); default: database on "
+                      "PostgreSQL, directory otherwise"),
+    "IE_RAW_RETENTION_DAYS": (None, "drop raw bytes of messages older than this many days "
+                              "(parsed text and attachments stay); None keeps them for ever"),
 }
 
 #: Environment variables (not app config) the add-on reads, for completeness.

@@ -100,3 +100,35 @@ def autocommit(engine: Engine) -> Iterator[Connection]:
 def make_session_factory(engine: Engine) -> scoped_session:
     """A thread-scoped session factory on engine (removed at app teardown)."""
     return scoped_session(sessionmaker(bind=engine, expire_on_commit=False))
+
+
+
+def durable_commit(conn: Connection) -> None:
+    """Commit conn's transaction so that it survives a power cut (before anything
+    destructive on a mail server). SQLite runs WAL with synchronous=NORMAL, whose last
+    commits may roll back on power loss, and refuses to change that inside a
+    transaction: so the commit is followed by a FULL checkpoint, which fsyncs the WAL
+    and the database file and must complete. PostgreSQL: synchronous commit for this
+    transaction even where the server turned it off."""
+    if conn.dialect.name == "postgresql" and conn.in_transaction():
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = on")
+    conn.commit()
+    if conn.dialect.name == "sqlite":
+        _checkpoint(conn)
+
+
+def _checkpoint(conn: Connection) -> None:
+    busy, _log, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(FULL)").one()
+    conn.commit()
+    if busy:  # a reader kept it from finishing: not durable, so nothing destructive
+        raise exc.OperationalError("PRAGMA wal_checkpoint(FULL)", None,
+                                   RuntimeError("readers kept the checkpoint from completing"))
+
+
+def make_durable(engine: Engine) -> None:
+    """Make every commit so far durable (the rows a POP3 DELE depends on were committed
+    batch by batch): a FULL checkpoint on SQLite; PostgreSQL's commits are durable."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        _checkpoint(conn)

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from plugin.blobs import BlobStore
+from plugin.blobs import BlobStoreBase
 from plugin.mail.parse import ParsedMessage, parse_message
 from plugin.models import Attachment, Mailbox, Message, MessageLocation, Quarantine
 from plugin.testing.faults import crashpoint
@@ -105,7 +105,7 @@ def parse_items(items: Sequence[FetchedItem]) -> None:
 class MessageStore:
     """Writes batches of one mailbox."""
 
-    def __init__(self, engine: Engine, blobs: BlobStore, mailbox_id: int,
+    def __init__(self, engine: Engine, blobs: BlobStoreBase, mailbox_id: int,
                  owner_email: str = "") -> None:
         self.engine = engine
         self.blobs = blobs
@@ -128,12 +128,17 @@ class MessageStore:
                     conn.commit()
             return BatchResult()
         parse_items(items)
-        for item in items:
-            self.blobs.put(item.raw, item.parsed.sha256)
+        if not self.blobs.transactional:  # files first: a crash leaves an orphan at worst
+            for item in items:
+                self.blobs.put(item.raw, item.parsed.sha256)
+            if getattr(self.blobs, "fsync", False):
+                self.blobs.sync()  # one round of fsyncs per batch, before its rows commit
         crashpoint("after_store")
         try:
             with self.engine.connect() as conn:
                 begin_write(conn)
+                if self.blobs.transactional:  # bytes and rows commit together
+                    self.blobs.put_many([(i.raw, i.parsed.sha256) for i in items], conn)
                 result = self._insert_items(conn, items)
                 if in_transaction is not None:
                     in_transaction(conn)
@@ -160,6 +165,8 @@ class MessageStore:
         try:
             with self.engine.connect() as conn:
                 begin_write(conn)
+                if self.blobs.transactional:
+                    self.blobs.put(item.raw, item.parsed.sha256, conn)
                 result = self._insert_items(conn, [item])
                 conn.commit()
             return result

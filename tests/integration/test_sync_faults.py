@@ -150,8 +150,8 @@ def test_one_poison_message_among_500_is_quarantined_and_the_run_finishes(
     with Session(addon.engine) as s:
         (q,) = s.query(Quarantine).filter_by(mailbox_id=mbid).all()
         assert "IntegrityError" in q.error or "NotNull" in q.error
-        assert poison.encode() in store_module.BlobStore(app.config["IE_BLOB_DIR"]).get(
-            q.blob_sha256)
+        from plugin.blobs import blob_store
+        assert poison.encode() in blob_store(app.config).get(q.blob_sha256)
     again = sync_mailbox(addon, mbid)  # the cursor moved past it: no endless retry
     assert (again.stored, again.quarantined) == (0, 0)
     assert count(addon, Quarantine, mbid) == 1
