@@ -83,7 +83,7 @@ def move_blobs_cmd(to: str, delete_source: bool) -> None:
     from flask import current_app
 
     from plugin.blobs import blob_store
-    from plugin.storage import move_blobs
+    from plugin.blobs.housekeeping import move_blobs
     source_kind = "directory" if to == "database" else "database"
     source = blob_store(current_app.config, source_kind)
     target = blob_store(current_app.config, to)
@@ -100,7 +100,7 @@ def storage_report_cmd() -> None:
 
     from plugin.blobs import blob_store
     from plugin.current import get_addon
-    from plugin.storage import storage_report
+    from plugin.blobs.housekeeping import storage_report
     rows = storage_report(get_addon().engine, blob_store(current_app.config))
     click.echo(f"{'mailbox':40} {'messages':>9} {'raw MB':>9} {'stored MB':>10}")
     for email, count, size, held in rows:
@@ -115,7 +115,7 @@ def collect_blobs_cmd() -> None:
 
     from plugin.blobs import blob_store
     from plugin.current import get_addon
-    from plugin.storage import apply_retention, collect_garbage
+    from plugin.blobs.housekeeping import apply_retention, collect_garbage
     engine, store = get_addon().engine, blob_store(current_app.config)
     dropped = apply_retention(engine, store, current_app.config.get("IE_RAW_RETENTION_DAYS"))
     removed = collect_garbage(engine, store)

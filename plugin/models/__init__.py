@@ -6,7 +6,7 @@ from plugin.models.mailbox import FetchCursor, Mailbox
 from plugin.models.message import Attachment, Message, MessageLocation, Quarantine, RecordLink
 # Imported for their tables; use their classes from the modules themselves.
 from plugin.models import oauth, outbound, search, sharing  # noqa: F401
-import plugin.blob_table  # noqa: F401  (ie_blob joins the metadata)
+from plugin.models import blob  # noqa: F401  (ie_blob joins the metadata)
 
 __all__ = [
     "Base", "AddonState", "GlobalSettings", "Mailbox", "FetchCursor", "Message",

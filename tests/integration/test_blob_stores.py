@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from plugin.blob_table import BLOB, DatabaseBlobStore
+from plugin.blobs.database import DatabaseBlobStore
+from plugin.models.blob import BLOB
 from plugin.blobs import DirectoryBlobStore, blob_store
 from plugin.db import durable_commit, make_durable
-from plugin.storage import BlobHashMismatch, apply_retention, collect_garbage, move_blobs
+from plugin.blobs.housekeeping import BlobHashMismatch, apply_retention, collect_garbage, move_blobs
 from tests.conftest import make_config
 from tests.lab.powerloss import PowerLossFiles
 
@@ -170,7 +171,7 @@ def test_durable_commit_and_checkpoint_on_each_database(addon):
 @pytest.mark.parametrize("kind", ["database", "directory"])
 def test_blob_garbage_collection_spares_rows_recent_and_reused_blobs(addon, tmp_path, kind,
                                                                      monkeypatch):
-    import plugin.storage as storage
+    import plugin.blobs.housekeeping as storage
     store = (DatabaseBlobStore(addon.engine) if kind == "database"
              else DirectoryBlobStore(tmp_path / "gc"))
     used, orphan, reused = (store.put(b"used"), store.put(b"orphan"), store.put(b"reused"))

@@ -11,18 +11,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, Integer, LargeBinary, String, Table, func, select
+from sqlalchemy import Engine, func, select
 
-from plugin.blobs import BlobStoreBase, check_digest
-from plugin.db import Base
+from plugin.blobs.base import BlobStoreBase, check_digest
+from plugin.models.blob import BLOB
 
-BLOB = Table(
-    "ie_blob", Base.metadata,
-    Column("sha256", String(64), primary_key=True),  # hex digest of data
-    Column("size", Integer, nullable=False),  # len(data), for reports without reading data
-    Column("data", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),  # last written or reused
-)
 
 
 def _upsert(conn: Any):

@@ -17,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from plugin.blob_table import BLOB, DatabaseBlobStore
-from plugin.blobs import BlobStoreBase, DirectoryBlobStore, now
+from plugin.blobs.base import BlobStoreBase, now
+from plugin.blobs.database import DatabaseBlobStore
+from plugin.blobs.directory import DirectoryBlobStore
+from plugin.models.blob import BLOB
 from plugin.models import Mailbox, Message, Quarantine
 from plugin.models.outbound import OutboundMessage
 

@@ -1,82 +1,15 @@
-"""Content-addressed stores of raw message bytes: a directory, or the database itself.
-
-A blob's name is the sha256 of its bytes, so writing is idempotent: the same message
-fetched twice, or found in two folders, is one blob. Two kinds (``IE_BLOB_STORE``):
-
-- ``directory`` (default on SQLite, one machine): files fanned out over two levels
-  (``ab/cd/abcd...``), written to a temporary file and renamed into place so a reader
-  (or a crash) never sees half a blob. Every new file is remembered until ``sync()``
-  fsyncs the files *and* their directories together: a batch pays one round of syncs,
-  not one per message. Blobs are written before the rows that point at them commit.
-- ``database`` (default on PostgreSQL, any number of machines): rows of ``ie_blob``
-  (see ``plugin.blob_table``), written through the caller's connection when it passes
-  one, so a message and its bytes commit together.
-"""
+"""The directory store: files fanned out over two levels, synced in batches."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BlobStore", "BlobStoreBase", "DirectoryBlobStore", "OsFiles", "blob_store",
-           "check_digest"]
-
-_HEX = frozenset("0123456789abcdef")
-#: a directory store syncs by itself once this many files wait, so memory stays bounded
-MAX_PENDING = 4096
-
-
-def check_digest(sha256: str) -> str:
-    """sha256 when it is a lowercase hex digest, else ValueError (it becomes a path)."""
-    if len(sha256) != 64 or not _HEX.issuperset(sha256):
-        raise ValueError("not a sha256 hex digest")
-    return sha256
-
-
-class BlobStoreBase:
-    """What every store offers; ``conn`` is the caller's open transaction, if any."""
-
-    kind = "abstract"
-    #: whether put(conn=...) writes inside the caller's transaction
-    transactional = False
-
-    def put(self, data: bytes, sha256: str | None = None, conn: Any = None) -> str:
-        """Store data (its hash may be given when known); returns the hash."""
-        raise NotImplementedError
-
-    def put_many(self, pairs: Iterable[tuple[bytes, str]], conn: Any = None) -> None:
-        """Store (data, sha256) pairs; one statement where the store can."""
-        for data, sha in pairs:
-            self.put(data, sha, conn)
-
-    def get(self, sha256: str, conn: Any = None) -> bytes:
-        """The bytes named sha256 (FileNotFoundError when missing)."""
-        raise NotImplementedError
-
-    def exists(self, sha256: str, conn: Any = None) -> bool:
-        """Whether the blob named sha256 is stored."""
-        raise NotImplementedError
-
-    def delete(self, sha256: str, conn: Any = None) -> bool:
-        """Remove a blob; True when it was there."""
-        raise NotImplementedError
-
-    def names(self) -> Iterator[str]:
-        """Every stored digest (for moves, reports and garbage collection)."""
-        raise NotImplementedError
-
-    def size(self, sha256: str) -> int:
-        """Bytes used by one blob (0 when missing)."""
-        raise NotImplementedError
-
-    def sync(self) -> int:
-        """Make every write so far durable; returns how many blobs it had to sync."""
-        return 0
+from plugin.blobs.base import HEX, MAX_PENDING, BlobStoreBase, check_digest
 
 
 class OsFiles:
@@ -233,7 +166,7 @@ class DirectoryBlobStore(BlobStoreBase):
         for first in sorted(p for p in self.root.iterdir() if len(p.name) == 2):
             for second in sorted(first.iterdir()):
                 for f in sorted(second.iterdir()):
-                    if len(f.name) == 64 and _HEX.issuperset(f.name):
+                    if len(f.name) == 64 and HEX.issuperset(f.name):
                         yield f.name
 
     def mtime(self, sha256: str) -> float:
@@ -246,57 +179,3 @@ class DirectoryBlobStore(BlobStoreBase):
 
 #: the name callers and tests used before there were two kinds
 BlobStore = DirectoryBlobStore
-
-_stores: dict[tuple, BlobStoreBase] = {}
-_stores_lock = threading.Lock()
-#: database URL -> the add-on's engine on it (config stays plain, JSON-able data)
-_engines: dict[str, Any] = {}
-
-
-def register_engine(url: str, engine: Any) -> None:
-    """Let the database store of url use the add-on's engine (its pool)."""
-    _engines[url] = engine
-
-
-def store_kind(config: Mapping[str, Any]) -> str:
-    """IE_BLOB_STORE, else "database" on PostgreSQL and "directory" elsewhere."""
-    kind = config.get("IE_BLOB_STORE")
-    if kind:
-        if kind not in ("database", "directory"):
-            raise ValueError("IE_BLOB_STORE must be 'database' or 'directory'")
-        return str(kind)
-    url = str(config.get("IE_DATABASE_URL") or config.get("SQLALCHEMY_DATABASE_URI") or "")
-    return "database" if url.startswith("postgresql") else "directory"
-
-
-def blob_store(config: Mapping[str, Any], kind: str | None = None) -> BlobStoreBase:
-    """The store of an app config (one instance per place, shared by threads)."""
-    kind = kind or store_kind(config)
-    if kind == "database":
-        from plugin.blob_table import DatabaseBlobStore
-        url = config.get("IE_BLOB_DATABASE_URL")
-        if not url:
-            raise RuntimeError("the database blob store needs the add-on's database "
-                               "(IntegratedEmail.init_app sets IE_BLOB_DATABASE_URL)")
-        engine = _engines.get(url)
-        if engine is None:
-            from plugin.db import make_engine
-            engine = _engines.setdefault(url, make_engine(url))
-        key: tuple = ("database", id(engine))
-        with _stores_lock:
-            store = _stores.get(key)
-            if store is None:
-                store = _stores[key] = DatabaseBlobStore(engine)
-            return store
-    root = str(config["IE_BLOB_DIR"])
-    fsync = bool(config.get("IE_BLOB_FSYNC", False))
-    with _stores_lock:
-        store = _stores.get(("directory", root, fsync))
-        if store is None:
-            store = _stores[("directory", root, fsync)] = DirectoryBlobStore(root, fsync)
-        return store
-
-
-def now() -> float:
-    """The clock garbage collection compares against (a test may move it)."""
-    return time.time()
