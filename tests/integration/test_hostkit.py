@@ -111,7 +111,7 @@ def test_flask_wtf_csrf_protects_the_addon_with_one_token(tmp_path):
 
     app = _app(tmp_path, IE_DATABASE_URL=f"sqlite:///{tmp_path}/w.db")
     CSRFProtect(app)
-    ie = IntegratedEmail(app, host=TwoHost())
+    IntegratedEmail(app, host=TwoHost())
     with app.test_request_context("/"):
         from flask_wtf.csrf import generate_csrf
 
