@@ -46,6 +46,14 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                         "sends and resumes bulk jobs"),
     "IE_BLOB_FSYNC": (False, "fsync each raw-message blob before its row commits (slower; "
                       "for filesystems that lose renamed files on power loss)"),
+    "IE_DISCOVERY_NAMESERVERS": ("", "comma-separated DNS servers that settings discovery "
+                                 "asks; empty: the machine's resolver configuration"),
+    "IE_DISCOVERY_DNS_PORT": (53, "port of IE_DISCOVERY_NAMESERVERS (the tests use their own)"),
+    "IE_DISCOVERY_HTTPS_PORT": (443, "port of the autoconfig web servers discovery fetches from"),
+    "IE_DISCOVERY_BUDGET": (4.0, "seconds settings discovery may take for one address"),
+    "IE_DISCOVERY_CACHE_SECONDS": (3600, "how long a domain's discovered settings are reused"),
+    "IE_DISCOVERY_MISS_CACHE_SECONDS": (300, "how long a domain where nothing was found is "
+                                        "not looked up again"),
     "IE_HTMX_URL": (None, "URL of htmx.min.js when the host supplies it; default: the copy "
                     "installed from npm into the add-on's static folder"),
 }

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from plugin.blobs import BlobStore
@@ -77,6 +77,11 @@ def _insert(conn: Connection, table):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table).on_conflict_do_nothing()
+
+
+def insert_new(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
+    """Insert ``rows``, skipping any whose unique key is already stored (idempotent)."""
+    conn.execute(_insert(conn, table), list(rows))
 
 
 def begin_write(conn: Connection) -> None:

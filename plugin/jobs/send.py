@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 
+from apscheduler.schedulers.base import BaseScheduler
+
+from plugin.context import AddonContext
+from plugin.sending import bulk, outbox
+
 log = logging.getLogger("plugin.integrated_email.jobs")
 
 
-def run(addon) -> int:
+def run(addon: AddonContext) -> int:
     """One tick; returns how many single messages and bulk jobs were worked on.
 
     Does nothing while the add-on is inactive."""
     if not addon.is_active():
         return 0
-    from plugin.sending import bulk
-    from plugin.sending import outbox
     worked = outbox.run_due(addon)
     for job_id in bulk.resumable_jobs(addon):
         if bulk.run_job(addon, job_id) is not None:
@@ -22,7 +25,7 @@ def run(addon) -> int:
     return worked
 
 
-def register(sched, addon) -> None:
+def register(sched: BaseScheduler, addon: AddonContext) -> None:
     """Add the send job to a scheduler (called by plugin.jobs.build_scheduler)."""
     app = addon.app
 

@@ -20,7 +20,15 @@ class ServerSettings:
     login: str
     #: kept out of repr so that settings can be logged or shown in tracebacks safely
     password: str = field(repr=False)
+    #: an OAuth2 access token: when set, sign in with XOAUTH2/OAUTHBEARER instead of the
+    #: password (``login`` is then the account's address); never in repr or logs
+    access_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.security not in SECURITIES:
             raise ValueError(f"security must be one of {', '.join(SECURITIES)}")
+
+    @property
+    def uses_oauth(self) -> bool:
+        """True when this sign-in uses an OAuth2 access token rather than a password."""
+        return self.access_token is not None

@@ -10,6 +10,7 @@ smtplib normalises line endings and dot-stuffs them.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import html
 import json
@@ -26,6 +27,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid
 
 from plugin.mail.addresses import normalize_address
+from plugin.mail.parse import safe_filename
 
 
 class _HeaderClasses(HeaderRegistry):
@@ -87,7 +89,6 @@ def _decoded_words(text: str) -> str:
 
 
 def _known(charset: str | None) -> bool:
-    import codecs
     try:
         codecs.lookup(charset or "utf-8")
         return True
@@ -176,7 +177,6 @@ class Draft:
 
 def safe_attachment_name(name: str) -> str:
     """A file name fit for a Content-Disposition header (no paths, no line breaks)."""
-    from plugin.mail.parse import safe_filename
     clean = "".join(" " if ch in LINE_BREAKS or unicodedata.category(ch) == "Cc" else ch
                     for ch in safe_filename(name))
     return clean.strip() or "attachment"
@@ -273,7 +273,7 @@ _PLAIN_TEXT = re.compile(r"[!-~]+(?: [!-~]+)*\Z")
 _MAX_LINE = 78  # POLICY.max_line_length: longer header lines get folded
 
 
-def _header_line(name: str, value) -> bytes:
+def _header_line(name: str, value: str | list[Address]) -> bytes:
     """One header exactly as ``EmailMessage`` + ``flatten`` write it (folded, encoded)."""
     return POLICY.fold_binary(name, POLICY.header_factory(name, value))
 

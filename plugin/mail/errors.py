@@ -32,6 +32,10 @@ SENDER_REFUSED = "sender_refused"
 RECIPIENT_REFUSED = "recipient_refused"
 MESSAGE_REJECTED = "message_rejected"
 TOO_LARGE = "too_large"
+OAUTH_REJECTED = "oauth_rejected"
+OAUTH_SCOPE = "oauth_scope"
+OAUTH_UNAVAILABLE = "oauth_unavailable"
+OAUTH_TLS_REQUIRED = "oauth_tls_required"
 
 SENTENCES: dict[str, str] = {
     HOST_NOT_FOUND: "The server name could not be found. Check the host name.",
@@ -61,6 +65,14 @@ SENTENCES: dict[str, str] = {
     "then try again.",
     TOO_LARGE: "The message is too large for the server. Remove or shrink attachments "
     "and try again.",
+    OAUTH_REJECTED: "The mail server did not accept your sign-in with your email provider "
+    "(it has expired or was withdrawn). Sign in again.",
+    OAUTH_SCOPE: "Your sign-in does not allow access to this mail server. Sign in again and "
+    "allow access to your mail.",
+    OAUTH_UNAVAILABLE: "The server does not offer sign-in with your email provider on this "
+    "connection. Check the server settings, or use a password instead.",
+    OAUTH_TLS_REQUIRED: "Signing in with your email provider needs a secure connection. "
+    "Choose SSL/TLS or STARTTLS.",
 }
 
 KINDS: frozenset[str] = frozenset(SENTENCES)

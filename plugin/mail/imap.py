@@ -29,10 +29,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple, Self
 
 from plugin.mail.account import ServerSettings
+from plugin.mail.auth import (
+    OAuthExchange,
+    choose_mechanism,
+    initial_response,
+    require_tls,
+)
 from plugin.mail.connect import ConnectionPolicy, check_host, connect_addresses, ssl_context
 from plugin.mail.errors import (
     AUTH_FAILED,
     FOLDER_MISSING,
+    OAUTH_UNAVAILABLE,
     PROTOCOL,
     STARTTLS_MISSING,
     TLS_REQUIRED,
@@ -195,6 +202,10 @@ class ImapSession:
     def _login(self) -> None:
         imap, s = self._imap, self.settings
         assert imap is not None
+        if s.uses_oauth:
+            dat = self._oauth_login(imap)
+            self._after_login(imap, dat)
+            return
         if "LOGINDISABLED" in imap.capabilities:
             raise MailError(TLS_REQUIRED)
         try:
@@ -220,6 +231,36 @@ class ImapSession:
             raise MailError(
                 TLS_REQUIRED if "PRIVACYREQUIRED" in text else AUTH_FAILED, detail="login refused"
             ) from None
+        self._after_login(imap, dat)
+
+    def _oauth_login(self, imap: imaplib.IMAP4) -> list:
+        """AUTHENTICATE XOAUTH2 (or OAUTHBEARER) with the token, SASL-IR when offered."""
+        s = self.settings
+        require_tls(s)
+        offered = [c[5:] for c in imap.capabilities if c.startswith("AUTH=")]
+        mechanism = choose_mechanism(offered)
+        if mechanism is None:
+            raise MailError(OAUTH_UNAVAILABLE)
+        exchange = OAuthExchange(mechanism, initial_response(mechanism, s),
+                                 sent_first="SASL-IR" in imap.capabilities)
+        # imaplib calls a bound-method "literal" for each "+" line and sends its answer.
+        imap.literal = exchange.respond
+        try:
+            args = ((mechanism, base64.b64encode(exchange.first)) if exchange.sent_first
+                    else (mechanism,))
+            typ, dat = imap._simple_command("AUTHENTICATE", *args)
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error:  # BAD: the server did not like the message at all
+            raise exchange.error() from None
+        finally:
+            imap.literal = None
+        if typ != "OK":
+            raise exchange.error()
+        imap.state = "AUTH"
+        return dat
+
+    def _after_login(self, imap: imaplib.IMAP4, dat) -> None:
         match = CAPS_RE.search(tagged_text(dat))
         if match:  # saves a round trip; servers add MOVE, SPECIAL-USE... after login
             caps = tuple(match.group(1).decode("ascii", "replace").upper().split())

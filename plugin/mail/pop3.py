@@ -9,6 +9,7 @@ Gmail's ``recent:`` prefix (``recent:alice@gmail.com``) is simply part of the lo
 
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 import poplib
@@ -16,9 +17,11 @@ import ssl
 from typing import Self
 
 from plugin.mail.account import ServerSettings
+from plugin.mail.auth import OAuthExchange, choose_mechanism, initial_response, require_tls
 from plugin.mail.connect import ConnectionPolicy, check_host, connect_addresses, ssl_context
 from plugin.mail.errors import (
     AUTH_FAILED,
+    OAUTH_UNAVAILABLE,
     PROTOCOL,
     STARTTLS_MISSING,
     TLS_REQUIRED,
@@ -32,6 +35,9 @@ log = logging.getLogger("plugin.integrated_email.mail")
 # asks for 998 and is widely ignored). Allow much longer lines instead of failing.
 _MAX_LINE = 16 * 1024 * 1024
 _POP_ERRORS = (poplib.error_proto, OSError, EOFError, ValueError)
+# RFC 5034 section 4: an AUTH line with its initial response must fit in 255 octets,
+# else the response waits for the server's empty challenge (real tokens are ~1-2 KB).
+_MAX_AUTH_LINE = 255
 
 
 class _LongLines:
@@ -99,6 +105,7 @@ class Pop3Session:
         self.settings = settings
         self.policy = policy
         self._pop: poplib.POP3 | None = None
+        self._capa: dict | None = None
 
     def __enter__(self) -> Self:
         self.open()
@@ -144,6 +151,9 @@ class Pop3Session:
 
     def _login(self) -> None:
         s = self.settings
+        if s.uses_oauth:
+            self._oauth_login()
+            return
         try:
             self._pop.user(s.login)
             self._pop.pass_(s.password)
@@ -152,6 +162,28 @@ class Pop3Session:
             text = str(exc).upper()
             kind = TLS_REQUIRED if "[PRIVACYREQUIRED]" in text else AUTH_FAILED
             raise MailError(kind, detail="login refused") from None
+
+    def _oauth_login(self) -> None:
+        """AUTH XOAUTH2 (or OAUTHBEARER, RFC 7628) with the access token (RFC 5034)."""
+        s, pop = self.settings, self._pop
+        require_tls(s)
+        try:
+            sasl = pop.capa().get("SASL", [])  # after STLS: the list may differ before it
+        except poplib.error_proto:
+            sasl = []
+        mechanism = choose_mechanism(sasl)
+        if mechanism is None:
+            raise MailError(OAUTH_UNAVAILABLE)
+        first = initial_response(mechanism, s)
+        line = f"AUTH {mechanism} " + base64.b64encode(first).decode("ascii")
+        exchange = OAuthExchange(mechanism, first, sent_first=len(line) <= _MAX_AUTH_LINE)
+        try:
+            resp = pop._shortcmd(line if exchange.sent_first else f"AUTH {mechanism}")
+            # poplib takes any '+' line as success; "+ <base64>" is a challenge, "+OK" is not.
+            while resp[:3] != b"+OK":
+                resp = pop._shortcmd(exchange.respond(resp[2:]).decode("ascii"))
+        except poplib.error_proto:
+            raise exchange.error() from None
 
     def close(self) -> None:
         """Drop the connection without QUIT: the server forgets pending deletions."""

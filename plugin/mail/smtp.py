@@ -20,10 +20,12 @@ from collections.abc import Callable
 from typing import Self
 
 from plugin.mail.account import ServerSettings
+from plugin.mail.auth import OAuthExchange, choose_mechanism, initial_response, require_tls
 from plugin.mail.connect import ConnectionPolicy, check_host, connect_addresses, ssl_context
 from plugin.mail.errors import (
     AUTH_FAILED,
     AUTH_UNAVAILABLE,
+    OAUTH_UNAVAILABLE,
     PROTOCOL,
     STARTTLS_MISSING,
     MailError,
@@ -274,6 +276,9 @@ class SmtpSession:
 
     def _authenticate(self) -> None:
         smtp, s = self._smtp, self.settings
+        if s.uses_oauth:
+            self._auth_oauth()
+            return
         if not smtp.has_extn("auth"):
             raise MailError(AUTH_UNAVAILABLE)
         try:
@@ -288,6 +293,28 @@ class SmtpSession:
                 raise
             # "No suitable authentication method found" and friends.
             raise MailError(AUTH_UNAVAILABLE, detail=type(exc).__name__) from None
+
+    def _auth_oauth(self) -> None:
+        """AUTH XOAUTH2 (or OAUTHBEARER) with the access token, initial response inline.
+
+        Not smtplib's ``auth()``: it encodes the message as ASCII (an address may be UTF-8)
+        and raises an exception carrying the server's reply text.
+        """
+        s = self.settings
+        require_tls(s)
+        mechanism = choose_mechanism(self._smtp.esmtp_features.get("auth", "").split())
+        if mechanism is None:
+            raise MailError(OAUTH_UNAVAILABLE)
+        first = initial_response(mechanism, s)
+        exchange = OAuthExchange(mechanism, first, sent_first=True)
+        code, resp = self._smtp.docmd("AUTH", f"{mechanism} {base64.b64encode(first).decode()}")
+        while code == 334:
+            code, resp = self._smtp.docmd(exchange.respond(resp).decode("ascii"))
+        if code == 235:
+            return
+        if 400 <= code < 500:  # e.g. 454: try later, the token may be fine
+            raise MailError(PROTOCOL, code=code, detail="oauth temporary failure")
+        raise exchange.error(code)
 
     def _auth_plain_utf8(self) -> None:
         # smtplib encodes credentials as ASCII; AUTH PLAIN (RFC 4616) is UTF-8.

@@ -5,7 +5,7 @@ from plugin.models.settings import AddonState, GlobalSettings
 from plugin.models.mailbox import FetchCursor, Mailbox
 from plugin.models.message import Attachment, Message, MessageLocation, Quarantine, RecordLink
 # Imported for their tables; use their classes from the modules themselves.
-from plugin.models import outbound, search, sharing  # noqa: F401
+from plugin.models import oauth, outbound, search, sharing  # noqa: F401
 
 __all__ = [
     "Base", "AddonState", "GlobalSettings", "Mailbox", "FetchCursor", "Message",

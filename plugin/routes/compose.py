@@ -19,19 +19,22 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from plugin.current import get_addon
-from plugin.host import RecordRef
+from plugin.host import HostRecord, RecordRef
+from plugin.mail import build as compose_service
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import BulkJob, OutboundMessage
-from plugin.routes._http import wants_fragment
+from plugin.reading import webmail as wm
+from plugin.routes._http import found_or_404, wants_fragment
 from plugin.sending import bulk as bulk_service
-from plugin.mail import build as compose_service
-from plugin.sending import merge
-from plugin.sending import outbox
-from plugin.setup import settings as settings_service
+from plugin.sending import compose as compose_case
+from plugin.sending import merge, outbox
 from plugin.setup import mailbox as setup_service
+from plugin.setup import settings as settings_service
 
 T = "integrated_email/"
 
@@ -39,48 +42,35 @@ T = "integrated_email/"
 # ------------------------------------------------------------------ helpers
 
 
-def _mailbox_or_none():
+def _mailbox_or_none() -> Mailbox | None:
     return setup_service.active_mailbox(get_addon().session(), g.ie_user.id)
 
 
-def _no_mailbox():
+def _no_mailbox() -> ResponseReturnValue:
     return render_template(T + "compose_no_mailbox.html"), 409
 
 
 def _records(texts: list[str]) -> list[RecordRef]:
     """Record references from the form that the user may see."""
-    addon = get_addon()
-    out: list[RecordRef] = []
-    for text in dict.fromkeys(t for t in texts if t):
-        try:
-            ref = RecordRef.parse(text)
-        except ValueError:
-            continue
-        if addon.host.may_view_record(g.ie_user, ref):
-            out.append(ref)
-    return out
+    return compose_case.visible_records(get_addon().host, g.ie_user, texts)
 
 
-def _record_names(refs: list[RecordRef]) -> list:
+def _record_names(refs: list[RecordRef]) -> list[HostRecord]:
     found = get_addon().host.get_records(refs) if refs else {}
     return [found[r] for r in refs if r in found]
 
 
 def _visible_message(message_id: int) -> Message:
     """A stored message the user may reply to or forward: the sharing rule decides."""
-    from plugin.reading import webmail as wm
-
-    msg = wm.get_message(get_addon().session(), g.ie_user, message_id)
-    if msg is None:
-        abort(404)
-    return msg
+    return found_or_404(wm.get_message(get_addon().session(), g.ie_user, message_id),
+                        "No such message, or it is not shared with you.")
 
 
 def _max_attachment_bytes() -> int:
     return int(float(current_app.config["IE_MAX_ATTACHMENT_MB"]) * 1024 * 1024)
 
 
-def _read_attachments(errors: dict) -> list[compose_service.Attachment]:
+def _read_attachments(errors: dict[str, str]) -> list[compose_service.Attachment]:
     limit = _max_attachment_bytes()
     out, total = [], 0
     for f in request.files.getlist("attachments"):
@@ -99,7 +89,7 @@ def _read_attachments(errors: dict) -> list[compose_service.Attachment]:
     return out
 
 
-def _form_values(form) -> dict:
+def _form_values(form: MultiDict) -> dict:
     return {"to": form.get("to", ""), "cc": form.get("cc", ""), "bcc": form.get("bcc", ""),
             "subject": form.get("subject", ""), "body": form.get("body", ""),
             "formatted": form.get("formatted") in ("on", "yes", "1"),
@@ -107,7 +97,8 @@ def _form_values(form) -> dict:
             "records": form.getlist("record")}
 
 
-def _render_form(values: dict, errors: dict, mb: Mailbox, status: int = 200):
+def _render_form(values: dict, errors: dict[str, str], mb: Mailbox,
+                 status: int = 200) -> ResponseReturnValue:
     refs = _records(values.get("records", []))
     ctx = {"values": values, "errors": errors, "mailbox": mb, "records": _record_names(refs),
            "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"]}
@@ -118,7 +109,7 @@ def _render_form(values: dict, errors: dict, mb: Mailbox, status: int = 200):
 # ------------------------------------------------------------------ compose
 
 
-def compose():
+def compose() -> ResponseReturnValue:
     """Write and send one message (GET: the form; POST: send it)."""
     mb = _mailbox_or_none()
     if mb is None:
@@ -131,108 +122,38 @@ def compose():
     return _send(mb)
 
 
-def compose_reply(message_id: int):
+def compose_reply(message_id: int) -> ResponseReturnValue:
     """Reply, reply all or forward a stored message."""
     mb = _mailbox_or_none()
     if mb is None:
         return _no_mailbox()
     mode = request.args.get("mode", "reply")
     if mode not in ("reply", "reply_all", "forward"):
-        abort(404)
+        abort(404, "Choose reply, reply_all or forward.")
     msg = _visible_message(message_id)
-    values = reply_values(msg, mode, mb)
+    values = compose_case.reply_values(msg, mode, mb)
     return _render_form(values, {}, mb)
 
 
-def reply_values(msg: Message, mode: str, mb: Mailbox) -> dict:
-    """The compose form pre-filled from ``msg``: recipients, subject, quoted text."""
-    own = mb.email.lower()
-    to_pairs = [tuple(p) for p in json.loads(msg.to_addrs or "[]")]
-    cc_pairs = [tuple(p) for p in json.loads(msg.cc_addrs or "[]")]
-    sender = (msg.from_name, msg.from_addr)
-
-    def fmt(pairs) -> str:
-        seen, out = set(), []
-        for name, addr in pairs:
-            if not addr or addr.lower() == own or addr.lower() in seen:
-                continue
-            seen.add(addr.lower())
-            out.append(f'"{name}" <{addr}>' if name and not any(c in name for c in '"\\')
-                       else addr)
-        return ", ".join(out)
-
-    who = msg.from_name or msg.from_addr
-    if mode == "forward":
-        to, cc = "", ""
-        subject = compose_service.reply_subject(msg.subject, "Fwd")
-        body = ("\n\n---------- Forwarded message ----------\n"
-                f"From: {who} <{msg.from_addr}>\nDate: {msg.date:%d %b %Y, %H:%M}\n"
-                f"Subject: {msg.subject}\n\n{msg.body_text or ''}\n")
-    else:
-        # Replying to one's own sent message goes to its recipients again.
-        primary = to_pairs if msg.direction == "out" else [sender] + (
-            to_pairs if mode == "reply_all" else [])
-        to = fmt(primary)
-        cc = fmt([p for p in cc_pairs if p not in primary]) if mode == "reply_all" else ""
-        subject = compose_service.reply_subject(msg.subject, "Re")
-        body = compose_service.quote_text(msg.body_text, who, msg.date)
-    records = [f"{link.record_kind}:{link.record_id}" for link in msg.links]
-    return {"to": to, "cc": cc, "bcc": "", "subject": subject, "body": body,
-            "formatted": False, "source": str(msg.id), "mode": mode, "records": records}
-
-
-def _send(mb: Mailbox):
+def _send(mb: Mailbox) -> ResponseReturnValue:
+    """Read the form, files and the message replied to; send through the use case."""
     addon = get_addon()
     values = _form_values(request.form)
-    errors: dict[str, str] = {}
-    parsed = {}
-    for name, label in (("to", "To field"), ("cc", "Cc field"), ("bcc", "Bcc field")):
-        try:
-            parsed[name] = compose_service.parse_addresses(values[name], label)
-        except compose_service.HeaderError as exc:
-            errors[name] = exc.sentence
-            parsed[name] = []
-    if not errors.get("to") and not (parsed["to"] or parsed["cc"] or parsed["bcc"]):
-        errors["to"] = "Enter at least one recipient, like name@example.com."
-    try:
-        compose_service.check_header(values["subject"], "subject")
-    except compose_service.HeaderError as exc:
-        errors["subject"] = exc.sentence
-    attachments = _read_attachments(errors)
-    in_reply_to = references = None
+    input_errors: dict[str, str] = {}
+    attachments = _read_attachments(input_errors)
+    original = None
     if values["source"] and values["mode"] in ("reply", "reply_all"):
         try:
-            original = _visible_message(int(values["source"]))
+            source_id = int(values["source"])
         except ValueError:
-            abort(400)
-        in_reply_to = original.message_id_header
-        refs = (original.references or "").split()
-        if original.message_id_header and original.message_id_header not in refs:
-            refs.append(original.message_id_header)
-        references = " ".join(refs[-20:]) or None
-    if errors:
-        return _render_form(values, errors, mb, 422)
-    records = _records(values["records"])
-    # Mail to a candidate's or contact's address is recorded on them, too.
-    addresses = [a for key in ("to", "cc", "bcc") for _n, a in parsed[key]]
-    for matches in addon.host.records_by_email(addresses).values():
-        for rec in matches:
-            if rec.ref not in records and addon.host.may_view_record(g.ie_user, rec.ref):
-                records.append(rec.ref)
-    draft = compose_service.Draft(
-        from_name=g.ie_user.name, from_addr=mb.email, to=parsed["to"], cc=parsed["cc"],
-        bcc=parsed["bcc"], subject=values["subject"], body_text=values["body"],
-        formatted=values["formatted"], in_reply_to=in_reply_to, references=references,
-        attachments=attachments)
-    s = addon.session()
-    try:
-        row = outbox.queue(addon, s, g.ie_user, mb, draft, records)
-    except (compose_service.HeaderError, ValueError) as exc:
-        errors["subject"] = getattr(exc, "sentence", None) or \
-            "This message cannot be sent as written. Check the recipients and subject."
-        return _render_form(values, errors, mb, 422)
-    row = outbox.deliver(addon, row.id) or row
-    back = _record_names(records)
+            abort(400, "The message replied to is not a message number.")
+        original = _visible_message(source_id)
+    outcome = compose_case.send_from_form(addon, addon.session(), g.ie_user, mb, values,
+                                          attachments, original, input_errors)
+    if outcome.errors:
+        return _render_form(values, outcome.errors, mb, 422)
+    row = outcome.row
+    back = _record_names(outcome.records)
     if wants_fragment():
         return render_template(T + "_partials/compose_result.html", row=row, records=back)
     flash(result_sentence(row))
@@ -242,6 +163,7 @@ def _send(mb: Mailbox):
 
 
 def result_sentence(row: OutboundMessage) -> str:
+    """The flash sentence for a message as its sending ended."""
     if row.state in ("sent", "filed"):
         return "Your message was sent."
     if row.state == "queued":
@@ -253,7 +175,7 @@ def result_sentence(row: OutboundMessage) -> str:
 # ------------------------------------------------------------------ outbox
 
 
-def outbox_list():
+def outbox_list() -> ResponseReturnValue:
     """The user's recent outgoing messages and their state."""
     s = get_addon().session()
     rows = s.scalars(select(OutboundMessage).where(
@@ -264,13 +186,13 @@ def outbox_list():
     return render_template(T + "outbox.html", rows=rows, jobs=jobs)
 
 
-def outbox_resend(outbound_id: int):
+def outbox_resend(outbound_id: int) -> ResponseReturnValue:
     """Send a failed or unknown message again (the user decided)."""
     addon = get_addon()
     s = addon.session()
     row = s.get(OutboundMessage, outbound_id)
     if row is None or row.user_id != g.ie_user.id:
-        abort(404)
+        abort(404, "No such message in your outbox.")
     if outbox.resend(s, row):
         row = outbox.deliver(addon, row.id)
         flash(result_sentence(row))
@@ -291,7 +213,7 @@ def _bulk_context(ids: list[str], mb: Mailbox) -> dict:
             "limit_problem": limit, "fields": merge.FIELDS, "mailbox": mb, "gs": gs}
 
 
-def bulk_new():
+def bulk_new() -> ResponseReturnValue:
     """The bulk composer for the candidates picked in the host's list."""
     mb = _mailbox_or_none()
     if mb is None:
@@ -309,13 +231,13 @@ def bulk_new():
     return render_template(T + "bulk_new.html", **ctx)
 
 
-def _bulk_values(form) -> dict:
+def _bulk_values(form: MultiDict) -> dict:
     return {"subject": form.get("subject", ""), "body": form.get("body", ""),
             "signature": form.get("signature", ""),
             "formatted": form.get("formatted") in ("on", "yes", "1")}
 
 
-def bulk_preview():
+def bulk_preview() -> ResponseReturnValue:
     """The message as one chosen recipient will get it, and any template problems."""
     mb = _mailbox_or_none()
     if mb is None:
@@ -332,7 +254,7 @@ def bulk_preview():
                            **ctx)
 
 
-def bulk_send():
+def bulk_send() -> ResponseReturnValue:
     """Check the templates and limits, make the job, and start it."""
     addon = get_addon()
     mb = _mailbox_or_none()
@@ -373,7 +295,7 @@ def _own_job(job_id: int) -> BulkJob:
     s = get_addon().session()
     job = s.get(BulkJob, job_id)
     if job is None or job.user_id != g.ie_user.id:
-        abort(404)
+        abort(404, "No such bulk email of yours.")
     s.refresh(job)
     return job
 
@@ -386,18 +308,18 @@ def _job_context(job: BulkJob) -> dict:
             "skipped": json.loads(job.skipped or "[]")}
 
 
-def bulk_job(job_id: int):
+def bulk_job(job_id: int) -> ResponseReturnValue:
     """A bulk job's page: progress bar, per-recipient results, Cancel."""
     return render_template(T + "bulk_job.html", **_job_context(_own_job(job_id)))
 
 
-def bulk_progress(job_id: int):
+def bulk_progress(job_id: int) -> ResponseReturnValue:
     """The self-refreshing progress fragment."""
     return render_template(T + "_partials/bulk_progress.html",
                            **_job_context(_own_job(job_id)))
 
 
-def bulk_cancel(job_id: int):
+def bulk_cancel(job_id: int) -> ResponseReturnValue:
     """Stop a bulk job before its next message."""
     job = _own_job(job_id)
     if not job.finished:

@@ -7,10 +7,12 @@ from urllib.parse import quote
 from flask import g, has_request_context, url_for
 from sqlalchemy import select
 
+from plugin.context import AddonContext
+from plugin.host import RecordRef
 from plugin.models import GlobalSettings, Mailbox
 
 
-def _compose_allowed(addon) -> bool:
+def _compose_allowed(addon: AddonContext) -> bool:
     """Admin said "email links use webmail" and the user has an active mailbox.
 
     Asked once per request: a list page calls this for every row."""
@@ -32,7 +34,7 @@ def _compose_allowed(addon) -> bool:
     return allowed
 
 
-def email_link(addon, address: str, record=None) -> str:
+def email_link(addon: AddonContext, address: str, record: RecordRef | str | None = None) -> str:
     """Where an address shown by the host should point: the add-on's compose (with
     the address filled in and the record linked) when the admin's "email links use
     webmail" is Yes and the user has an active mailbox; else ``mailto:``."""

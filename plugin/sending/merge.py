@@ -16,6 +16,8 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from plugin.host import HostRecord
+
 #: the merge fields, with what the composer shows for each
 FIELDS: dict[str, str] = {
     "first_name": "First name",
@@ -112,7 +114,7 @@ class MergeError(ValueError):
     """A template the sandbox refused to render."""
 
 
-def values_for(record, sender_name: str, signature: str) -> dict[str, str]:
+def values_for(record: HostRecord, sender_name: str, signature: str) -> dict[str, str]:
     """The merge values of one host record (a ``HostRecord``) and the sender."""
     first = record.first_name or (record.name.split(" ")[0] if record.name else "")
     last = record.last_name or (" ".join(record.name.split(" ")[1:]) if record.name else "")

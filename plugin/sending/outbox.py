@@ -10,28 +10,36 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC
-from types import SimpleNamespace
 
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import Row, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from plugin.blobs import blob_store
+from plugin.context import AddonContext
 from plugin.host import HostUser, RecordRef
+from plugin.mail import build as compose
 from plugin.mail.errors import MailError
 from plugin.models import Mailbox
 from plugin.models._types import UTCDateTime
-from plugin.models.outbound import OutboundMessage
-from plugin.mail import build as compose
-from plugin.sending import delivery as sender
-from plugin.testing.faults import crashpoint
+from plugin.models.outbound import BulkJob, OutboundMessage
+from plugin.sending.delivery import (
+    UNKNOWN_SENTENCE,
+    backoff,
+    envelope_recipients,
+    judge,
+    smtp_session,
+)
+from plugin.sending.lease import aware, lease_length, now, owner_gone, worker_id
+from plugin.sending.messages import message_for
+from plugin.sending.sent_folder import file_rows, prove_sent
 from plugin.setup.policy import connection_policy
+from plugin.testing.faults import crashpoint
 
 log = logging.getLogger("plugin.integrated_email.send")
 _OUT = OutboundMessage.__table__
 
 
-def queue(addon, session: Session, user: HostUser, mb: Mailbox,
+def queue(addon: AddonContext, session: Session, user: HostUser, mb: Mailbox,
           draft: compose.Draft, records: list[RecordRef]) -> OutboundMessage:
     """Write the outbox row (Message-ID made here) and commit it; nothing is sent yet."""
     blobs = blob_store(addon.app.config)
@@ -50,25 +58,25 @@ def queue(addon, session: Session, user: HostUser, mb: Mailbox,
     compose.build_message(from_name=row.from_name, from_addr=row.from_addr, to=draft.to,
                           cc=draft.cc, subject=row.subject, body_text=row.body_text,
                           body_html=row.body_html, message_id=row.message_id_header,
-                          date=sender.now(), in_reply_to=row.in_reply_to,
+                          date=now(), in_reply_to=row.in_reply_to,
                           references=row.references, attachments=draft.attachments)
     session.add(row)
     session.commit()
     return row
 
 
-def _claim(addon, session: Session, row_id: int) -> bool:
-    stamp = sender.now()
+def _claim(addon: AddonContext, session: Session, row_id: int) -> bool:
+    stamp = now()
     result = session.execute(
         update(_OUT).where(_OUT.c.id == row_id, _OUT.c.state == "queued").values(
-            state="sending", attempts=_OUT.c.attempts + 1, lease_owner=sender.worker_id(),
-            lease_until=stamp + sender.lease_length(addon), next_attempt_at=None,
+            state="sending", attempts=_OUT.c.attempts + 1, lease_owner=worker_id(),
+            lease_until=stamp + lease_length(addon.app.config), next_attempt_at=None,
             date=func.coalesce(_OUT.c.date, literal(stamp, UTCDateTime()))))
     session.commit()
     return result.rowcount == 1
 
 
-def deliver(addon, row_id: int) -> OutboundMessage | None:
+def deliver(addon: AddonContext, row_id: int) -> OutboundMessage | None:
     """Send one queued row now (if it is still queued); returns the row as it ends."""
     with Session(addon.engine, expire_on_commit=False) as session:
         row = session.get(OutboundMessage, row_id)
@@ -81,15 +89,15 @@ def deliver(addon, row_id: int) -> OutboundMessage | None:
             return session.get(OutboundMessage, row_id)
         session.refresh(row)
         try:
-            message = sender.message_for(addon, row)
-            with sender.smtp_session(addon, mb, policy) as smtp:
+            message = message_for(addon.app.config, row)
+            with smtp_session(addon.secrets, mb, policy) as smtp:
                 crashpoint("single_before_smtp")
-                refused = smtp.send(row.from_addr, sender.envelope_recipients(row), message)
+                refused = smtp.send(row.from_addr, envelope_recipients(row), message)
             crashpoint("single_after_smtp")
         except MailError as exc:
             _failed(session, row, exc)
             return row
-        stamp = sender.now()
+        stamp = now()
         note = None
         if refused:
             note = (f"The server refused {', '.join(sorted(refused))}; everyone else got it.")
@@ -99,19 +107,19 @@ def deliver(addon, row_id: int) -> OutboundMessage | None:
         session.commit()
         session.refresh(row)
         log.info("outbound %s sent", row_id)
-        sender.file_rows(addon, session, mb, [row], policy,
+        file_rows(addon, session, mb, [row], policy,
                          raws={row.id: compose.flatten(message)})
         session.refresh(row)
         return row
 
 
 def _failed(session: Session, row: OutboundMessage, exc: MailError) -> None:
-    verdict = sender.judge(exc, row.attempts)
+    verdict = judge(exc, row.attempts)
     values = {"lease_owner": None, "lease_until": None, "error_kind": verdict.kind,
               "error": verdict.sentence}
     if verdict.retry:
         values.update(state="queued",
-                      next_attempt_at=sender.now() + sender.backoff(row.attempts))
+                      next_attempt_at=now() + backoff(row.attempts))
     else:
         values.update(state="failed")
     session.execute(update(_OUT).where(_OUT.c.id == row.id).values(**values))
@@ -129,26 +137,22 @@ def resend(session: Session, row: OutboundMessage) -> bool:
     return result.rowcount == 1
 
 
-def stale_sending(session: Session, job_id: int | None = None) -> list:
+def stale_sending(session: Session, job_id: int | None = None) -> list[Row]:
     """``sending`` rows whose worker is gone (process dead or lease over)."""
-    stamp = sender.now()
+    stamp = now()
     query = select(_OUT.c.id, _OUT.c.lease_owner, _OUT.c.lease_until, _OUT.c.mailbox_id,
                    _OUT.c.message_id_header).where(_OUT.c.state == "sending")
     query = query.where(_OUT.c.bulk_job_id == job_id) if job_id is not None else \
         query.where(_OUT.c.bulk_job_id.is_(None))
     out = []
     for r in session.execute(query):
-        expired = r.lease_until is None or _aware(r.lease_until) < stamp
-        if job_id is not None or expired or sender.owner_gone(r.lease_owner):
+        expired = r.lease_until is None or aware(r.lease_until) < stamp
+        if job_id is not None or expired or owner_gone(r.lease_owner):
             out.append(r)
     return out
 
 
-def _aware(value):
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def recover(addon, session: Session, job_id: int | None = None) -> tuple[int, int]:
+def recover(addon: AddonContext, session: Session, job_id: int | None = None) -> tuple[int, int]:
     """Settle stale ``sending`` rows: proven by Sent -> sent, else unknown.
 
     Returns (proven sent, unknown)."""
@@ -162,14 +166,14 @@ def recover(addon, session: Session, job_id: int | None = None) -> tuple[int, in
     proven_total = unknown_total = 0
     for mailbox_id, items in by_mailbox.items():
         mb = session.get(Mailbox, mailbox_id)
-        proven = sender.prove_sent(addon, mb, policy, [r.message_id_header for r in items])
+        proven = prove_sent(addon.secrets, mb, policy, [r.message_id_header for r in items])
         for r in items:
             if r.message_id_header in proven:
-                values = {"state": "sent", "sent_at": sender.now()}
+                values = {"state": "sent", "sent_at": now()}
                 proven_total += 1
             else:
                 values = {"state": "unknown", "error_kind": "crash",
-                          "error": sender.UNKNOWN_SENTENCE}
+                          "error": UNKNOWN_SENTENCE}
                 unknown_total += 1
             session.execute(update(_OUT).where(_OUT.c.id == r.id, _OUT.c.state == "sending")
                             .values(lease_owner=None, lease_until=None, **values))
@@ -179,12 +183,12 @@ def recover(addon, session: Session, job_id: int | None = None) -> tuple[int, in
     return proven_total, unknown_total
 
 
-def run_due(addon, limit: int = 100) -> int:
+def run_due(addon: AddonContext, limit: int = 100) -> int:
     """One send-job tick for single messages: recover, retry due rows, file sent ones."""
     done = 0
     with Session(addon.engine, expire_on_commit=False) as session:
         recover(addon, session)
-        stamp = sender.now()
+        stamp = now()
         due = session.scalars(select(_OUT.c.id).where(
             _OUT.c.state == "queued", _OUT.c.bulk_job_id.is_(None),
             or_(_OUT.c.next_attempt_at.is_(None), _OUT.c.next_attempt_at <= stamp))
@@ -196,9 +200,8 @@ def run_due(addon, limit: int = 100) -> int:
     return done
 
 
-def file_pending(addon, limit: int = 500) -> int:
+def file_pending(addon: AddonContext, limit: int = 500) -> int:
     """Rows delivered but not yet in Sent (IMAP was down): try again."""
-    from plugin.models.outbound import BulkJob
     with Session(addon.engine, expire_on_commit=False) as session:
         running = select(BulkJob.id).where(BulkJob.state == "running")
         rows = session.scalars(select(OutboundMessage).where(
@@ -214,9 +217,5 @@ def file_pending(addon, limit: int = 500) -> int:
             by_mailbox.setdefault(r.mailbox_id, []).append(r)
         for mailbox_id, items in by_mailbox.items():
             mb = session.get(Mailbox, mailbox_id)
-            sender.file_rows(addon, session, mb, items, policy)
+            file_rows(addon, session, mb, items, policy)
         return len(rows)
-
-
-def as_namespace(row) -> SimpleNamespace:
-    return SimpleNamespace(**dict(row._mapping))

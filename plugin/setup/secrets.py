@@ -5,8 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from plugin.models import Mailbox
+from plugin.models.oauth import OAuthProviderSettings, OAuthToken
 
 ENCRYPTED_COLUMNS = ("in_password", "out_password")
+#: every model with encrypted columns, and those columns
+ENCRYPTED = ((Mailbox, ENCRYPTED_COLUMNS), (OAuthToken, ("refresh_token", "access_token")),
+             (OAuthProviderSettings, ("client_secret",)))
 
 
 def rotate_all(addon) -> tuple[int, int]:
@@ -17,13 +21,13 @@ def rotate_all(addon) -> tuple[int, int]:
     """
     box = addon.secrets
     with addon.session() as s, s.begin():
-        boxes = s.scalars(select(Mailbox)).all()
         planned = []
-        for mb in boxes:
-            for col in ENCRYPTED_COLUMNS:
-                token = getattr(mb, col)
-                if token:
-                    planned.append((mb, col, box.rotate(token)))
-        for mb, col, new in planned:
-            setattr(mb, col, new)
+        for model, columns in ENCRYPTED:
+            for row in s.scalars(select(model)).all():
+                for col in columns:
+                    token = getattr(row, col)
+                    if token:
+                        planned.append((row, col, box.rotate(token)))
+        for row, col, new in planned:
+            setattr(row, col, new)
     return len(planned), len(planned)

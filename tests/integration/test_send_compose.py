@@ -13,7 +13,9 @@ from plugin.host import RecordRef
 from plugin.models import Message, RecordLink
 from plugin.models.outbound import OutboundMessage
 from plugin.sending import outbox
-from plugin.sending import delivery as sender
+from plugin.sending.lease import now
+from plugin.sending.messages import message_for, raw_for
+from plugin.sending.sent_folder import SentFolder
 from tests.integration.send_helpers import form, header, lab_user, make_sender, outbound_rows
 
 
@@ -167,7 +169,7 @@ def test_a_sent_copy_keeps_its_raw_bytes_only_when_it_has_attachments(rita, smtp
         assert not store.exists(copy.blob_sha256)  # nothing ever reads it back
         assert copy.body_text.startswith("no files")
         # ... and the digest still names the bytes that went out, which the row rebuilds.
-        assert hashlib.sha256(sender.raw_for(rita.addon, plain)).hexdigest() == copy.blob_sha256
+        assert hashlib.sha256(raw_for(rita.app.config, plain)).hexdigest() == copy.blob_sha256
 
 
 def test_refused_recipient_fails_with_a_plain_reason(rita, smtp_lab):
@@ -192,7 +194,7 @@ def test_unreachable_server_is_retried_later(rita, smtp_lab):
     assert row.state == "queued" and row.next_attempt_at is not None and row.attempts == 1
     with Session(rita.addon.engine) as s:  # the server is back and the back-off is over
         s.get(Mailbox, rita.mailbox_id).out_port = smtp_lab.tls_port
-        s.get(OutboundMessage, row.id).next_attempt_at = sender.now()
+        s.get(OutboundMessage, row.id).next_attempt_at = now()
         s.commit()
     with rita.app.app_context():
         assert outbox.run_due(rita.addon) == 1
@@ -214,12 +216,12 @@ def _stuck(rita, in_sent: bool) -> OutboundMessage:
             row = outbox.queue(rita.addon, s, user, mb,
                                Draft(user.name, mb.email, [("", "c@example.test")],
                                      subject="Stuck", body_text="x"), [])
-            row.state, row.date = "sending", sender.now()
+            row.state, row.date = "sending", now()
             row.lease_owner = f"{__import__('socket').gethostname()[:40]}:999999:dead"
             s.commit()
             if in_sent:
-                raw = compose.flatten(sender.message_for(rita.addon, row))
-                with sender.SentFolder(rita.addon, mb, connection_policy(rita.addon, s)) as folder:
+                raw = compose.flatten(message_for(rita.app.config, row))
+                with SentFolder(rita.addon.secrets, mb, connection_policy(rita.addon, s)) as folder:
                     folder.append_many([raw])
             return row
 

@@ -21,10 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from .ca import LabCerts
 from .servers import HOST, free_port
+
+if TYPE_CHECKING:
+    from .oauth import OAuthLab
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
@@ -86,7 +89,7 @@ class Dovecot:
     host = HOST
 
     def __init__(self, certs: LabCerts, workdir: str | Path | None = None,
-                 high_performance: bool = False) -> None:
+                 high_performance: bool = False, oauth: OAuthLab | None = None) -> None:
         for binary in (DOVECOT, DOVEADM):
             if not os.access(binary, os.X_OK):
                 raise RuntimeError(f"{binary} missing: run `make test` (it apt-installs "
@@ -97,6 +100,8 @@ class Dovecot:
         #: Dovecot's documented high-performance mode (login and imap processes reused),
         #: for benchmarks where the server shares the cores with what is measured
         self.high_performance = high_performance
+        #: the lab OAuth provider whose introspection endpoint validates XOAUTH2/OAUTHBEARER
+        self.oauth = oauth
         self.ca_file = str(certs.ca_cert)
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="lab-dovecot-"))
         # Why 0755: login/imap processes (dovenull, uid 5000) must traverse this dir.
@@ -136,6 +141,14 @@ class Dovecot:
             imap_mode = "service imap {\n  service_count = 1000\n  process_min_avail = 2\n}\n"
         dh_pem = Path("/usr/share/dovecot/dh.pem")
         dh = f"ssl_dh = <{dh_pem}" if dh_pem.exists() else ""
+        mechanisms, passdb_mechs, oauth_passdb = "plain login", "", ""
+        if self.oauth is not None:
+            mechanisms = "plain login xoauth2 oauthbearer"
+            # Each passdb only for its own mechanisms: a token is never tried as a
+            # password, nor a password sent to the introspection endpoint.
+            passdb_mechs = "  mechanisms = plain login\n"
+            oauth_passdb = (f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                            f"  args = {self._write_oauth_conf()}\n}}\n")
         self.conf.write_text(f"""
 instance_name = lab-{d.name}
 base_dir = {d}/run
@@ -149,7 +162,7 @@ ssl_key = <{self.certs.key}
 {dh}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_username_format = %Ln
 auth_failure_delay = 0
 auth_verbose = yes
@@ -162,8 +175,8 @@ pop3_uidl_format = %08Xu%08Xv
 passdb {{
   driver = passwd-file
   args = username_format=%u {self.passwd_dir}/%u
-}}
-userdb {{
+{passdb_mechs}}}
+{oauth_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {self.passwd_dir}/%u
 }}
@@ -201,6 +214,30 @@ service anvil {{
   }}
 }}
 """)
+
+    def _write_oauth_conf(self) -> Path:
+        """The oauth2 passdb settings: RFC 7662 introspection at the lab provider."""
+        assert self.oauth is not None
+        # Copies inside our 0755 dir: the auth process (user dovecot) cannot read pytest's
+        # 0700 temp dirs.
+        ca = self.dir / "oauth-ca.pem"
+        shutil.copyfile(self.oauth.certs.ca_cert, ca)
+        ca.chmod(0o644)
+        conf = self.dir / "dovecot-oauth2.conf.ext"
+        host = self.oauth.base_url.split("://", 1)[1]
+        conf.write_text(
+            "introspection_mode = post\n"
+            f"introspection_url = https://{self.oauth.mail_servers_client}:{self.oauth.mail_servers_secret}"
+            f"@{host}/introspect\n"
+            # The provider names the account by its address; Dovecot's user is the local part.
+            "username_attribute = username\n"
+            "username_format = %Ln\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+            f"tls_ca_cert_file = {ca}\n"
+            "timeout_msecs = 5000\n")
+        conf.chmod(0o644)
+        return conf
 
     def start(self, timeout: float = 10, ports: tuple[int, int, int, int] | None = None) -> Dovecot:
         """Start; ``ports`` (imap, imaps, pop3, pop3s) fixes the ports (the demo does)."""

@@ -12,29 +12,97 @@ import secrets
 
 import pytest
 
-from .ca import LabCerts, make_certs
+from .authority import LabAuthority
+from .autoconfig_web import AutoconfigWeb
+from .ca import LabCerts
+from .discovery_lab import BUDGET, GUESS_DOMAIN, ConnectionLog
 from .dovecot import DOVECOT, Dovecot, MailUser
+from .nameserver import LabDns
+from .oauth import OAuthLab
 from .postgres import create_database
-from .servers import SilentServer
+from .servers import HOST, SilentServer
 from .smtp import SmtpLab
 
 CHROMIUM = "/usr/bin/chromium"
 _user_counter = itertools.count(1)
 
+@pytest.fixture(scope="session")
+def lab_authority(tmp_path_factory) -> LabAuthority:
+    """The lab CA, kept so that it can mint certificates for test host names."""
+    return LabAuthority(tmp_path_factory.mktemp("lab-certs"))
+
 
 @pytest.fixture(scope="session")
-def lab_certs(tmp_path_factory) -> LabCerts:
-    return make_certs(tmp_path_factory.mktemp("lab-certs"))
+def lab_certs(lab_authority) -> LabCerts:
+    # The server certificate also covers the guessed names of GUESS_DOMAIN, so that
+    # discovery's TLS handshakes against the lab Dovecot and SMTP verify as in real life.
+    return lab_authority.lab_certs(extra_names=(f"*.{GUESS_DOMAIN}",))
 
 
 @pytest.fixture(scope="session")
-def dovecot(lab_certs):
+def lab_dns():
+    """A DNS server on loopback; tests add records for domains of their own."""
+    with LabDns() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def autoconfig_web(lab_authority):
+    """The HTTPS server (lab CA) serving autoconfig documents; tests add routes."""
+    with AutoconfigWeb(lab_authority) as server:
+        yield server
+
+
+@pytest.fixture
+def connection_log(monkeypatch) -> ConnectionLog:
+    """Records every TCP connect this test makes (to prove none went to a refused address)."""
+    return ConnectionLog().install(monkeypatch)
+
+
+@pytest.fixture
+def discovery_policy(lab_certs):
+    """The host policy of the tests: only the lab's loopback address is allowed, by address
+    (as IE_ALLOWED_MAIL_HOSTS does for mail hosts), and the lab CA is trusted."""
+    from plugin.mail.connect import ConnectionPolicy
+
+    return ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=str(lab_certs.ca_cert),
+                            timeout=3)
+
+
+@pytest.fixture
+def discovery_settings(lab_dns, autoconfig_web):
+    """Discovery pointed at the lab DNS and the lab HTTPS server's port."""
+    from plugin.setup.discovery import DiscoverySettings
+
+    return DiscoverySettings(nameservers=(HOST,), dns_port=lab_dns.port,
+                             https_port=autoconfig_web.port, budget=BUDGET)
+
+
+@pytest.fixture(scope="session")
+def oauth_server(lab_certs):
+    """The lab's OAuth2/OIDC provider (Authlib on loopback TLS), one per run."""
+    server = OAuthLab(lab_certs).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oauth_lab(oauth_server) -> OAuthLab:
+    """The provider with its switches (lifetimes, rotation, down/slow) back at their defaults
+    before and after each test, and its request records emptied."""
+    oauth_server.reset()
+    yield oauth_server
+    oauth_server.reset()
+
+
+@pytest.fixture(scope="session")
+def dovecot(lab_certs, oauth_server):
     if not os.access(DOVECOT, os.X_OK):
         pytest.fail(f"{DOVECOT} not installed: run `make test` (it installs the lab)",
                     pytrace=False)
     # Own mkdtemp, not tmp_path_factory: pytest's root is 0700 and Dovecot's unprivileged
     # processes must traverse the path.
-    server = Dovecot(lab_certs).start()
+    server = Dovecot(lab_certs, oauth=oauth_server).start()
     yield server
     server.cleanup()
 
@@ -58,6 +126,11 @@ def mail_user(dovecot) -> MailUser:
     """A fresh Dovecot user per test: u<counter><random> so parallel runs never collide."""
     login = f"u{next(_user_counter)}{secrets.token_hex(3)}"
     return dovecot.add_user(login, f"pw-{secrets.token_urlsafe(9)}")
+
+
+def mint_access_token(oauth: OAuthLab, user: MailUser, lifetime: int | None = None) -> str:
+    """A valid access token for a lab mail user, straight from the provider."""
+    return oauth.mint_token(user.email, lifetime=lifetime).access_token
 
 
 @pytest.fixture

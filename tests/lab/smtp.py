@@ -5,6 +5,10 @@ Why aiosmtpd instead of a real MTA: we need to see exactly what the add-on sent
 """
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import json
 import logging
 import ssl
 import threading
@@ -13,7 +17,8 @@ from dataclasses import dataclass
 from typing import Self
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+import requests
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 from .dovecot import Dovecot
 from .servers import HOST, free_port
@@ -83,6 +88,60 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
+#: what Gmail answers a bad token with (a base64 JSON challenge, then 535 after the reply)
+OAUTH_CHALLENGE = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
+OAUTH_REFUSED = "535 5.7.8 Username and Password not accepted"
+
+
+def parse_xoauth2(blob: bytes) -> tuple[str, str] | None:
+    """``user=<addr>^Aauth=Bearer <token>^A^A`` -> (addr, token); None when malformed."""
+    fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01")
+                  if "=" in part)
+    user, auth = fields.get("user", ""), fields.get("auth", "")
+    if not user or not auth.startswith("Bearer ") or not blob.endswith(b"\x01\x01"):
+        return None
+    return user, auth[len("Bearer "):]
+
+
+class _OAuthHandler(_Handler):
+    """Also offers AUTH XOAUTH2, each token checked at the lab provider's RFC 7662
+    introspection endpoint (over TLS, with the mail servers' client credentials)."""
+
+    def _introspect(self, token: str) -> dict:
+        oauth = self.lab.oauth
+        with requests.Session() as http:
+            http.trust_env = False  # the CA below, not REQUESTS_CA_BUNDLE
+            r = http.post(oauth.introspect_url, data={"token": token}, timeout=5,
+                          auth=(oauth.mail_servers_client, oauth.mail_servers_secret),
+                          verify=str(oauth.certs.ca_cert))
+        return r.json() if r.status_code == 200 else {"active": False}
+
+    async def auth_XOAUTH2(self, server, args):
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        parsed = parse_xoauth2(blob)
+        info = {"active": False}
+        if parsed is not None:
+            info = await asyncio.get_running_loop().run_in_executor(
+                None, self._introspect, parsed[1])
+        if (parsed is not None and info.get("active") is True
+                and str(info.get("username", "")).lower() == parsed[0].lower()):
+            return AuthResult(success=True, auth_data=LoginPassword(parsed[0].encode(), b""))
+        self.lab.oauth_failures += 1
+        reply = await server.challenge_auth(json.dumps(OAUTH_CHALLENGE))
+        if reply is MISSING:
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False, message=OAUTH_REFUSED)
+
+
 class _ImplicitTlsSMTP(SMTP):
     """aiosmtpd 1.4 only counts STARTTLS as TLS; mark implicit-TLS sessions as secure too,
     otherwise auth_require_tls hides AUTH on the SMTPS port."""
@@ -106,6 +165,10 @@ class SmtpLab:
     def __init__(self, dovecot: Dovecot, refuse: Callable[[str], bool] = default_refuse,
                  with_plain: bool = True, pipelining: bool = True) -> None:
         self.dovecot = dovecot
+        #: the OAuth provider validating AUTH XOAUTH2 (Dovecot's); None = password AUTH only
+        self.oauth = dovecot.oauth
+        #: XOAUTH2 attempts refused so far
+        self.oauth_failures = 0
         self.refuse = refuse
         self.with_plain = with_plain
         #: advertise PIPELINING (RFC 2920) in the EHLO answer
@@ -134,7 +197,8 @@ class SmtpLab:
 
     def start(self, ports: tuple[int, int] | None = None) -> SmtpLab:
         """Start; ``ports`` (starttls, implicit TLS) fixes the ports (the demo does)."""
-        common = {"handler": _Handler(self), "hostname": HOST, "authenticator": self._authenticate,
+        handler = (_OAuthHandler if self.oauth is not None else _Handler)(self)
+        common = {"handler": handler, "hostname": HOST, "authenticator": self._authenticate,
                       "auth_required": True, "auth_require_tls": True, "ident": "lab-smtp"}
         self.starttls_port, self.tls_port = ports or (free_port(), free_port())
         starttls = Controller(port=self.starttls_port, tls_context=self._server_ctx(),

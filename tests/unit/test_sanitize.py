@@ -121,7 +121,9 @@ def html_soup(draw):
 def test_sanitizing_is_stable_for_generated_html(soup):
     once = sanitize_html(soup).html
     assert sanitize_html(once).html == once
-    assert not re.search(r"<\s*(script|svg|math|style|base|meta|iframe)\b|\son\w+=", once, re.I)
+    # An event handler counts only inside a tag: the same words as escaped text are harmless.
+    assert not re.search(r"<\s*(script|svg|math|style|base|meta|iframe)\b|<[^>]*\son\w+=",
+                         once, re.I)
 
 
 @settings(max_examples=200, deadline=None)

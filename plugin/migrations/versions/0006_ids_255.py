@@ -1,14 +1,14 @@
 """user and record ids up to 255 characters, record kinds up to 40 (host contract 2.0)
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,92 @@
+"""Who a bulk email goes to, and the administrator's limits on how many."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, literal, select
+from sqlalchemy.orm import Session
+
+from plugin.context import AddonContext
+from plugin.host import HostRecord, HostUser, RecordKind, RecordRef
+from plugin.mail.addresses import normalize_address
+from plugin.models import GlobalSettings
+from plugin.models._types import UTCDateTime
+from plugin.models.outbound import OutboundMessage
+from plugin.sending.lease import now
+
+_OUT = OutboundMessage.__table__
+
+
+@dataclass
+class Selection:
+    """The candidates picked in the host's list, split into sendable and left out."""
+
+    records: list[HostRecord]
+    #: {"name": ..., "reason": ...} for everyone left out before sending
+    skipped: list[dict]
+
+
+def select_recipients(addon: AddonContext, user: HostUser, ids: list[str],
+                      kind: RecordKind = "candidate") -> Selection:
+    """The records of ``ids`` the user may see with one valid, not yet chosen address."""
+    refs = [RecordRef(kind, str(i).strip()) for i in dict.fromkeys(ids) if str(i).strip()]
+    found = addon.host.get_records(refs)
+    records: list[HostRecord] = []
+    skipped: list[dict] = []
+    seen_addresses: set[str] = set()
+    for ref in refs:
+        rec = found.get(ref)
+        if rec is None or not addon.host.may_view_record(user, ref):
+            skipped.append({"name": f"{kind.title()} {ref.id}", "ref": str(ref),
+                            "reason": "Not found, or not shared with you."})
+            continue
+        if not (rec.email or "").strip():
+            skipped.append({"name": rec.name, "ref": str(ref), "reason": "No email address."})
+            continue
+        normal = normalize_address(rec.email.strip())
+        if normal is None or any(c in rec.email for c in "\r\n"):
+            skipped.append({"name": rec.name, "ref": str(ref),
+                            "reason": f"'{rec.email[:80]}' is not a valid email address."})
+            continue
+        if normal.lower() in seen_addresses:
+            skipped.append({"name": rec.name, "ref": str(ref),
+                            "reason": f"{normal} is already a recipient (one copy only)."})
+            continue
+        seen_addresses.add(normal.lower())
+        records.append(HostRecord(rec.ref, rec.name, normal, rec.url, rec.first_name,
+                                  rec.last_name))
+    return Selection(records, skipped)
+
+
+def sent_today(session: Session, user_id: str) -> int:
+    """Bulk messages the user sent (or may have sent) in the last 24 hours."""
+    since = now() - timedelta(days=1)
+    return session.scalar(select(func.count()).select_from(_OUT).where(
+        _OUT.c.user_id == user_id, _OUT.c.bulk_job_id.is_not(None),
+        _OUT.c.state.in_(("sending", "sent", "filed", "unknown")),
+        _OUT.c.date >= literal(since, UTCDateTime()))) or 0
+
+
+def queued_elsewhere(session: Session, user_id: str) -> int:
+    """Bulk messages of the user's other jobs still waiting to be sent."""
+    return session.scalar(select(func.count()).select_from(_OUT).where(
+        _OUT.c.user_id == user_id, _OUT.c.bulk_job_id.is_not(None),
+        _OUT.c.state == "queued")) or 0
+
+
+def limit_problem(session: Session, gs: GlobalSettings, user_id: str,
+                  count: int) -> str | None:
+    """The plain sentence when sending to ``count`` recipients breaks an admin limit."""
+    if count > gs.bulk_per_send:
+        return (f"You selected {count} recipients; your administrator allows at most "
+                f"{gs.bulk_per_send} in one bulk email. Select fewer and send the rest "
+                "in another one.")
+    left = gs.bulk_per_day - sent_today(session, user_id) - queued_elsewhere(session, user_id)
+    if count > left:
+        left = max(left, 0)
+        return (f"Your administrator allows {gs.bulk_per_day} bulk messages a day and you "
+                f"can send {left} more today. Select at most {left} recipients, or send "
+                "tomorrow.")
+    return None
