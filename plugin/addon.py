@@ -26,17 +26,24 @@ from plugin import migrations
 from plugin.cli import cli_group
 from plugin.crypto import SecretBox, load_keys
 from plugin.csrf import csrf_token
-from plugin.db import make_engine, make_session_factory, resolve_url
 from plugin.current import EXTENSION_KEY
+from plugin.db import engine_options, make_engine, make_session_factory, resolve_url
 from plugin.host import HOST_API_VERSION, HostAdapter, RecordRef
-from plugin.jobs import dispatcher, start_scheduler_if_embedded
+from plugin.hosting import Host
+from plugin.jobs import dispatcher, start_scheduler_if_embedded, stop_scheduler
 from plugin.mail.interpreter import warn_if_unpatched
 from plugin.models import AddonState
 from plugin.reading.mailbox_view import webmail_enabled
+from plugin.routes._http import csp_nonce
 from plugin.routes.blueprint import make_blueprint
 from plugin.routes.records import panels_for
 from plugin.sending import email_links
 from plugin.setup import alerts
+
+def _wal(setting: Any, shared: bool) -> bool:
+    """IE_SQLITE_WAL: None (default) means WAL on the add-on's own SQLite file only."""
+    return (not shared) if setting is None else bool(setting)
+
 
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
 log = logging.getLogger("plugin.integrated_email")
@@ -47,7 +54,9 @@ class IntegratedEmail:
 
     def __init__(self, app: Flask | None = None, host: HostAdapter | None = None):
         self.app: Flask | None = None
-        self.host: HostAdapter | None = host
+        self.host: Host | None = Host(host) if host is not None else None
+        #: the in-process scheduler while one runs (see start_scheduler)
+        self.scheduler: Any = None
         if app is not None:
             self.init_app(app, host=host)
 
@@ -60,9 +69,7 @@ class IntegratedEmail:
         host = host or self.host
         if host is None:
             raise TypeError("init_app needs host=: an object implementing plugin.host.HostAdapter")
-        if not isinstance(host, HostAdapter):
-            raise TypeError("host does not implement plugin.host.HostAdapter")
-        self.app, self.host = app, host
+        self.app, self.host = app, Host(host)
         ie_config.apply_defaults(app)
         warn_if_unpatched(logging.getLogger("plugin.integrated_email"))
         instance = app.instance_path
@@ -71,8 +78,9 @@ class IntegratedEmail:
         if app.config["IE_BLOB_DIR"] is None:
             app.config["IE_BLOB_DIR"] = str(Path(instance) / "ie_blobs")
 
-        self.database_url = resolve_url(app.config, instance)
-        self.engine = make_engine(self.database_url)
+        self.database_url, self.shares_host_database = resolve_url(app, instance)
+        self.engine = make_engine(self.database_url, engine_options(app, self.shares_host_database),
+                                  wal=_wal(app.config["IE_SQLITE_WAL"], self.shares_host_database))
         blobs.register_engine(self.database_url, self.engine)  # the database store's engine
         app.config["IE_BLOB_DATABASE_URL"] = self.database_url
         if not app.config.get("IE_BLOB_STORE"):  # default by database kind
@@ -84,11 +92,34 @@ class IntegratedEmail:
         app.register_blueprint(make_blueprint(self), url_prefix=app.config["IE_URL_PREFIX"])
         app.jinja_env.globals.setdefault("integrated_email", self)
         app.jinja_env.globals.setdefault("csrf_token", csrf_token)
+        app.jinja_env.globals.setdefault("ie_csrf_token", csrf_token)
+        app.jinja_env.globals.setdefault("ie_csp_nonce", csp_nonce)
 
         app.cli.add_command(cli_group)
         app.extensions[EXTENSION_KEY] = self
 
-        start_scheduler_if_embedded(self)
+        if str(app.config["IE_SCHEDULER"]).lower() == "embedded":
+            # On the first request, not here: app objects that never serve (the CLI, the
+            # worker, scripts, test apps) run no scheduler of their own.
+            app.before_request(self._start_scheduler_once)
+
+    # -------------------------------------------------------------- scheduler
+    def start_scheduler(self) -> Any:
+        """Start this process's in-process scheduler (fetch and send jobs) once; returns it.
+
+        IE_SCHEDULER=embedded calls this on the app's first request; with "off", a host
+        may call it itself (a single-process deployment) or run ``flask integrated-email
+        worker`` instead."""
+        return start_scheduler_if_embedded(self, force=True)
+
+    def stop_scheduler(self, wait: bool = True) -> None:
+        """Stop the in-process scheduler (no-op when none runs); jobs running finish first
+        when ``wait``."""
+        stop_scheduler(self, wait=wait)
+
+    def _start_scheduler_once(self) -> None:
+        if self.scheduler is None:
+            start_scheduler_if_embedded(self)
 
     # ---------------------------------------------------------------- secrets
     @cached_property

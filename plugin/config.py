@@ -16,6 +16,13 @@ from flask import Flask
 SETTINGS: dict[str, tuple[Any, str]] = {
     "IE_DATABASE_URL": (None, "SQLAlchemy URL of the add-on's tables; default: the host's "
                         "SQLALCHEMY_DATABASE_URI, else a SQLite file in the instance folder"),
+    "IE_ENGINE_OPTIONS": ({}, "create_engine options for the add-on's engine, over the host's "
+                          "SQLALCHEMY_ENGINE_OPTIONS (used when the database is the host's)"),
+    "IE_SQLITE_WAL": (None, "switch a SQLite database to WAL: None = only the add-on's own "
+                      "file, never one it shares with the host; True/False: always/never"),
+    "IE_CSP_INLINE_SCRIPTS": ("nonce", "inline scripts of the host layout on the mail pages: "
+                              "'nonce' (those carrying ie_csp_nonce()), 'none', "
+                              "'unsafe-inline' (any: weaker)"),
     "IE_URL_PREFIX": ("/integrated-email", "where the blueprint is mounted"),
     "IE_SECRET_KEYS": (None, "comma-separated Fernet keys; the first encrypts, all decrypt"),
     "IE_SECRET_KEY_FILE": (None, "file holding a generated key when IE_SECRET_KEYS is unset "
@@ -31,7 +38,9 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                               "127.0.0.1:1024-65535,localhost:1024-65535)"),
     "IE_CA_FILE": (None, "extra CA bundle trusted for mail servers, on top of the system store"),
     "IE_MAIL_TIMEOUT": (15.0, "seconds before a mail server that does not answer is given up"),
-    "IE_SCHEDULER": ("embedded", "'embedded': run jobs in this process; 'off': a worker does"),
+    "IE_SCHEDULER": ("embedded", "'embedded': run jobs in this process from its first request "
+                     "on (addon.start_scheduler()/stop_scheduler() by hand); 'off': a worker "
+                     "does"),
     "IE_DISPATCH_SECONDS": (15, "how often the dispatcher looks for due mailboxes"),
     "IE_WORKER_THREADS": (8, "mailboxes synced at once per process"),
     "IE_LEASE_SECONDS": (120, "a fetch lease lasts this long unless renewed; a dead worker's "

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event, exc
+from sqlalchemy import MetaData, create_engine, event, exc, make_url
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 
@@ -30,31 +30,77 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def resolve_url(config: dict, instance_path: str) -> str:
-    """IE_DATABASE_URL, else the host's URL, else a SQLite file in the instance folder."""
-    url = config.get("IE_DATABASE_URL") or config.get("SQLALCHEMY_DATABASE_URI")
-    if url:
-        return url
+def _host_url(app: Any) -> str | None:
+    """The host's database URL exactly as Flask-SQLAlchemy uses it (its engine when the
+    extension is registered; else SQLALCHEMY_DATABASE_URI with a relative SQLite path
+    under the instance folder, as Flask-SQLAlchemy 3 resolves it)."""
+    fsa = app.extensions.get("sqlalchemy")
+    if fsa is not None:
+        try:
+            with app.app_context():
+                return fsa.engine.url.render_as_string(hide_password=False)
+        except Exception:  # not configured yet: fall back to the setting
+            pass
+    raw = app.config.get("SQLALCHEMY_DATABASE_URI")
+    if not raw:
+        return None
+    url = make_url(raw)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not url.database.startswith("file:") and not os.path.isabs(url.database):
+        os.makedirs(app.instance_path, exist_ok=True)
+        url = url.set(database=os.path.join(app.instance_path, url.database))
+    return url.render_as_string(hide_password=False)
+
+
+def resolve_url(app: Any, instance_path: str) -> tuple[str, bool]:
+    """(URL, shared with the host?): IE_DATABASE_URL as given (SQLAlchemy's rules: a
+    relative SQLite path is relative to the working directory), else the host's URL,
+    else a SQLite file in the instance folder."""
+    config = app.config
+    host = _host_url(app)
+    own = config.get("IE_DATABASE_URL")
+    if own:
+        return own, host is not None and make_url(own) == make_url(host)
+    if host:
+        return host, True
     Path(instance_path).mkdir(parents=True, exist_ok=True)
-    return "sqlite:///" + os.path.join(instance_path, "integrated_email.sqlite")
+    return "sqlite:///" + os.path.join(instance_path, "integrated_email.sqlite"), False
 
 
-def make_engine(url: str) -> Engine:
-    """The add-on's engine for url: SQLite pragmas, or a PostgreSQL pool."""
+def engine_options(app: Any, shared: bool) -> dict[str, Any]:
+    """create_engine options: the host's SQLALCHEMY_ENGINE_OPTIONS when the database is
+    the host's, then IE_ENGINE_OPTIONS over them."""
+    options: dict[str, Any] = {}
+    if shared:
+        options.update(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.update(app.config.get("IE_ENGINE_OPTIONS") or {})
+    return options
+
+
+def make_engine(url: str, options: dict[str, Any] | None = None, wal: bool = True) -> Engine:
+    """The add-on's engine for url: SQLite pragmas (WAL only when ``wal``), or a
+    PostgreSQL pool; ``options`` (the host's) win over the defaults."""
+    options = dict(options or {})
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        connect_args = {"check_same_thread": False, "timeout": 30,
+                        **options.pop("connect_args", {})}
+        engine = create_engine(url, connect_args=connect_args, **options)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
-            # WAL lets the web process read while a fetch job writes.
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            if wal:  # WAL lets the web process read while a fetch job writes; it is
+                # persistent, so never switched on a host's file without IE_SQLITE_WAL.
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20)
+    if "poolclass" not in options:
+        options.setdefault("pool_size", 10)
+        options.setdefault("max_overflow", 20)
+    engine = create_engine(url, **options)
     event.listen(engine, "checkout", _check_alive)
     return engine
 

@@ -11,9 +11,9 @@ from sqlalchemy import Select, func, literal, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from examples.host_ats.access import may_view_candidate
+from examples.host_ats.access import may_view_candidate, visible_candidates
 from examples.host_ats.models import Candidate, Contact, Note, User
-from plugin.host import HostRecord, HostUser, RecordRef
+from plugin.host import HostRecord, HostUser, RecordKind, RecordRef
 
 #: Addresses per IN (...) list; keeps every database's parameter limit far away.
 _CHUNK = 500
@@ -33,6 +33,14 @@ class ReferenceHostAdapter:
     """
 
     base_template = "host/layout.html"
+    #: host contract 2.0: the kinds mail links to, with the host's words for them
+    host_api = "2.0"
+    record_kinds = (
+        RecordKind("candidate", "candidate", "candidates", "host.candidate_detail",
+                   "candidate_id"),
+        RecordKind("contact", "client contact", "client contacts", "host.contact_detail",
+                   "contact_id", bulk=False),
+    )
 
     def __init__(self, session_factory: Callable[[], Session]) -> None:
         self._sessions = session_factory
@@ -139,6 +147,21 @@ class ReferenceHostAdapter:
             except IntegrityError:
                 # Another worker wrote the same key between our check and insert.
                 session.rollback()
+
+    def may_view_records(self, user: HostUser, refs: Iterable[RecordRef]) -> set[RecordRef]:
+        """The records among ``refs`` the user may open, in one query per kind."""
+        wanted = [r for r in refs if r.kind in _MODELS and r.id.isdigit()]
+        ids = {kind: sorted({int(r.id) for r in wanted if r.kind == kind}) for kind in _MODELS}
+        allowed: set[RecordRef] = set()
+        with self._sessions() as session:
+            for chunk in _chunks(ids["candidate"]):
+                query = select(Candidate.id).where(
+                    Candidate.id.in_(chunk), visible_candidates(int(user.id), user.is_admin))
+                allowed |= {RecordRef("candidate", str(i)) for i in session.scalars(query)}
+            for chunk in _chunks(ids["contact"]):
+                query = select(Contact.id).where(Contact.id.in_(chunk))
+                allowed |= {RecordRef("contact", str(i)) for i in session.scalars(query)}
+        return allowed
 
     def may_view_record(self, user: HostUser, ref: RecordRef) -> bool:
         if ref.kind not in _MODELS or not ref.id.isdigit():

@@ -37,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance_path / 'host_ats.sqlite'}",
         INTEGRATED_EMAIL=True,
         INTEGRATED_EMAIL_MIGRATE=True,
+        IE_SQLITE_WAL=True,  # the host owns this file and wants readers beside writers
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )

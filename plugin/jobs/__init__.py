@@ -56,10 +56,11 @@ def _soon(seconds: float) -> datetime:
     return datetime.now(timezone.utc) + timedelta(seconds=seconds)
 
 
-def start_scheduler_if_embedded(addon: AddonContext) -> BaseScheduler | None:
-    """Start the in-process scheduler once, unless IE_SCHEDULER is 'off'."""
+def start_scheduler_if_embedded(addon: AddonContext, force: bool = False) -> BaseScheduler | None:
+    """Start the in-process scheduler once, unless IE_SCHEDULER is 'off' (``force``:
+    start it anyway, the host asked with ``addon.start_scheduler()``)."""
     app = addon.app
-    if str(app.config.get("IE_SCHEDULER", "embedded")).lower() != "embedded":
+    if not force and str(app.config.get("IE_SCHEDULER", "embedded")).lower() != "embedded":
         return None
     if _is_reloader_parent(app):
         return None
@@ -72,3 +73,13 @@ def start_scheduler_if_embedded(addon: AddonContext) -> BaseScheduler | None:
         atexit.register(lambda: sched.shutdown(wait=False) if sched.running else None)
         log.info("embedded scheduler started")
         return sched
+
+
+def stop_scheduler(addon, wait: bool = True) -> None:
+    """Shut the add-on's in-process scheduler down, if one runs."""
+    with _lock:
+        sched = getattr(addon, "scheduler", None)
+        addon.scheduler = None
+    if sched is not None and sched.running:
+        sched.shutdown(wait=wait)
+        log.info("embedded scheduler stopped")

@@ -26,7 +26,7 @@ class Mailbox(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: host user id of the owner
-    user_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(255))
     #: the owner's label for it ("Work Gmail")
     account_name: Mapped[str] = mapped_column(String(120))
     #: the address mail is sent from

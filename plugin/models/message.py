@@ -152,12 +152,12 @@ class RecordLink(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("ie_message.id", ondelete="CASCADE"))
     #: "candidate" or "contact"
-    record_kind: Mapped[str] = mapped_column(String(16))
-    record_id: Mapped[str] = mapped_column(String(64))
+    record_kind: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(255))
     #: "auto" (address match), "reply" (thread), "manual" or "sent"
     how: Mapped[str] = mapped_column(String(8), default="auto")
     #: host user id who linked it by hand
-    linked_by: Mapped[str | None] = mapped_column(String(64))
+    linked_by: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     message: Mapped[Message] = relationship(back_populates="links")

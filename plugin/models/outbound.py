@@ -41,7 +41,7 @@ class OutboundMessage(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: host user id of the sender
-    user_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(255))
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("ie_mailbox.id", ondelete="CASCADE"))
     #: the bulk job this row is one recipient of; None for a single message
     bulk_job_id: Mapped[int | None] = mapped_column(
@@ -110,7 +110,7 @@ class BulkJob(Base):
     __table_args__ = (Index("ix_ie_bulk_job_state", "state"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(255))
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("ie_mailbox.id", ondelete="CASCADE"))
     #: the templates as written (merge fields in {{ }})
     subject_template: Mapped[str] = mapped_column(Text, default="")

@@ -34,7 +34,7 @@ class GlobalSettings(Base):
     #: None until an admin saves the page once; no one else may set up before
     saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: host user id of the admin who saved last
-    saved_by: Mapped[str | None] = mapped_column(String(64))
+    saved_by: Mapped[str | None] = mapped_column(String(255))
     #: hides the webmail and records only outgoing mail
     outbound_only: Mapped[bool] = mapped_column(Boolean, default=False)
     #: email addresses on records open the add-on's compose instead of mailto:

@@ -19,8 +19,8 @@ class RecordShare(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: host user id of the mailbox owner who ticked the box
-    owner_user_id: Mapped[str] = mapped_column(String(64))
+    owner_user_id: Mapped[str] = mapped_column(String(255))
     #: "candidate" or "contact"
-    record_kind: Mapped[str] = mapped_column(String(16))
-    record_id: Mapped[str] = mapped_column(String(64))
+    record_kind: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -3,10 +3,11 @@ headers, downloads, and "load it or answer 404 with a reason"."""
 
 from __future__ import annotations
 
+import secrets
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
-from flask import Response, abort, current_app, make_response
+from flask import Response, abort, current_app, g, make_response
 from flask_htmx import HTMX
 
 from plugin.reading.messages import attachment_bytes
@@ -35,9 +36,23 @@ def found_or_404(value: T | None, reason: str) -> T:
     return value
 
 
+def csp_nonce() -> str:
+    """This request's CSP nonce (Jinja: ``ie_csp_nonce()``): a host layout's inline
+    ``<script nonce="...">`` runs on the add-on's pages."""
+    if "ie_csp_nonce" not in g:
+        g.ie_csp_nonce = secrets.token_urlsafe(18)
+    return g.ie_csp_nonce
+
+
 def page_csp(remote_images: bool = False) -> str:
-    """The mail pages' policy: our scripts and styles only, no inline script."""
+    """The mail pages' policy: our scripts and styles only; inline scripts only with
+    this request's nonce (IE_CSP_INLINE_SCRIPTS) -- never an inline script of a mail."""
     scripts = "'self'"
+    inline = str(current_app.config.get("IE_CSP_INLINE_SCRIPTS") or "nonce").lower()
+    if inline == "nonce":
+        scripts += " 'nonce-%s'" % csp_nonce()
+    elif inline == "unsafe-inline":
+        scripts += " 'unsafe-inline'"
     htmx_url = current_app.config.get("IE_HTMX_URL")
     if htmx_url and urlsplit(htmx_url).netloc:
         parts = urlsplit(htmx_url)

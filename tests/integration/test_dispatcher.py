@@ -128,14 +128,18 @@ def test_embedded_scheduler_starts_once_and_stops(tmp_path):
     app.config.update(IE_DATABASE_URL=f"sqlite:///{tmp_path}/s.sqlite", IE_SECRET_KEYS=TEST_KEY,
                       IE_SCHEDULER="embedded")
     addon = IntegratedEmail(app, host=MiniHost())
+    assert addon.scheduler is None  # an app object that serves nothing runs no scheduler
+    app.test_client().get("/nothing-here")  # the first request starts it
     try:
         assert addon.scheduler.running
         assert start_scheduler_if_embedded(addon) is addon.scheduler
+        assert addon.start_scheduler() is addon.scheduler
         assert {j.id for j in addon.scheduler.get_jobs()} == {"integrated_email.dispatch_fetch",
                                                                "integrated_email.send_outbox"}
     finally:
-        addon.scheduler.shutdown(wait=True)
-    assert not addon.scheduler.running
+        sched = addon.scheduler
+        addon.stop_scheduler()
+    assert not sched.running and addon.scheduler is None
     dispatcher_for(addon).shutdown()
 
 
