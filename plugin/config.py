@@ -64,6 +64,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "IE_BLOB_STORE": (None, "'database' (raw bytes in ie_blob, seen by every machine) or "
                       "'directory' (IE_BLOB_DIR, one machine); default: database on "
                       "PostgreSQL, directory otherwise"),
+    "IE_BLOB_DATABASE_URL": (None, "set by init_app, not by hand: the add-on's database URL, "
+                             "which the database blob store finds its engine by"),
     "IE_RAW_RETENTION_DAYS": (None, "drop raw bytes of messages older than this many days "
                               "(parsed text and attachments stay); None keeps them for ever"),
 }
