@@ -75,7 +75,7 @@ def start_scheduler_if_embedded(addon: AddonContext, force: bool = False) -> Bas
         return sched
 
 
-def stop_scheduler(addon, wait: bool = True) -> None:
+def stop_scheduler(addon: AddonContext, wait: bool = True) -> None:
     """Shut the add-on's in-process scheduler down, if one runs."""
     with _lock:
         sched = getattr(addon, "scheduler", None)

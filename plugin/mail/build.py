@@ -14,6 +14,9 @@ would write a decoded CR LF out raw. So the flattened bytes are checked as well
 (:func:`check_flattened`): CRLF only, no NUL, every header line a known field or a
 continuation. Bodies holding NUL or other control characters go out quoted-printable
 (``=00``), so no such byte reaches the wire and nothing the author wrote is lost.
+
+Why one module of ~470 lines: header checks, address lists and the MIME builder are
+one safety boundary; the checks must sit beside the only code that writes headers.
 """
 
 from __future__ import annotations
@@ -340,10 +343,12 @@ def check_flattened(raw: bytes, parts: bool = True) -> bytes:
 
 
 def addresses_json(pairs: list[tuple[str, str]]) -> str:
+    """Address pairs as the JSON the outbox row keeps."""
     return json.dumps([[n, a] for n, a in pairs], ensure_ascii=False)
 
 
 def addresses_from_json(text: str | None) -> list[tuple[str, str]]:
+    """The address pairs of an outbox row's JSON (none for empty)."""
     return [(n, a) for n, a in json.loads(text or "[]")]
 
 
@@ -355,6 +360,7 @@ def quote_text(text: str, who: str, when: datetime | None) -> str:
 
 
 def reply_subject(subject: str, prefix: str) -> str:
+    """The subject with ``prefix:`` (Re, Fwd) in front, unless it already has it."""
     subject = (subject or "").strip()
     if re.match(rf"^{prefix}:\s", subject, re.IGNORECASE):
         return subject
@@ -425,6 +431,7 @@ class PreparedMessage:
 
     def build(self, *, to: list[tuple[str, str]], subject: str, body_text: str,
               body_html: str | None, message_id: str, date: datetime) -> bytes:
+        """The message's bytes for one recipient list (headers checked, CRLF only)."""
         check_header(subject, "subject")
         for name, _addr in to:
             check_header(name, "recipient name")

@@ -135,6 +135,7 @@ class AllowEntry:
     ports: tuple[tuple[int, int], ...] = ()
 
     def has_port(self, port: int) -> bool:
+        """Whether this allow-list entry names ``port``."""
         return any(low <= port <= high for low, high in self.ports)
 
 

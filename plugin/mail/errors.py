@@ -101,7 +101,7 @@ class MailError(Exception):
     def __repr__(self) -> str:
         return f"MailError(kind={self.kind!r}, code={self.code!r}, detail={self.detail!r})"
 
-    def __reduce__(self):  # keep pickling (e.g. across worker processes) working
+    def __reduce__(self) -> tuple:  # keep pickling (e.g. across worker processes) working
         return (_rebuild, (self.kind, self.code, self.detail))
 
 

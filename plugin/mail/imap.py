@@ -14,10 +14,15 @@ Why the stdlib ``imaplib`` and not IMAPClient:
 
 The price is that ``imaplib`` does not quote arguments and returns raw response
 tuples; this module quotes folder names (modified UTF-7) and parses responses itself.
+
+Why one module of ~600 lines: it is the one IMAP session class and the imaplib
+subclasses it needs; splitting its commands across files would split one object.
 """
 
 from __future__ import annotations
 
+from typing import Any
+from collections.abc import Callable
 import base64
 import datetime as dt
 import functools
@@ -100,7 +105,7 @@ class _CheckedIMAP4(imaplib.IMAP4):
         self._addresses = addresses
         super().__init__(host, port, timeout)
 
-    def _create_socket(self, timeout):
+    def _create_socket(self, timeout: float | None):
         return connect_addresses(self._addresses, self.port, timeout)
 
     def readline(self):
@@ -117,7 +122,7 @@ class _CheckedIMAP4_SSL(imaplib.IMAP4_SSL):
         self._addresses = addresses
         super().__init__(host, port, ssl_context=context, timeout=timeout)
 
-    def _create_socket(self, timeout):
+    def _create_socket(self, timeout: float | None):
         sock = connect_addresses(self._addresses, self.port, timeout)
         try:
             # self.host is the name the user typed: the certificate must match it.
@@ -129,11 +134,11 @@ class _CheckedIMAP4_SSL(imaplib.IMAP4_SSL):
     readline = _CheckedIMAP4.readline
 
 
-def _guarded(method):
+def _guarded(method: Callable[..., Any]):
     """Run a session method, turning library and socket errors into MailError."""
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Any, *args, **kwargs):
         if self._imap is None:
             raise MailError(PROTOCOL, detail="not connected")
         try:
@@ -168,7 +173,7 @@ class ImapSession:
         self.open()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.close(polite=exc_type is None)
 
     def open(self) -> None:
@@ -260,7 +265,7 @@ class ImapSession:
         imap.state = "AUTH"
         return dat
 
-    def _after_login(self, imap: imaplib.IMAP4, dat) -> None:
+    def _after_login(self, imap: imaplib.IMAP4, dat: Any) -> None:
         match = CAPS_RE.search(tagged_text(dat))
         if match:  # saves a round trip; servers add MOVE, SPECIAL-USE... after login
             caps = tuple(match.group(1).decode("ascii", "replace").upper().split())
@@ -289,7 +294,7 @@ class ImapSession:
             except OSError:
                 log.debug("imap shutdown failed")
 
-    def _check(self, typ: str, dat, what: str, folder_command: bool = False) -> None:
+    def _check(self, typ: str, dat: Any, what: str, folder_command: bool = False) -> None:
         if typ == "OK":
             return
         text = tagged_text(dat).upper()
@@ -530,7 +535,7 @@ class ImapSession:
         for raw in raws:
             self.append(folder, raw, flags=flags)
 
-    def _copyuid(self, dat) -> dict[int, int]:
+    def _copyuid(self, dat: Any) -> dict[int, int]:
         texts = [tagged_text(dat)]
         texts += [
             b"[COPYUID %s]" % v

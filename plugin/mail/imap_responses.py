@@ -7,6 +7,7 @@ keeps fetching fast (message literals are never scanned).
 
 from __future__ import annotations
 
+from typing import Any
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator
@@ -152,13 +153,15 @@ def group_fetch_items(items: list) -> Iterator[tuple[bytes, bytes | None]]:
 
 
 def parse_flags(meta: bytes) -> tuple[str, ...]:
+    """The FLAGS of a FETCH response's metadata."""
     match = _FLAGS_RE.search(meta)
     if not match:
         return ()
     return tuple(f.decode("utf-8", "replace") for f in match.group(1).split())
 
 
-def parse_list_item(item) -> Folder | None:
+def parse_list_item(item: Any) -> Folder | None:
+    """One LIST response line as a Folder (None when it cannot be read)."""
     if isinstance(item, tuple):  # name sent as a literal
         head, literal = item[0], item[1]
         match = _LIST_RE.match(head.rstrip())
@@ -175,7 +178,8 @@ def parse_list_item(item) -> Folder | None:
     return Folder(decode_folder(raw_name), delimiter, attrs)
 
 
-def tagged_text(dat) -> bytes:
+def tagged_text(dat: Any) -> bytes:
+    """The text of a command's tagged answer, as bytes."""
     last = dat[-1] if dat else b""
     if isinstance(last, tuple):
         last = last[0]

@@ -9,9 +9,14 @@ header object for every header and costs ~5x more per message; we need a dozen
 headers and one or two text parts, so we parse with the legacy policy (which keeps
 header values as raw strings) and decode exactly those ourselves. Attachments are
 never decoded at import time: their size is computed from the encoded length.
+
+Why one module of ~470 lines: parsing is one pass over a message (headers, text
+parts, attachment metadata); the helpers only make sense in that pass.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import email.utils
 import hashlib
@@ -272,7 +277,7 @@ def _encoded_size(part: _Msg) -> int:
     return len(payload)
 
 
-def walk_parts(msg: _Msg):
+def walk_parts(msg: _Msg) -> Iterator[tuple[int, int, _Msg]]:
     """Yield (index, depth, part) in ``Message.walk`` order, without recursion.
 
     Parts nested deeper than ``MAX_DEPTH`` are still numbered (so indexes agree with

@@ -9,6 +9,8 @@ Gmail's ``recent:`` prefix (``recent:alice@gmail.com``) is simply part of the lo
 
 from __future__ import annotations
 
+from typing import Any
+from collections.abc import Callable
 import base64
 import functools
 import logging
@@ -62,7 +64,7 @@ class _CheckedPOP3(_LongLines, poplib.POP3):
         self._addresses = addresses
         super().__init__(host, port, timeout)
 
-    def _create_socket(self, timeout):
+    def _create_socket(self, timeout: float | None):
         return connect_addresses(self._addresses, self.port, timeout)
 
 
@@ -73,7 +75,7 @@ class _CheckedPOP3_SSL(_LongLines, poplib.POP3_SSL):
         self._addresses = addresses
         super().__init__(host, port, timeout=timeout, context=context)
 
-    def _create_socket(self, timeout):
+    def _create_socket(self, timeout: float | None):
         sock = connect_addresses(self._addresses, self.port, timeout)
         try:
             return self.context.wrap_socket(sock, server_hostname=self.host)
@@ -82,9 +84,9 @@ class _CheckedPOP3_SSL(_LongLines, poplib.POP3_SSL):
             raise
 
 
-def _guarded(method):
+def _guarded(method: Callable[..., Any]):
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Any, *args, **kwargs):
         if self._pop is None:
             raise MailError(PROTOCOL, detail="not connected")
         try:
@@ -111,7 +113,7 @@ class Pop3Session:
         self.open()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.quit()
         else:

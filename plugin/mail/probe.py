@@ -26,6 +26,7 @@ class ProbeResult:
 
     @property
     def ok(self) -> bool:
+        """Whether both sides worked."""
         return self.incoming_error is None and self.outgoing_error is None
 
 

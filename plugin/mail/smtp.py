@@ -5,10 +5,14 @@ Whatever is sent, an ``EmailMessage`` or bytes, the bytes of DATA are made here
 leading dot doubled, one CRLF before the final dot. smtplib would send bytes as they
 are apart from dot-stuffing, and a bare LF or CR before a dot is the raw material of
 SMTP smuggling (``<LF>.<CR><LF>`` ends the message for lenient servers).
+
+Why one module of ~450 lines: one SMTP session class plus the wire encoding and the
+pipelined envelope it sends; they share the session's state.
 """
 
 from __future__ import annotations
 
+from typing import Any
 import base64
 import email.message
 import functools
@@ -47,7 +51,7 @@ class _CheckedSMTP(smtplib.SMTP):
         self._addresses = addresses
         super().__init__(local_hostname=local_hostname, timeout=timeout)
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float | None):
         # smtplib only sets _host (the name STARTTLS verifies) when given a host at
         # construction; we connect later, so record it here.
         self._host = host
@@ -65,7 +69,7 @@ class _CheckedSMTP_SSL(smtplib.SMTP_SSL):
         self._addresses = addresses
         super().__init__(local_hostname=local_hostname, timeout=timeout, context=context)
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float | None):
         self._host = host
         sock = connect_addresses(self._addresses, port, timeout)
         try:
@@ -223,9 +227,9 @@ def _reset(smtp: smtplib.SMTP, data_open: bool, code: int | None = None) -> None
         smtp._rset()
 
 
-def _guarded(method):
+def _guarded(method: Callable[..., Any]):
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Any, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except MailError:
@@ -259,7 +263,7 @@ class SmtpSession:
         self.open()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.close(polite=exc_type is None)
 
     @_guarded
@@ -404,7 +408,7 @@ class SmtpSession:
         return self._deliver(rcpts, lambda smtp: _sendmail(smtp, from_addr, rcpts, raw, None,
                                                            mail_options=options))
 
-    def _deliver(self, rcpts: list[str], transaction) -> dict[str, int]:
+    def _deliver(self, rcpts: list[str], transaction: Any) -> dict[str, int]:
         """Run one SMTP transaction on the reused connection; refused recipients' codes."""
         self._ensure_open()
         try:

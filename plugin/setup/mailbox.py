@@ -58,19 +58,23 @@ class FormState:
 
     @property
     def show_incoming(self) -> bool:
+        """Whether the form shows the incoming server (hidden when outbound only)."""
         return not self.outbound_only
 
     @property
     def show_out_credentials(self) -> bool:
+        """Whether the form asks for a separate outgoing login."""
         return self.values.get("out_auth") == "on" and (
             self.outbound_only or self.values.get("same_credentials") != "on")
 
     @property
     def show_consolidate(self) -> bool:
+        """Whether the form offers consolidation (IMAP mailboxes only)."""
         return not self.outbound_only and self.values.get("protocol") == "imap"
 
     @property
     def show_delete_policy(self) -> bool:
+        """Whether the form offers delete-after-retrieval (POP3 mailboxes only)."""
         return not self.outbound_only and self.values.get("protocol") == "pop3"
 
 

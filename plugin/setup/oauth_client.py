@@ -14,6 +14,8 @@ check may then be skipped); its audience, expiry and nonce are checked.
 
 from __future__ import annotations
 
+from typing import Any
+from collections.abc import Callable
 import base64
 import json
 import logging
@@ -156,13 +158,13 @@ class _TlsAdapter(HTTPAdapter):
         kwargs["ssl_context"] = self._context
         return super().proxy_manager_for(*args, **kwargs)
 
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+    def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any=None):
         host, pool = super().build_connection_pool_key_attributes(request, True, cert)
         pool.pop("ca_certs", None)
         pool.pop("ca_cert_dir", None)
         return host, pool
 
-    def cert_verify(self, conn, url, verify, cert) -> None:
+    def cert_verify(self, conn: Any, url: Any, verify: Any, cert: Any) -> None:
         conn.cert_reqs = "CERT_REQUIRED"
         conn.ca_certs = conn.ca_cert_dir = None
 
@@ -198,7 +200,7 @@ def _failure(exc: BaseException) -> OAuthFailure:
     return OAuthFailure(BAD_ANSWER)
 
 
-def _call(what: str, fn, *args, **kwargs):
+def _call(what: str, fn: Callable[..., Any], *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (_AuthlibError, requests.exceptions.RequestException, ValueError, KeyError) as exc:

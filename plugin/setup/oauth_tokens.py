@@ -11,6 +11,7 @@ in again, as a rejected password does.
 
 from __future__ import annotations
 
+from typing import Any
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -58,7 +59,7 @@ def save_sign_in(session: Session, box: SecretBox, mailbox_id: int, provider: st
         mb.next_fetch_at = None
 
 
-def _fresh(row, now: datetime, margin: timedelta) -> bool:
+def _fresh(row: Any, now: datetime, margin: timedelta) -> bool:
     return (row.access_token is not None and row.access_expires_at is not None
             and row.access_expires_at - margin > now)
 
@@ -99,7 +100,7 @@ def access_token(engine: Engine, box: SecretBox, mailbox_id: int,
         return _refresh_claimed(engine, box, row, claimed, refresh, clock)
 
 
-def _refresh_claimed(engine: Engine, box: SecretBox, row, claimed: int,
+def _refresh_claimed(engine: Engine, box: SecretBox, row: Any, claimed: int,
                      refresh: Callable[[str], TokenSet], clock: Callable[[], datetime]) -> str:
     table = OAuthToken.__table__
     mine = (table.c.id == row.id) & (table.c.version == claimed)

@@ -18,6 +18,7 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def allow(self, key: str, now: float | None = None) -> bool:
+        """Count one hit for ``key``; False when it is over the limit this minute."""
         now = time.monotonic() if now is None else now
         with self._lock:
             hits = self._hits[key]
