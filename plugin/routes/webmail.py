@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from flask import (Response, abort, current_app, g, make_response, redirect, render_template,
                    request, url_for)
 from flask.typing import ResponseReturnValue
-from werkzeug.routing import BuildError
 
 from plugin.current import get_addon
 from plugin.host import RecordRef
@@ -70,12 +69,8 @@ def fmt_date(value: datetime | None) -> str:
 
 
 def compose_url(kind: str, message_id: int) -> str:
-    """The composer's reply/reply-all/forward URL (Sending issue's endpoints)."""
-    try:
-        return url_for(f"integrated_email.compose_{kind}", message_id=message_id)
-    except BuildError:
-        prefix = current_app.config["IE_URL_PREFIX"].rstrip("/")
-        return f"{prefix}/compose/{kind.replace('_', '-')}/{message_id}"
+    """The composer's URL to reply, reply all or forward (``kind``) a stored message."""
+    return url_for("integrated_email.compose_reply", message_id=message_id, mode=kind)
 
 
 def _context(mailbox: Mailbox | None, **extra: object) -> dict[str, object]:
