@@ -37,7 +37,9 @@ def render_body(config: Mapping[str, Any], msg: Message, remote_images: bool) ->
     """The body of ``msg`` ready for the page (``remote_images``: the reader asked)."""
     frame = blocked = None
     if msg.body_html:
-        clean = sanitize_html(msg.body_html, cid_images(config, msg), remote_images)
+        # HTML past the sanitizer's limits shows as the message's own text part instead
+        clean = sanitize_html(msg.body_html, cid_images(config, msg), remote_images,
+                              fallback_text=msg.body_text)
         frame, blocked = srcdoc_document(clean.html, remote_images), clean.blocked_images
     return RenderedBody(frame, blocked, None if frame else linkify_text(msg.body_text))
 
