@@ -26,6 +26,7 @@ bench: install system-packages
 	$(PY) bench/webmail_load.py
 	$(PY) bench/timeline.py --db postgresql
 	$(PY) bench/timeline.py --db sqlite
+	$(PY) bench/discovery.py
 
 install: $(STAMP) $(HTMX)
 
