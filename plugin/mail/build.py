@@ -29,10 +29,10 @@ import sys
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import quoprimime
+from email import message_from_bytes, quoprimime
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP, Policy
+from email.policy import SMTP, Policy, compat32
 from email.utils import format_datetime, getaddresses, make_msgid
 
 from plugin.mail import msgid
@@ -331,9 +331,6 @@ def check_flattened(raw: bytes, parts: bool = True) -> bytes:
     if not sep or set(names) - TOP_FIELDS or len(names) != len(set(names)):
         raise HeaderError("message", _UNSAFE_OUTPUT)
     if parts and b"multipart/" in head.lower():
-        from email import message_from_bytes
-        from email.policy import compat32
-
         for part in message_from_bytes(raw, policy=compat32).walk():
             names = [k.lower() for k in part.keys()]
             if part.defects or len(names) != len(set(names)) or \

@@ -59,6 +59,18 @@ def outbound_rows(addon, **where) -> list[OutboundMessage]:
         return list(s.scalars(q))
 
 
+def assert_compose_refused(sender, smtp_lab, cases: list[dict]) -> None:
+    """Each case (form fields over a valid message) is refused with a sentence, and
+    nothing was queued or reached the SMTP server."""
+    for case in cases:
+        values = {"to": "ok@example.test", "subject": "Hello", "body": "x", **case}
+        resp = sender.client.post("/integrated-email/compose", data=form(**values))
+        assert resp.status_code == 422, case
+        text = resp.get_data(as_text=True)
+        assert "must be on one line" in text or "is not an email address" in text, case
+    assert outbound_rows(sender.addon) == [] and smtp_lab.received == []
+
+
 def job(addon, job_id: int) -> BulkJob:
     with Session(addon.engine, expire_on_commit=False) as s:
         return s.get(BulkJob, job_id)
