@@ -68,6 +68,25 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                              "which the database blob store finds its engine by"),
     "IE_RAW_RETENTION_DAYS": (None, "drop raw bytes of messages older than this many days "
                               "(parsed text and attachments stay); None keeps them for ever"),
+    "IE_OAUTH_GOOGLE_CLIENT_ID": (None, "Google sign-in for mailboxes, set by the deployment "
+                                  "(with the secret it turns Google on and the admin page "
+                                  "shows it as set here); else the admin page's value"),
+    "IE_OAUTH_GOOGLE_CLIENT_SECRET": (None, "the Google client's secret (see "
+                                      "IE_OAUTH_GOOGLE_CLIENT_ID)"),
+    "IE_OAUTH_MICROSOFT_CLIENT_ID": (None, "Microsoft sign-in for mailboxes, set by the "
+                                     "deployment (as IE_OAUTH_GOOGLE_CLIENT_ID)"),
+    "IE_OAUTH_MICROSOFT_CLIENT_SECRET": (None, "the Microsoft client's secret"),
+    "IE_OAUTH_MICROSOFT_TENANT": (None, "common (default), organizations, consumers, or your "
+                                  "tenant's id or domain"),
+    "IE_OAUTH_REDIRECT_URI": (None, "the sign-in callback URL to register with Google and "
+                              "Microsoft when the app is behind a proxy that changes its "
+                              "URL; default: the callback's URL as this app sees it"),
+    "IE_OAUTH_ENDPOINTS": ({}, "per provider ('google', 'microsoft'), a dict moving its "
+                           "endpoints (authorize_url, token_url, revoke_url, userinfo_url; "
+                           "Microsoft's may hold {tenant}), its mail servers (imap, pop3, "
+                           "smtp as 'host:port:ssl|starttls') and adding address domains "
+                           "hosted there ('domains'); the test lab and demo use it"),
+    "IE_OAUTH_TIMEOUT": (10.0, "seconds before the sign-in service is given up"),
 }
 
 #: Environment variables (not app config) the add-on reads, for completeness.

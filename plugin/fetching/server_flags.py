@@ -25,7 +25,7 @@ from plugin.mail.account import ServerSettings
 from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.imap import ImapSession
 from plugin.models import Mailbox, Message, MessageLocation
-from plugin.setup.credentials import incoming_settings
+from plugin.setup.credentials import incoming_for
 from plugin.setup.policy import connection_policy
 
 log = logging.getLogger("plugin.integrated_email.webmail")
@@ -76,7 +76,7 @@ def _enqueue(addon: AddonContext, mailbox_id: int, work: Push, locations: list[L
     mb = s.get(Mailbox, mailbox_id)
     if mb is None or mb.protocol != "imap" or not mb.in_host:
         return
-    settings = incoming_settings(mb, addon.secrets)
+    settings = incoming_for(addon, mb)
     policy = connection_policy(addon, s)
     job = (work, settings, policy, locations, arg)
     jobs = s.info.setdefault("ie_server_jobs", [])

@@ -11,12 +11,20 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, update
 
-from plugin.mail.errors import AUTH_FAILED
+from plugin.mail.errors import (
+    AUTH_FAILED,
+    OAUTH_REJECTED,
+    OAUTH_SCOPE,
+    OAUTH_SIGN_IN_AGAIN,
+    SENTENCES,
+)
 from plugin.models import Mailbox
 
 #: consecutive rejected logins before fetching pauses (providers lock accounts that
 #: keep trying a wrong password)
 AUTH_PAUSE_AFTER = 3
+#: the pause of a mailbox whose Google or Microsoft sign-in must be renewed
+OAUTH_PAUSE = "oauth"
 AUTH_PAUSED_SENTENCE = ("The mail server rejected your password. "
                         "Update your password to resume fetching.")
 UIDVALIDITY_PAUSED_SENTENCE = (
@@ -52,7 +60,16 @@ def record_failure(mb: Mailbox, now: datetime, kind: str, sentence: str) -> None
     mb.failure_count = (mb.failure_count or 0) + 1
     mb.last_error_kind = kind
     mb.last_error = sentence
-    if kind == AUTH_FAILED:
+    if kind == OAUTH_SIGN_IN_AGAIN:
+        pause(mb, OAUTH_PAUSE, sentence)
+        return
+    if kind in (OAUTH_REJECTED, OAUTH_SCOPE):
+        # refused although just refreshed: only a new sign-in (new consent) can help
+        mb.auth_failures = (mb.auth_failures or 0) + 1
+        if mb.auth_failures >= AUTH_PAUSE_AFTER:
+            pause(mb, OAUTH_PAUSE, SENTENCES[OAUTH_SIGN_IN_AGAIN])
+            return
+    elif kind == AUTH_FAILED:
         mb.auth_failures = (mb.auth_failures or 0) + 1
         if mb.auth_failures >= AUTH_PAUSE_AFTER:
             pause(mb, "auth", AUTH_PAUSED_SENTENCE)

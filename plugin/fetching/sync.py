@@ -31,9 +31,10 @@ from plugin.fetching.store import MessageStore, begin_write
 from plugin.fetching.sync_run import BatchHook, MailboxView, SyncRun
 from plugin.fetching.sync_run import now as _now
 from plugin.mail.connect import ssl_context
-from plugin.mail.errors import MailError
+from plugin.mail.errors import OAUTH_REJECTED, MailError
 from plugin.models import FetchCursor, Mailbox, Message
-from plugin.setup.credentials import incoming_settings
+from plugin.setup.credentials import incoming_for
+from plugin.setup.oauth_signin import forget_access_token
 from plugin.setup.policy import connection_policy
 from plugin.setup.settings import fetch_interval_for, load
 
@@ -124,12 +125,22 @@ def sync_mailbox(addon: AddonContext, mailbox_id: int, *,
 
     syncer: SyncRun | None = None
     try:
-        settings = incoming_settings(mb, addon.secrets)  # mb stays loaded after commit
         store = MessageStore(addon.engine, blob_store(addon.app.config), snapshot.id,
                              snapshot.email)
         cls: type[SyncRun] = ImapSync if snapshot.protocol == "imap" else Pop3Sync
-        syncer = cls(addon, snapshot, settings, policy, store, window, cursors, on_batch)
-        syncer.run()
+        for attempt in (1, 2):
+            settings = incoming_for(addon, mb)  # mb stays loaded after commit
+            syncer = cls(addon, snapshot, settings, policy, store, window, cursors, on_batch)
+            try:
+                syncer.run()
+            except MailError as exc:
+                # A server may refuse an access token the provider has not expired yet
+                # (the grant was withdrawn): refresh once; a dead grant then pauses.
+                if exc.kind == OAUTH_REJECTED and mb.oauth_provider and attempt == 1:
+                    forget_access_token(addon, mb)
+                    continue
+                raise
+            break
     except MailError as exc:
         kind, sentence = exc.kind, exc.sentence
         result.error_kind = kind

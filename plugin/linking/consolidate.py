@@ -17,7 +17,7 @@ from plugin.context import AddonContext
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
 from plugin.models import Mailbox, Message, MessageLocation, RecordLink
-from plugin.setup.credentials import incoming_settings
+from plugin.setup.credentials import incoming_for
 from plugin.setup.policy import connection_policy
 
 log = logging.getLogger("plugin.integrated_email.import")
@@ -41,7 +41,7 @@ def consolidate(addon: AddonContext, mailbox_id: int) -> int:
         if not rows:
             return 0
         target = mb.consolidate_folder
-        settings = incoming_settings(mb, addon.secrets)
+        settings = incoming_for(addon, mb)
         policy = connection_policy(addon, s)
     by_folder: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
     for mid, folder, validity, uid in rows:

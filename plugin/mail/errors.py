@@ -37,6 +37,12 @@ OAUTH_REJECTED = "oauth_rejected"
 OAUTH_SCOPE = "oauth_scope"
 OAUTH_UNAVAILABLE = "oauth_unavailable"
 OAUTH_TLS_REQUIRED = "oauth_tls_required"
+#: the provider refused the refresh token (revoked, expired, password changed)
+OAUTH_SIGN_IN_AGAIN = "oauth_sign_in_again"
+#: the provider's token endpoint failed or was slow (nothing changed; try later)
+OAUTH_PROVIDER = "oauth_provider"
+#: the administrator turned the provider's sign-in off or removed its client
+OAUTH_DISABLED = "oauth_disabled"
 
 SENTENCES: dict[str, str] = {
     HOST_NOT_FOUND: "The server name could not be found. Check the host name.",
@@ -76,6 +82,12 @@ SENTENCES: dict[str, str] = {
     "connection. Check the server settings, or use a password instead.",
     OAUTH_TLS_REQUIRED: "Signing in with your email provider needs a secure connection. "
     "Choose SSL/TLS or STARTTLS.",
+    OAUTH_SIGN_IN_AGAIN: "Your sign-in with your email provider has expired or was "
+    "withdrawn. Sign in again to resume fetching and sending.",
+    OAUTH_PROVIDER: "Your email provider's sign-in service did not answer properly. "
+    "It will be tried again in a few minutes.",
+    OAUTH_DISABLED: "Sign-in with your email provider is turned off in the integrated "
+    "email settings. Ask your administrator to turn it back on.",
 }
 
 KINDS: frozenset[str] = frozenset(SENTENCES)

@@ -250,8 +250,12 @@ class SmtpSession:
         policy: ConnectionPolicy,
         use_auth: bool = True,
         local_hostname: str | None = None,
+        fresh_settings: Callable[[], ServerSettings] | None = None,
     ) -> None:
         self.settings = settings
+        #: called before each (re)connect: an OAuth access token may have been renewed
+        #: since the session was made (a bulk job outlives a token)
+        self.fresh_settings = fresh_settings
         self.policy = policy
         self.use_auth = use_auth
         #: name sent in EHLO; None lets smtplib use this machine's FQDN
@@ -269,6 +273,8 @@ class SmtpSession:
     @_guarded
     def open(self) -> None:
         """Connect, secure the connection as configured, and authenticate."""
+        if self.fresh_settings is not None:
+            self.settings = self.fresh_settings()
         s = self.settings
         addresses = check_host(s.host, s.port, self.policy)
         try:

@@ -61,6 +61,9 @@ class Mailbox(Base):
     #: IMAP folder (or Gmail label) that matched client mail is filed into; None: off
     consolidate_folder: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: "google" or "microsoft" when the mailbox signs in with OAuth2 (its tokens are in
+    #: ie_oauth_token); None: it signs in with passwords
+    oauth_provider: Mapped[str | None] = mapped_column(String(20))
 
     # --- fetch state, written by the sync engine and shown on the status panel
     #: fetching stopped until the owner acts (wrong password, looping UIDVALIDITY)
@@ -95,6 +98,11 @@ class Mailbox(Base):
     def needs_password(self) -> bool:
         """Whether the mailbox's sign-in is waiting for a new password."""
         return self.paused and self.pause_reason == "auth"
+
+    @property
+    def needs_sign_in(self) -> bool:
+        """Whether the mailbox waits for its owner to sign in with Google/Microsoft again."""
+        return self.paused and self.pause_reason == "oauth"
 
 
 class FetchCursor(Base):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from types import SimpleNamespace
 
-from plugin.crypto import SecretBox
+from plugin.context import AddonContext
 from plugin.mail import build as compose
 from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.errors import (
@@ -22,6 +23,10 @@ from plugin.mail.errors import (
     HOST_NOT_ALLOWED,
     MESSAGE_REJECTED,
     MESSAGE_UNSAFE,
+    OAUTH_DISABLED,
+    OAUTH_REJECTED,
+    OAUTH_SCOPE,
+    OAUTH_SIGN_IN_AGAIN,
     RECIPIENT_REFUSED,
     SENDER_REFUSED,
     STARTTLS_MISSING,
@@ -33,12 +38,14 @@ from plugin.mail.errors import (
 from plugin.mail.smtp import SmtpSession
 from plugin.models import Mailbox
 from plugin.models.outbound import OutboundMessage
-from plugin.setup.credentials import outgoing_settings
+from plugin.setup.credentials import outgoing_for, outgoing_settings
+from plugin.setup.oauth_signin import forget_access_token
 
 #: failures no retry can fix: the row fails at once with the error's sentence
 PERMANENT_KINDS = frozenset({AUTH_FAILED, AUTH_UNAVAILABLE, HOST_NOT_ALLOWED, TLS_CERTIFICATE,
                              STARTTLS_MISSING, TLS_REQUIRED, SENDER_REFUSED, RECIPIENT_REFUSED,
-                             MESSAGE_REJECTED, TOO_LARGE, MESSAGE_UNSAFE})
+                             MESSAGE_REJECTED, TOO_LARGE, MESSAGE_UNSAFE,
+                             OAUTH_SIGN_IN_AGAIN, OAUTH_DISABLED, OAUTH_SCOPE})
 #: waits before the 2nd, 3rd, ... attempt after a temporary failure
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
            timedelta(hours=1))
@@ -48,10 +55,37 @@ UNKNOWN_SENTENCE = ("We lost track of this message while it was being sent (the 
                     "again only if it did not arrive.")
 
 
-def smtp_session(secrets: SecretBox, mb: Mailbox, policy: ConnectionPolicy) -> SmtpSession:
-    """An (unopened) SMTP session through the mailbox's outgoing server."""
+class _SignedInSmtp(SmtpSession):
+    """An SMTP session of a mailbox signed in with Google or Microsoft: the access token
+    is read (and renewed when due) at each connect; a token the server refuses although
+    the provider has not expired it (the grant was withdrawn) is renewed once, and a
+    dead grant then says "Sign in again"."""
+
+    def __init__(self, addon: AddonContext, mb: Mailbox, policy: ConnectionPolicy,
+                 local_hostname: str | None) -> None:
+        super().__init__(outgoing_settings(mb, addon.secrets), policy, use_auth=True,
+                         local_hostname=local_hostname,
+                         fresh_settings=partial(outgoing_for, addon, mb))
+        self._addon, self._mb = addon, mb
+
+    def open(self) -> None:
+        """Connect and sign in with the current token; renew it once if refused."""
+        try:
+            super().open()
+        except MailError as exc:
+            if exc.kind != OAUTH_REJECTED:
+                raise
+            forget_access_token(self._addon, self._mb)
+            super().open()
+
+
+def smtp_session(addon: AddonContext, mb: Mailbox, policy: ConnectionPolicy) -> SmtpSession:
+    """An (unopened) SMTP session through the mailbox's outgoing server (signing in with
+    its access token when it has one: MailError when the owner must sign in again)."""
     domain = mb.email.rpartition("@")[2] or None
-    return SmtpSession(outgoing_settings(mb, secrets), policy, use_auth=mb.out_auth,
+    if mb.oauth_provider:
+        return _SignedInSmtp(addon, mb, policy, domain)
+    return SmtpSession(outgoing_settings(mb, addon.secrets), policy, use_auth=mb.out_auth,
                        local_hostname=domain)
 
 

@@ -91,7 +91,7 @@ def deliver(addon: AddonContext, row_id: int) -> OutboundMessage | None:
         session.refresh(row)
         try:
             message = message_for(addon.app.config, row)
-            with smtp_session(addon.secrets, mb, policy) as smtp:
+            with smtp_session(addon, mb, policy) as smtp:
                 crashpoint("single_before_smtp")
                 refused = smtp.send(row.from_addr, envelope_recipients(row), message)
             crashpoint("single_after_smtp")
@@ -167,7 +167,7 @@ def recover(addon: AddonContext, session: Session, job_id: int | None = None) ->
     proven_total = unknown_total = 0
     for mailbox_id, items in by_mailbox.items():
         mb = session.get(Mailbox, mailbox_id)
-        proven = prove_sent(addon.secrets, mb, policy, [r.message_id_header for r in items])
+        proven = prove_sent(addon, mb, policy, [r.message_id_header for r in items])
         for r in items:
             if r.message_id_header in proven:
                 values = {"state": "sent", "sent_at": now()}

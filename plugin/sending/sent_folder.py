@@ -17,7 +17,6 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from plugin.context import AddonContext
-from plugin.crypto import SecretBox
 from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
@@ -26,7 +25,7 @@ from plugin.models.outbound import OutboundMessage
 from plugin.sending.lease import now
 from plugin.sending.messages import raw_for
 from plugin.sending.sent_copy import record_sent, sender_name
-from plugin.setup.credentials import incoming_settings
+from plugin.setup.credentials import incoming_for
 
 log = logging.getLogger("plugin.integrated_email.send")
 
@@ -45,9 +44,9 @@ def provider_files_sent(mb: Mailbox) -> bool:
 class SentFolder:
     """The IMAP Sent folder of a mailbox, on one connection (use as a context manager)."""
 
-    def __init__(self, secrets: SecretBox, mb: Mailbox, policy: ConnectionPolicy) -> None:
+    def __init__(self, addon: AddonContext, mb: Mailbox, policy: ConnectionPolicy) -> None:
         # The Sent folder is an IMAP folder; POP3 mailboxes keep sent copies here only.
-        self.settings = incoming_settings(mb, secrets) if mb.protocol == "imap" else None
+        self.settings = incoming_for(addon, mb) if mb.protocol == "imap" else None
         self.policy = policy
         self.imap: ImapSession | None = None
         self.name: str | None = None
@@ -109,7 +108,7 @@ def file_rows(addon: AddonContext, session: Session, mb: Mailbox,
     in_sent = True
     if mb.protocol == "imap" and not provider_files_sent(mb):
         try:
-            with SentFolder(addon.secrets, mb, policy) as sent:
+            with SentFolder(addon, mb, policy) as sent:
                 todo = rows
                 if check_first:
                     there = sent.contains([r.message_id_header for r in rows])
@@ -134,14 +133,14 @@ def file_rows(addon: AddonContext, session: Session, mb: Mailbox,
         r.state, r.filed_at = "filed", stamp
 
 
-def prove_sent(secrets: SecretBox, mb: Mailbox, policy: ConnectionPolicy,
+def prove_sent(addon: AddonContext, mb: Mailbox, policy: ConnectionPolicy,
                message_ids: Iterable[str]) -> set[str]:
     """Which Message-IDs the Sent folder proves went out (empty without IMAP)."""
     ids = [m for m in message_ids if m]
     if not ids or mb.protocol != "imap":
         return set()
     try:
-        with SentFolder(secrets, mb, policy) as sent:
+        with SentFolder(addon, mb, policy) as sent:
             return sent.contains(ids)
     except MailError as exc:
         log.warning("checking Sent of mailbox %s failed: %s", mb.id, exc.kind)

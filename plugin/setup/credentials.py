@@ -3,9 +3,11 @@ that does it, for sync, sending, filing to Sent, webmail actions and consolidati
 
 from __future__ import annotations
 
+from plugin.context import AddonContext
 from plugin.crypto import SecretBox
 from plugin.mail.account import ServerSettings
 from plugin.models import Mailbox
+from plugin.setup.oauth_signin import mailbox_access_token
 
 
 def incoming_settings(mb: Mailbox, secrets: SecretBox, access_token: str | None = None
@@ -38,3 +40,17 @@ def outgoing_settings(mb: Mailbox, secrets: SecretBox,
         login, token = mb.out_login or "", mb.out_password
     password = secrets.decrypt(token) if token else ""
     return ServerSettings(mb.out_host, int(mb.out_port), mb.out_security, login, password)
+
+
+def incoming_for(addon: AddonContext, mb: Mailbox) -> ServerSettings | None:
+    """The incoming settings every connection of ``mb`` uses: its password, or for a
+    mailbox signed in with Google or Microsoft a current access token (refreshed when
+    it is about to expire; MailError when the owner must sign in again)."""
+    if not mb.protocol or not mb.in_host:
+        return None
+    return incoming_settings(mb, addon.secrets, mailbox_access_token(addon, mb))
+
+
+def outgoing_for(addon: AddonContext, mb: Mailbox) -> ServerSettings:
+    """The outgoing settings of ``mb``, with its access token when it signs in with one."""
+    return outgoing_settings(mb, addon.secrets, mailbox_access_token(addon, mb))

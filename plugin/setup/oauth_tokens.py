@@ -11,15 +11,16 @@ in again, as a rejected password does.
 
 from __future__ import annotations
 
-from typing import Any
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from plugin.crypto import SecretBox
+from plugin.mail.errors import OAUTH_SIGN_IN_AGAIN, SENTENCES
 from plugin.models import Mailbox
 from plugin.models._types import utcnow
 from plugin.models.oauth import OAuthToken
@@ -30,8 +31,7 @@ REFRESH_MARGIN = timedelta(minutes=5)
 #: how long a refresh claim holds; longer than the client's HTTP timeout
 CLAIM = timedelta(seconds=30)
 PAUSE_REASON = "oauth"
-SIGN_IN_AGAIN_SENTENCE = ("Your sign-in with your email provider has expired or was "
-                          "withdrawn. Sign in again to resume fetching and sending.")
+SIGN_IN_AGAIN_SENTENCE = SENTENCES[OAUTH_SIGN_IN_AGAIN]
 
 
 def save_sign_in(session: Session, box: SecretBox, mailbox_id: int, provider: str,
@@ -117,7 +117,8 @@ def _refresh_claimed(engine: Engine, box: SecretBox, row: Any, claimed: int,
                                  .where(Mailbox.__table__.c.id == row.mailbox_id)
                                  .values(paused=True, pause_reason=PAUSE_REASON,
                                          last_error=SIGN_IN_AGAIN_SENTENCE,
-                                         last_error_kind=SIGN_IN_AGAIN, next_fetch_at=None))
+                                         last_error_kind=OAUTH_SIGN_IN_AGAIN,
+                                         next_fetch_at=None))
             else:  # transient: give the claim back, keep every token
                 conn.execute(update(table).where(mine).values(refreshing_until=None))
         raise
@@ -132,3 +133,14 @@ def _refresh_claimed(engine: Engine, box: SecretBox, row: Any, claimed: int,
         # Our claim lapsed and another process took over; its write stands.
         raise OAuthFailure(TIMEOUT)
     return tokens.access_token
+
+
+def expire_access_token(engine: Engine, mailbox_id: int) -> None:
+    """Treat the stored access token as expired (a mail server refused it), so the next
+    :func:`access_token` refreshes; the refresh token and any refresh under way stay."""
+    table = OAuthToken.__table__
+    with engine.begin() as conn:
+        conn.execute(update(table).where(table.c.mailbox_id == mailbox_id,
+                                         table.c.refreshing_until.is_(None))
+                     .values(access_expires_at=utcnow() - timedelta(seconds=1),
+                             version=table.c.version + 1))

@@ -221,7 +221,7 @@ def _stuck(rita, in_sent: bool) -> OutboundMessage:
             s.commit()
             if in_sent:
                 raw = compose.flatten(message_for(rita.app.config, row))
-                with SentFolder(rita.addon.secrets, mb, connection_policy(rita.addon, s)) as folder:
+                with SentFolder(rita.addon, mb, connection_policy(rita.addon, s)) as folder:
                     folder.append_many([raw])
             return row
 

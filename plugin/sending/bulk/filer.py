@@ -79,7 +79,7 @@ class Filer:
             return None
         if self._sent is None:
             try:
-                self._sent = SentFolder(self.addon.secrets, self.mb, self.policy).__enter__()
+                self._sent = SentFolder(self.addon, self.mb, self.policy).__enter__()
             except MailError as exc:
                 log.warning("Sent folder of mailbox %s unavailable: %s", self.mb.id, exc.kind)
                 self._imap_ok = False

@@ -155,7 +155,7 @@ class JobRun:
         self.owner = worker_id()
         self.lease = lease_length(addon.app.config)
         self.filer = Filer(addon, mb, policy, name)
-        self.smtp = smtp_session(addon.secrets, mb, policy)
+        self.smtp = smtp_session(addon, mb, policy)
         self.outcome = "done"
         self.notice: str | None = None
         self.conn = addon.engine.connect()
