@@ -29,6 +29,8 @@ class MailboxHealth:
         """The state as the admin reads it."""
         mb = self.mailbox
         if self.state == "paused":
+            if mb.needs_sign_in:
+                return "Paused: needs to sign in again"
             return "Paused: needs a new password" if mb.needs_password else "Paused"
         return {"active": "Fetching", "never": "Never fetched", "inactive": "Not the active "
                 "mailbox", "outgoing": "Outgoing only", "failing": "Failing"}[self.state]

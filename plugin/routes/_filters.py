@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from plugin.setup.oauth_providers import PROVIDERS
+
 _MERGE_FIELD = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _MD_MARKS = re.compile(r"(\*\*|__|\*|_|`|~~)(?=\S)(.+?)(?<=\S)\1")
@@ -36,5 +38,10 @@ def plain_markdown(text: str | None) -> str:
     return text
 
 
-FILTERS = {"ie_filesize": filesize, "ie_merge_placeholders": merge_placeholders,
+def provider_name(key: str | None) -> str:
+    """"google" -> "Google": the name a sign-in provider is shown by."""
+    return PROVIDERS[key].name if key in PROVIDERS else ""
+
+
+FILTERS = {"ie_filesize": filesize, "ie_provider_name": provider_name, "ie_merge_placeholders": merge_placeholders,
            "ie_plain_markdown": plain_markdown}

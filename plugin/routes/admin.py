@@ -6,13 +6,16 @@ from flask import abort, flash, g, make_response, render_template, request, url_
 
 from plugin.current import get_addon
 from plugin.fetching import status as fetch_status
+from plugin.mail.errors import MailError
 from plugin.models import GlobalSettings
 from plugin.models.settings import SHARING_OPTIONS
 from plugin.routes._http import wants_fragment
+from plugin.routes.oauth import redirect_uri
 from plugin.routes.setup import Page, no_store, saved_redirect
 from plugin.setup import mailbox as setup_service
-from plugin.setup import saving
+from plugin.setup import oauth_settings, oauth_signin, saving
 from plugin.setup import settings as settings_service
+from plugin.setup.oauth_providers import PROVIDERS
 from plugin.setup.policy import connection_policy
 
 #: the admin's own mailbox is saved only once they typed a password (or have one)
@@ -39,7 +42,17 @@ def global_settings() -> Page:
         if not settings_errors:
             outbound_only = parsed.values["outbound_only"]
             choices = [c for c in parsed.values["sharing_allowed"].split(",") if c]
-            if request.form.get("action") == "test" and touched:
+            signed_in = own is not None and bool(own.oauth_provider)
+            if signed_in:
+                mb_values = {**setup_service.values_from_mailbox(own), **mb_values,
+                             "email": own.email}
+            if request.form.get("action") == "test" and signed_in:
+                try:
+                    test_result = saving.probe_signed_in(
+                        addon, own, mb_values.get("protocol") or "imap", outbound_only)
+                except MailError as exc:
+                    outcome.message = exc.sentence
+            elif request.form.get("action") == "test" and touched:
                 # No JavaScript: Test connection posted the whole page here.
                 outcome.errors = setup_service.validate(
                     mb_values, outbound_only=outbound_only, sharing_choices=choices,
@@ -47,7 +60,13 @@ def global_settings() -> Page:
                 if not outcome.errors:
                     test_result = saving.probe_form(addon, s, mb_values, own, outbound_only)
             else:
-                if touched:
+                if signed_in:
+                    outcome = saving.save_signed_in(
+                        addon, s, own, mb_values, outbound_only=outbound_only,
+                        sharing_choices=choices,
+                        save_anyway=request.form.get("save_anyway") == "on",
+                        resume=fetch_status.password_changed)
+                elif touched:
                     outcome = saving.check_and_save(
                         addon, s, g.ie_user.id, mb_values, own, outbound_only=outbound_only,
                         sharing_choices=choices,
@@ -76,7 +95,83 @@ def global_settings() -> Page:
         own=own, test_result=test_result, outcome=outcome, message=outcome.message,
         out_auth=state.values.get("out_auth") == "on",
         users=list(addon.host.list_users()),
-        outbound_only=form_values["outbound_only"]), 422 if failed else 200))
+        outbound_only=form_values["outbound_only"], **_sign_in_page(s)), 422 if failed else 200))
+
+
+def _sign_in_page(s: object, posted: dict | None = None, errors: dict | None = None,
+                  message: str | None = None) -> dict:
+    """What the "Sign in with Google or Microsoft" section draws."""
+    addon = get_addon()
+    rows = []
+    for key, provider in PROVIDERS.items():
+        stored = oauth_settings.stored(s, key)
+        sign_in = oauth_signin.sign_in_for(addon, s, key)
+        source = sign_in.source if sign_in is not None else None
+        mine = (posted or {}).get(key, {})
+        rows.append({
+            "key": key, "name": provider.name, "source": source,
+            "config_key": oauth_signin.CONFIG_KEYS[key][0],
+            "enabled": mine.get("enabled", stored is not None and stored.enabled),
+            "client_id": mine.get("client_id", (stored.client_id if stored else "") or ""),
+            "has_secret": bool(stored and stored.client_secret),
+            "tenant": mine.get("tenant", (stored.tenant if stored else "") or ""),
+            "has_tenant": provider.has_tenant, "errors": (errors or {}).get(key, {}),
+            "id_help": ("The Client ID of the OAuth client you created." if key == "google"
+                        else "The Application (client) ID of your app registration."),
+            "guide": provider.guide, "notes": provider.notes, "scopes": provider.scopes,
+        })
+    return {"providers": rows, "redirect_uri": redirect_uri(), "oauth_message": message}
+
+
+def sign_in_settings() -> Page:
+    """Save the sign-in providers (admins only)."""
+    if not g.ie_user.is_admin:
+        abort(403, "Only administrators may change the integrated email settings.")
+    addon = get_addon()
+    s = addon.session()
+    posted: dict[str, dict] = {}
+    errors: dict[str, dict] = {}
+    for key in PROVIDERS:
+        if oauth_signin.sign_in_for(addon, s, key) is not None and \
+                oauth_signin.sign_in_for(addon, s, key).source == "config":
+            continue  # the deployment's configuration decides
+        mine = posted[key] = {
+            "enabled": request.form.get(f"{key}_enabled") == "on",
+            "client_id": request.form.get(f"{key}_client_id", "").strip(),
+            "tenant": request.form.get(f"{key}_tenant", "").strip()}
+        try:
+            oauth_settings.save_provider(s, addon.secrets, key, enabled=mine["enabled"],
+                                         client_id=mine["client_id"],
+                                         client_secret=request.form.get(f"{key}_client_secret"),
+                                         tenant=mine["tenant"])
+        except ValueError as exc:
+            field = "tenant" if "tenant" in str(exc) else "client_id"
+            errors[key] = {field: str(exc)}
+    if errors:
+        s.rollback()
+        return _admin_page_with(s, _sign_in_page(
+            s, posted, errors, "The sign-in settings were not saved; see the messages below."))
+    s.commit()
+    on = [PROVIDERS[k].name for k in oauth_signin.enabled_providers(addon, s)]
+    flash("Sign-in settings saved. " + (f"Users may sign in with {' and '.join(on)}."
+                                        if on else "Users sign in with passwords only."))
+    return saved_redirect(url_for("integrated_email.admin_settings"))
+
+
+def _admin_page_with(s: object, sign_in: dict) -> Page:
+    """The settings page as stored, with the sign-in section's errors (422)."""
+    addon = get_addon()
+    gs = settings_service.load(s)
+    own = next((m for m in setup_service.user_mailboxes(s, g.ie_user.id) if m.is_active), None)
+    state = saving.form_state(s, setup_service.values_from_mailbox(own) if own
+                              else setup_service.initial_values(g.ie_user, gs), {}, own)
+    form_values = _settings_values(gs)
+    return no_store(make_response(render_template(
+        "integrated_email/admin_settings.html", gs=gs, sv=form_values, serr={}, state=state,
+        sharing_options=SHARING_OPTIONS, sharing_labels=settings_service.SHARING_LABELS,
+        own=own, test_result=None, outcome=saving.SaveOutcome(), message=None,
+        out_auth=state.values.get("out_auth") == "on", users=list(addon.host.list_users()),
+        outbound_only=form_values["outbound_only"], **sign_in), 422))
 
 
 def _settings_values(gs: GlobalSettings) -> dict:

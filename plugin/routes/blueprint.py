@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, current_app, g
 
 from plugin.csrf import protect
 from plugin.routes._filters import FILTERS
-from plugin.routes import admin, compose, fetch, lifecycle, records, setup, webmail
+from plugin.routes import admin, compose, fetch, lifecycle, oauth, records, setup, webmail
 
 if TYPE_CHECKING:
     from plugin.addon import IntegratedEmail
@@ -28,6 +28,7 @@ URLS = [
     # the admin's global settings and the mailbox overview
     ("/admin/settings", "admin_settings", admin.global_settings, ["GET", "POST"]),
     ("/admin/mailboxes", "admin_health", fetch.mailbox_health, ["GET"]),
+    ("/admin/sign-in", "admin_sign_in", admin.sign_in_settings, ["POST"]),
     # personal set-up
     ("/mailboxes", "mailboxes", setup.mailbox_list, ["GET"]),
     ("/mailboxes/new", "mailbox_new", setup.mailbox_form, ["GET", "POST"]),
@@ -39,6 +40,9 @@ URLS = [
     ("/mailboxes/<int:mailbox_id>/status", "mailbox_status", setup.mailbox_status, ["GET"]),
     ("/setup/fields", "setup_fields", setup.form_fields, ["POST"]),
     ("/setup/test", "setup_test", setup.test_connection, ["POST"]),
+    # signing in with Google or Microsoft (the callback is the redirect URI to register)
+    ("/oauth/start", "oauth_start", oauth.sign_in_start, ["POST"]),
+    ("/oauth/callback", "oauth_callback", oauth.sign_in_callback, ["GET"]),
     # fetching
     ("/mailboxes/<int:mailbox_id>/fetch", "fetch_now", fetch.fetch_now, ["POST"]),
     ("/mailboxes/<int:mailbox_id>/progress", "fetch_progress", fetch.fetch_progress, ["GET"]),

@@ -16,7 +16,7 @@ from plugin.fetching import status as fetch_status
 from plugin.mail.errors import MailError
 from plugin.routes._http import found_or_404, wants_fragment
 from plugin.setup import mailbox as setup_service
-from plugin.setup import saving
+from plugin.setup import oauth_signin, saving
 from plugin.setup import settings as settings_service
 from plugin.setup.policy import connection_policy
 
@@ -99,7 +99,25 @@ def mailbox_form(mailbox_id: int | None = None) -> Page:
     outcome = saving.SaveOutcome()
     test_result = None
     status = 200
-    if request.method == "POST":
+    signed_in = existing is not None and bool(existing.oauth_provider)
+    if request.method == "POST" and signed_in:
+        values = {**setup_service.values_from_mailbox(existing),
+                  **setup_service.read_form(request.form), "email": existing.email}
+        if request.form.get("action") == "test":
+            test_result, outcome.message = _probe_signed_in(existing, values, gs.outbound_only)
+        else:
+            outcome = saving.save_signed_in(
+                addon, s, existing, values, outbound_only=gs.outbound_only,
+                sharing_choices=gs.sharing_choices,
+                save_anyway=request.form.get("save_anyway") == "on",
+                resume=fetch_status.password_changed)
+            if outcome.saved:
+                s.commit()
+                flash(saved_sentence(outcome))
+                return saved_redirect(url_for("integrated_email.mailboxes"))
+            test_result = outcome.probe
+            status = 422
+    elif request.method == "POST":
         values = setup_service.read_form(request.form)
         if request.form.get("action") == "test":
             # No JavaScript: the Test connection button posts the whole form here.
@@ -123,7 +141,8 @@ def mailbox_form(mailbox_id: int | None = None) -> Page:
     else:
         values = (setup_service.values_from_mailbox(existing) if existing
                   else setup_service.initial_values(g.ie_user, gs))
-    state = saving.form_state(s, values, outcome.errors, existing)
+    state = saving.form_state(s, values, outcome.errors, existing,
+                              oauth=oauth_signin.provider_for(addon, s, values.get("email", "")))
     tpl = ("integrated_email/_partials/mailbox_form.html" if wants_fragment()
            else "integrated_email/mailbox_form.html")
     # htmx swaps 422 responses too (configured on the page), so errors show in place.
@@ -156,7 +175,9 @@ def form_fields() -> Page:
                                         sharing_choices=gs.sharing_choices, existing=existing,
                                         policy=connection_policy(get_addon(), s), only=changed)
     state = saving.form_state(s, values, errors, existing,
-                              gs_override={"outbound_only": outbound_only})
+                              gs_override={"outbound_only": outbound_only},
+                              oauth=oauth_signin.provider_for(get_addon(), s,
+                                                              values.get("email", "")))
     return no_store(make_response(render_template(
         "integrated_email/_partials/mailbox_fields_oob.html", state=state, changed=changed,
         mailbox=existing)))
@@ -174,6 +195,11 @@ def test_connection() -> Page:
     values = setup_service.read_form(request.form)
     mailbox_id = _int(request.form.get("_mailbox_id"))
     existing = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id) if mailbox_id else None
+    if existing is not None and existing.oauth_provider:
+        result, message = _probe_signed_in(existing, values, outbound_only)
+        return render_template("integrated_email/_partials/test_result.html",
+                               test_result=result, message=message, errors={},
+                               outbound_only=outbound_only, out_auth=True, oob_errors=True)
     errors = setup_service.validate(values, outbound_only=outbound_only,
                                     sharing_choices=gs.sharing_choices + ["_any"],
                                     existing=existing, policy=None)
@@ -193,6 +219,19 @@ def test_connection() -> Page:
     return render_template("integrated_email/_partials/test_result.html", test_result=result,
                            message=message, errors=errors, outbound_only=outbound_only,
                            out_auth=values.get("out_auth") == "on", oob_errors=True)
+
+
+def _probe_signed_in(mb: object, values: dict, outbound_only: bool
+                     ) -> tuple[object | None, str | None]:
+    """Test connection of a signed-in mailbox: (result, None) or (None, one sentence)."""
+    addon = get_addon()
+    if not saving.connection_limiter(addon).allow(g.ie_user.id):
+        return None, saving.RATE_LIMITED
+    try:
+        return saving.probe_signed_in(addon, mb, values.get("protocol") or mb.protocol or "imap",
+                                      outbound_only), None
+    except MailError as exc:
+        return None, exc.sentence
 
 
 def mailbox_activate(mailbox_id: int) -> Page:
@@ -215,6 +254,9 @@ def mailbox_delete(mailbox_id: int) -> Page:
     if request.method == "GET":
         return render_template("integrated_email/mailbox_delete.html", mailbox=mb)
     name, was_active = mb.account_name, mb.is_active
+    # Withdrawn at Google (Microsoft has no revocation): the app keeps no access it no
+    # longer uses. Best effort: the removal never waits on the provider's answer.
+    oauth_signin.revoke(addon, s, mb)
     s.delete(mb)
     s.flush()
     if was_active:

@@ -35,6 +35,10 @@ def owner_alert(session: Session, user_id: str) -> MailboxAlert | None:
 def alert_for(mb: Mailbox) -> MailboxAlert | None:
     """What to tell the owner of ``mb``; None while it works."""
     name = mb.account_name
+    if mb.needs_sign_in:
+        return MailboxAlert(mb.id, f"Your mailbox '{name}' has stopped fetching and sending: "
+                            "your sign-in with your email provider has expired or was "
+                            "withdrawn.", "Sign in again")
     if mb.needs_password:
         return MailboxAlert(mb.id, f"Your mailbox '{name}' has stopped fetching mail: "
                             "the mail server rejected its password.", "Update your password")

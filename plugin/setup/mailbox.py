@@ -25,6 +25,7 @@ from plugin.mail.connect import ConnectionPolicy, check_host
 from plugin.mail.errors import MailError
 from plugin.mail.presets import Preset, default_port, preset_for
 from plugin.models import GlobalSettings, Mailbox
+from plugin.setup.oauth_providers import PROVIDERS
 
 PROTOCOLS = {"imap": "IMAP", "pop3": "POP3"}
 SECURITIES = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "None (not encrypted)"}
@@ -33,7 +34,7 @@ DELETE_POLICIES = {
     "after_retrieval": "Delete from the server after retrieval",
     "after_days": "Delete from the server after some days",
 }
-CHECKBOXES = ("same_credentials", "out_auth", "consolidate")
+CHECKBOXES = ("same_credentials", "out_auth", "consolidate", "use_password")
 TEXT_FIELDS = ("account_name", "email", "protocol", "in_login", "in_password", "in_host",
                "in_port", "in_security", "out_login", "out_password", "out_host", "out_port",
                "out_security", "delete_policy", "delete_after_days", "sharing",
@@ -55,6 +56,20 @@ class FormState:
     has_out_password: bool = False
     #: one sentence when a provider's preset was replaced, removed or not applied
     preset_notice: str = ""
+    #: the enabled sign-in provider ("google"/"microsoft") the address's mail is at
+    oauth: str | None = None
+    #: the mailbox being edited signs in with Google or Microsoft (no passwords, no servers)
+    signed_in: bool = False
+
+    @property
+    def offer_sign_in(self) -> bool:
+        """Whether the form leads with "Sign in with ..." and hides the password fields."""
+        return bool(self.oauth) and not self.signed_in and self.values.get("use_password") != "on"
+
+    @property
+    def oauth_name(self) -> str:
+        """The provider's name, for "Sign in with <name>"."""
+        return PROVIDERS[self.oauth].name if self.oauth in PROVIDERS else ""
 
     @property
     def show_incoming(self) -> bool:
@@ -287,6 +302,21 @@ def validate(v: dict, *, outbound_only: bool, sharing_choices: list[str],
         errors["sharing"] = "Choose one of the sharing options your administrator allows."
     if only is not None:
         return {k: e for k, e in errors.items() if k == only}
+    return errors
+
+
+def validate_sign_in(v: dict, *, sharing_choices: list[str],
+                     existing: Mailbox | None = None) -> dict[str, str]:
+    """The checks of a mailbox that signs in with Google or Microsoft: no login, password
+    or server to check (the provider's are used), the rest as for any mailbox."""
+    errors = validate({**v, "in_login": "-", "in_password": "-", "in_host": "x.invalid",
+                       "in_port": "993", "in_security": "ssl", "out_host": "x.invalid",
+                       "out_port": "465", "out_security": "ssl", "out_auth": "on",
+                       "same_credentials": "on"},
+                      outbound_only=False, sharing_choices=sharing_choices, existing=existing,
+                      policy=None)
+    if existing is not None:
+        errors.pop("email", None)  # the signed-in account is the address; not edited
     return errors
 
 

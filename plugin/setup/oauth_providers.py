@@ -60,6 +60,8 @@ class OAuthProvider:
     has_tenant: bool = False
     #: short facts for the admin's guide
     notes: tuple[str, ...] = field(default=())
+    #: the admin's steps to register the app, in plain words
+    guide: tuple[str, ...] = field(default=())
 
     @property
     def scope(self) -> str:
@@ -92,6 +94,17 @@ PROVIDERS: Mapping[str, OAuthProvider] = MappingProxyType({
         notes=(
             "While the app's consent screen is in Testing, Google expires its refresh "
             "tokens after 7 days: publish the app to keep mailboxes signed in.",
+            "Google sends a refresh token only when asked for offline access with consent; "
+            "the add-on asks for both, so recruiters stay signed in.",
+        ),
+        guide=(
+            "In the Google Cloud console, pick or create a project, open APIs & Services, "
+            "OAuth consent screen, and set it up: Internal for your Google Workspace users "
+            "only, External otherwise.",
+            "Under Credentials, create an OAuth client ID of the type Web application and "
+            "add the redirect URI shown above.",
+            "Copy its client id and secret into the fields here, tick Let users sign in "
+            "with Google, and save.",
         ),
     ),
     MICROSOFT: OAuthProvider(
@@ -117,6 +130,20 @@ PROVIDERS: Mapping[str, OAuthProvider] = MappingProxyType({
             "school only), or your tenant's id for your company only.",
             "SMTP AUTH must be allowed for the mailbox (Exchange admin center), or sending "
             "is refused.",
+            "Client secrets expire (after 6 to 24 months, as chosen): create a new one "
+            "before then and paste it here.",
+        ),
+        guide=(
+            "In the Microsoft Entra admin center, open App registrations, New registration; "
+            "choose who may sign in (it matches the tenant below) and add the redirect URI "
+            "shown above as a Web redirect URI.",
+            "Under API permissions, add the delegated permissions IMAP.AccessAsUser.All, "
+            "POP.AccessAsUser.All and SMTP.Send (listed under Microsoft Graph) and "
+            "offline_access, openid and email; grant admin consent if your tenant asks "
+            "for it.",
+            "Under Certificates & secrets, create a client secret. Copy the application "
+            "(client) id and the secret's value into the fields here, tick Let users sign "
+            "in with Microsoft, and save.",
         ),
     ),
 })

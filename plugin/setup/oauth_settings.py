@@ -66,3 +66,9 @@ def client_for(session: Session, box: SecretBox, key: str, redirect_uri: str, *,
     provider = configured(get_provider(key), overrides, tenant=row.tenant)
     return provider, ClientConfig(row.client_id, box.decrypt(row.client_secret), redirect_uri,
                                   ca_file=ca_file, timeout=timeout)
+
+
+def stored(session: Session, key: str) -> OAuthProviderSettings | None:
+    """The admin's row for provider ``key`` (None until first saved)."""
+    return session.scalar(select(OAuthProviderSettings)
+                          .where(OAuthProviderSettings.provider == key))

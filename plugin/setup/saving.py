@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from plugin.context import AddonContext
+from plugin.mail.account import ServerSettings
 from plugin.mail.addresses import normalize_address
-from plugin.mail.errors import MailError
+from plugin.mail.errors import OAUTH_DISABLED, MailError
 from plugin.mail.probe import ProbeResult
 from plugin.mail.probe import test_connection as probe
 from plugin.models import Mailbox
 from plugin.setup import mailbox as form
+from plugin.setup import oauth_signin
 from plugin.setup import settings as settings_service
 from plugin.setup.policy import connection_policy
 from plugin.setup.ratelimit import RateLimiter
@@ -57,7 +59,7 @@ class SaveOutcome:
 
 
 def form_state(session: Session, values: dict, errors: dict, existing: Mailbox | None,
-               gs_override: dict | None = None) -> form.FormState:
+               gs_override: dict | None = None, oauth: str | None = None) -> form.FormState:
     """What the mailbox form needs to draw itself (the admin page may override the mode)."""
     gs = settings_service.load(session)
     outbound_only = gs.outbound_only
@@ -71,7 +73,10 @@ def form_state(session: Session, values: dict, errors: dict, existing: Mailbox |
         values=values, errors=errors, outbound_only=outbound_only, sharing_choices=choices,
         preset_notes=notes, preset_name=name, preset_notice=values.get("_preset_notice", ""),
         has_in_password=bool(existing and existing.in_password),
-        has_out_password=bool(form.stored_out_password(existing, outbound_only)))
+        has_out_password=bool(form.stored_out_password(existing, outbound_only)),
+        oauth=existing.oauth_provider if existing is not None and existing.oauth_provider
+        else oauth,
+        signed_in=bool(existing is not None and existing.oauth_provider))
 
 
 def keep_stored_incoming(values: dict, existing: Mailbox | None) -> dict:
@@ -190,4 +195,76 @@ def check_and_save(addon: AddonContext, session: Session, user_id: str, values: 
             unverified = True
     mb = save_mailbox(session, existing or Mailbox(user_id=user_id), values, addon,
                       outbound_only, resume, activate=not unverified)
+    return SaveOutcome(mailbox=mb, unverified=unverified)
+
+
+def new_signed_in_mailbox(user_id: str, values: dict, account: str) -> Mailbox:
+    """A new mailbox from the values typed before signing in (servers come with the
+    sign-in: see ``oauth_signin.connect``)."""
+    mb = Mailbox(user_id=user_id, account_name=values.get("account_name") or "Work email",
+                 email=account, sharing=values.get("sharing") or "private", is_active=False)
+    _apply_signed_in_options(mb, values)
+    return mb
+
+
+def _apply_signed_in_options(mb: Mailbox, values: dict) -> None:
+    protocol = values.get("protocol") or "imap"
+    mb.delete_policy = (values.get("delete_policy") or "leave") if protocol == "pop3" \
+        else "leave"
+    mb.delete_after_days = (int(values["delete_after_days"])
+                            if mb.delete_policy == "after_days" else None)
+    mb.consolidate_folder = (values.get("consolidate_folder") or None
+                             if protocol == "imap" and values.get("consolidate") == "on" else None)
+
+
+def probe_signed_in(addon: AddonContext, mb: Mailbox, protocol: str,
+                    outbound_only: bool) -> ProbeResult:
+    """Test connection of a mailbox signed in with Google or Microsoft: its servers for
+    ``protocol``, with its current access token (renewed first when due)."""
+    with Session(addon.engine) as s:
+        sign_in = oauth_signin.sign_in_for(addon, s, mb.oauth_provider or "")
+        policy = connection_policy(addon, s)
+    if sign_in is None:
+        raise MailError(OAUTH_DISABLED)
+    incoming_ep, outgoing_ep = oauth_signin.servers(sign_in, protocol)
+    token = oauth_signin.mailbox_access_token(addon, mb)
+    login = mb.in_login or mb.email
+    incoming = None if outbound_only else ServerSettings(
+        incoming_ep.host, incoming_ep.port, incoming_ep.security, login, "", access_token=token)
+    outgoing = ServerSettings(outgoing_ep.host, outgoing_ep.port, outgoing_ep.security, login,
+                              "", access_token=token)
+    return probe(incoming, protocol, outgoing, True, policy)
+
+
+def save_signed_in(addon: AddonContext, session: Session, mb: Mailbox, values: dict, *,
+                   outbound_only: bool, sharing_choices: list[str], save_anyway: bool,
+                   resume: Callable[[Mailbox], None]) -> SaveOutcome:
+    """Save the editable parts of a signed-in mailbox: its name, sharing, protocol and
+    what happens to mail on the server. A new protocol is tried with the token first."""
+    errors = form.validate_sign_in(values, sharing_choices=sharing_choices, existing=mb)
+    if errors:
+        return SaveOutcome(errors=errors)
+    protocol = values.get("protocol") or "imap"
+    unverified = False
+    if protocol != mb.protocol and not outbound_only:
+        result, message = None, None
+        try:
+            result = probe_signed_in(addon, mb, protocol, outbound_only)
+        except MailError as exc:
+            message = exc.sentence
+        if message or not (result and result.ok):
+            if not save_anyway:
+                return SaveOutcome(probe=result, message=message)
+            unverified = True
+        with Session(addon.engine) as s:
+            sign_in = oauth_signin.sign_in_for(addon, s, mb.oauth_provider or "")
+        if sign_in is not None:
+            incoming, _ = oauth_signin.servers(sign_in, protocol)
+            mb.in_host, mb.in_port, mb.in_security = incoming.host, incoming.port, \
+                incoming.security
+        mb.protocol = protocol
+        resume(mb)
+    mb.account_name = values["account_name"]
+    mb.sharing = values["sharing"]
+    _apply_signed_in_options(mb, {**values, "protocol": mb.protocol})
     return SaveOutcome(mailbox=mb, unverified=unverified)
