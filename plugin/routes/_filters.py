@@ -43,5 +43,5 @@ def provider_name(key: str | None) -> str:
     return PROVIDERS[key].name if key in PROVIDERS else ""
 
 
-FILTERS = {"ie_filesize": filesize, "ie_provider_name": provider_name, "ie_merge_placeholders": merge_placeholders,
-           "ie_plain_markdown": plain_markdown}
+FILTERS = {"ie_filesize": filesize, "ie_provider_name": provider_name,
+           "ie_merge_placeholders": merge_placeholders, "ie_plain_markdown": plain_markdown}
