@@ -46,6 +46,10 @@ def redirect_uri() -> str:
 
 
 def _result(sentence: str, status: int = 400, **extra: object) -> Response:
+    """A page with the one sentence; from the htmx form, the form again with it (htmx
+    swaps only 422 answers, so every refusal there is one)."""
+    if wants_fragment() and request.endpoint == "integrated_email.oauth_start":
+        return _form_again(setup_service.read_form(request.form), {}, message=sentence)
     return no_store(make_response(render_template(
         "integrated_email/sign_in_result.html", sentence=sentence, **extra), status))
 
@@ -77,7 +81,7 @@ def sign_in_start() -> Page:
         return _result(NOT_ENABLED.format(name=name), 403)
     values = {k: v for k, v in setup_service.read_form(request.form).items() if k in KEPT}
     if existing is not None:
-        hint = existing.in_login or existing.email
+        hint = existing.email
     else:
         gs = settings_service.load(s)
         errors = setup_service.validate_sign_in(values, sharing_choices=gs.sharing_choices)
@@ -100,16 +104,22 @@ def sign_in_start() -> Page:
     return _go(req.url)
 
 
-def _form_again(values: dict, errors: dict) -> Response:
+def _form_again(values: dict, errors: dict, message: str | None = None) -> Response:
     """The set-up form with what must be corrected before signing in."""
     s = get_addon().session()
-    full = {**setup_service.initial_values(g.ie_user, settings_service.load(s)), **values}
-    state = saving.form_state(s, full, errors, None, oauth=request.form.get("provider"))
+    mailbox_id = _int(request.form.get("_mailbox_id"))
+    existing = (setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
+                if mailbox_id is not None else None)
+    base = (setup_service.values_from_mailbox(existing) if existing is not None
+            else setup_service.initial_values(g.ie_user, settings_service.load(s)))
+    full = {**base, **{k: v for k, v in values.items() if v}}
+    oauth = oauth_signin.provider_for(get_addon(), s, full.get("email", ""))
+    state = saving.form_state(s, full, errors, existing, oauth=oauth)
     tpl = ("integrated_email/_partials/mailbox_form.html" if wants_fragment()
            else "integrated_email/mailbox_form.html")
     return no_store(make_response(render_template(
-        tpl, state=state, mailbox=None, test_result=None, outcome=saving.SaveOutcome(),
-        message=None, outbound_only=state.outbound_only, out_auth=True), 422))
+        tpl, state=state, mailbox=existing, test_result=None, outcome=saving.SaveOutcome(),
+        message=message, outbound_only=state.outbound_only, out_auth=True), 422))
 
 
 def sign_in_callback() -> Page:
@@ -141,10 +151,11 @@ def sign_in_callback() -> Page:
     except OAuthFailure as failure:
         return _result(failure.sentence, 502 if not failure.permanent else 400)
     values = dict(pending.get("values") or {})
-    wanted = existing.in_login or existing.email if existing is not None else values["email"]
-    if not (oauth_signin.same_account(tokens.account, wanted)
-            or (existing is None and oauth_signin.same_account(tokens.account,
-                                                               pending.get("accept")))):
+    wanted = existing.email if existing is not None else values["email"]
+    # The mailbox's address, or (signing in again) the account it signed in as before.
+    known = [wanted] + ([existing.in_login] if existing is not None else
+                        [pending.get("accept")])
+    if not any(oauth_signin.same_account(tokens.account, a) for a in known):
         _withdraw(sign_in, tokens)
         return _result(
             f"You signed in to {sign_in.provider.name} as {tokens.account}, but this "

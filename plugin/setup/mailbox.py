@@ -60,11 +60,14 @@ class FormState:
     oauth: str | None = None
     #: the mailbox being edited signs in with Google or Microsoft (no passwords, no servers)
     signed_in: bool = False
+    #: a stored mailbox is edited (a password one is offered sign-in, not switched to it)
+    editing: bool = False
 
     @property
     def offer_sign_in(self) -> bool:
         """Whether the form leads with "Sign in with ..." and hides the password fields."""
-        return bool(self.oauth) and not self.signed_in and self.values.get("use_password") != "on"
+        return (bool(self.oauth) and not self.signed_in and not self.editing
+                and self.values.get("use_password") != "on")
 
     @property
     def oauth_name(self) -> str:

@@ -76,7 +76,8 @@ def form_state(session: Session, values: dict, errors: dict, existing: Mailbox |
         has_out_password=bool(form.stored_out_password(existing, outbound_only)),
         oauth=existing.oauth_provider if existing is not None and existing.oauth_provider
         else oauth,
-        signed_in=bool(existing is not None and existing.oauth_provider))
+        signed_in=bool(existing is not None and existing.oauth_provider),
+        editing=existing is not None)
 
 
 def keep_stored_incoming(values: dict, existing: Mailbox | None) -> dict:

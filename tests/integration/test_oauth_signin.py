@@ -362,3 +362,48 @@ def test_oauth_deployment_config_turns_a_provider_on(mini, oauth_lab, dovecot, s
         sharing="private", provider="microsoft"))
     assert resp.status_code == 302 and query(resp.headers["Location"])["client_id"] == \
         clients["microsoft"].client_id
+
+
+def test_oauth_refusals_from_the_htmx_form_come_back_in_the_form(lab, mail_user):
+    address = f"{mail_user.login}@{MICROSOFT_DOMAIN}"
+    headers = {"HX-Request": "true"}
+    missing = lab.rita.post("/integrated-email/oauth/start", headers=headers, data=form(
+        account_name="", email=address, protocol="imap", sharing="private",
+        provider="microsoft"))
+    page = missing.get_data(as_text=True)
+    assert missing.status_code == 422 and 'id="mailbox-form"' in page
+    assert "Give this mailbox a name" in page and "Sign in with Microsoft" in page
+    enable_providers(lab.admin, lab.clients, microsoft_enabled="")
+    off = lab.rita.post("/integrated-email/oauth/start", headers=headers, data=form(
+        account_name="Work", email=address, protocol="imap", sharing="private",
+        provider="microsoft"))
+    page = off.get_data(as_text=True)
+    assert off.status_code == 422 and "Sign-in with Microsoft is not turned on" in page
+    assert f'value="{address}"' in page  # nothing typed is lost
+    _nothing_stored(lab)
+
+
+def test_oauth_a_password_mailbox_is_offered_sign_in_and_switches(lab, mail_user, dovecot,
+                                                                   smtp_lab):
+    from tests.helpers import mailbox_form
+    address = f"{mail_user.login}@{MICROSOFT_DOMAIN}"
+    saved = lab.rita.post("/integrated-email/mailboxes/new", data=mailbox_form(
+        dovecot, smtp_lab, mail_user, email=address, use_password="on"))
+    assert saved.status_code == 302, saved.get_data(as_text=True)[:2000]
+    (mb,) = mailboxes(lab.addon)
+    edit = lab.rita.get(f"/integrated-email/mailboxes/{mb.id}").get_data(as_text=True)
+    assert "Sign in with Microsoft instead" in edit and "data-offer" not in edit
+    resp = lab.rita.post("/integrated-email/oauth/start", data=form(
+        _mailbox_id=str(mb.id), provider="microsoft"))
+    # Signing in as another account is refused; as the mailbox's address it switches.
+    other = f"someone.else@{MICROSOFT_DOMAIN}"
+    back, _ = come_back(lab, resp.headers["Location"], other)
+    assert back.status_code == 409 and "Use " not in back.get_data(as_text=True)
+    resp = lab.rita.post("/integrated-email/oauth/start", data=form(
+        _mailbox_id=str(mb.id), provider="microsoft"))
+    back, _ = come_back(lab, resp.headers["Location"], address)
+    assert back.status_code == 302
+    (mb,) = mailboxes(lab.addon)
+    assert mb.oauth_provider == "microsoft" and mb.in_password is None
+    dovecot.deliver(mail_user, raw_mail("a@example.test", address, "Switched"))
+    assert sync_mailbox(lab.addon, mb.id).stored == 1
