@@ -49,8 +49,12 @@ def realistic_message(i: int, user: MailUser) -> bytes:
     ).encode()
 
 
+#: the lab OAuth provider of the running lab(oauth=True), for benchmarks that sign in
+OAUTH: dict = {}
+
+
 @contextmanager
-def lab(high_performance: bool = False):
+def lab(high_performance: bool = False, oauth: bool = False):
     """The lab Dovecot, its mail in memory (tmpfs) where the machine has one.
 
     Why: it stands in for a mail server on another machine, whose disk is not ours.
@@ -61,12 +65,20 @@ def lab(high_performance: bool = False):
     certs_dir = tempfile.mkdtemp(prefix="bench-certs-")
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     workdir = tempfile.mkdtemp(prefix="bench-dovecot-", dir=shm)
-    server = Dovecot(make_certs(certs_dir), workdir=workdir,
-                     high_performance=high_performance).start()
+    certs = make_certs(certs_dir)
+    provider = None
+    if oauth:
+        from tests.lab.oauth import OAuthLab
+        provider = OAUTH["lab"] = OAuthLab(certs).start()
+    server = Dovecot(certs, workdir=workdir, high_performance=high_performance,
+                     oauth=provider).start()
     try:
         yield server
     finally:
         server.cleanup()
+        if provider is not None:
+            provider.stop()
+            OAUTH.clear()
         shutil.rmtree(certs_dir, ignore_errors=True)
 
 
