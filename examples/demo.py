@@ -24,6 +24,7 @@ from examples.host_ats.models import Candidate, Contact
 from examples.host_ats.seed import DEMO_USERS, seed_demo
 from tests.lab.ca import make_certs
 from tests.lab.dovecot import Dovecot
+from tests.lab.oauth import OAuthLab
 from tests.lab.smtp import SmtpLab
 
 INSTANCE = Path(__file__).resolve().parent / "host_ats" / "instance"
@@ -111,9 +112,19 @@ def main() -> int:
     # Fixed ports and a kept mail folder, so a mailbox set up yesterday still works.
     mail_dir = INSTANCE / "sandbox-mail"
     mail_dir.mkdir(exist_ok=True)
-    dovecot = Dovecot(certs, workdir=mail_dir)
+    # The sandbox sign-in service stands in for Google's and Microsoft's: Dovecot and the
+    # SMTP server check its tokens, so "Sign in with ..." works end to end.
+    oauth_ports = _pick_ports((10444,))
+    oauth = OAuthLab(certs).start(port=oauth_ports[0] if oauth_ports else None)
+    callbacks = tuple(f"http://{h}:{WEB_PORT}/integrated-email/oauth/callback"
+                      for h in ("127.0.0.1", "localhost"))
+    clients = {key: oauth.add_client(redirect_uris=callbacks) for key in ("google", "microsoft")}
+    dovecot = Dovecot(certs, workdir=mail_dir, oauth=oauth)
     dovecot.start(ports=_pick_ports((10143, 10993, 10110, 10995)))
     smtp = SmtpLab(dovecot, with_plain=False).start(ports=_pick_ports((10587, 10465)))
+    servers = {"imap": f"localhost:{dovecot.imaps}:ssl", "pop3": f"localhost:{dovecot.pop3s}:ssl",
+               "smtp": f"localhost:{smtp.tls_port}:ssl", "token_url": oauth.token_url,
+               "authorize_url": oauth.authorize_url, "revoke_url": oauth.revoke_url}
 
     app = create_app({
         "INSTANCE_PATH": str(INSTANCE),
@@ -121,6 +132,15 @@ def main() -> int:
         "IE_CA_FILE": str(certs.ca_cert),
         "IE_GENERATE_SECRET_KEY": True,
         "IE_DISPATCH_SECONDS": 10,
+        # Both sign-in buttons, against the sandbox: addresses at contoso.test are
+        # "Microsoft" mail, at fabrikam.test "Google" mail (same sandbox mailboxes).
+        "IE_OAUTH_ENDPOINTS": {
+            "microsoft": {**servers, "domains": "contoso.test"},
+            "google": {**servers, "userinfo_url": oauth.userinfo_url, "domains": "fabrikam.test"}},
+        "IE_OAUTH_MICROSOFT_CLIENT_ID": clients["microsoft"].client_id,
+        "IE_OAUTH_MICROSOFT_CLIENT_SECRET": clients["microsoft"].client_secret,
+        "IE_OAUTH_GOOGLE_CLIENT_ID": clients["google"].client_id,
+        "IE_OAUTH_GOOGLE_CLIENT_SECRET": clients["google"].client_secret,
     })
     with app.app_context():
         db = app.extensions["host_ats.db"]
@@ -141,6 +161,10 @@ def main() -> int:
           f"   (STARTTLS on {smtp.starttls_port})")
     for email, pw in logins:
         print(f"  mailbox {email:<18} password {pw}")
+    print("Sign in with Microsoft / Google (sandbox sign-in service): in set-up, type")
+    print("  rita@contoso.test (Microsoft) or rita@fabrikam.test (Google) and click the button;")
+    print(f"  the sandbox's page at {oauth.base_url} uses the sandbox certificate, so the")
+    print("  browser warns once: continue, it is this machine. Approve, and you are back.")
     print("First: sign in as admin, Settings > Manage plugins and add-ons > Activate.")
     print("=" * 72 + "\n", flush=True)
 
@@ -153,6 +177,7 @@ def main() -> int:
     finally:  # the sandbox's mail is kept for the next start (instance/sandbox-mail)
         smtp.stop()
         dovecot.stop()
+        oauth.stop()
     return 0
 
 
