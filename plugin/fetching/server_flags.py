@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from plugin.context import AddonContext
 from plugin.mail.account import ServerSettings
 from plugin.mail.connect import ConnectionPolicy
+from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
 from plugin.models import Mailbox, Message, MessageLocation
 from plugin.setup.credentials import incoming_for
@@ -76,7 +77,11 @@ def _enqueue(addon: AddonContext, mailbox_id: int, work: Push, locations: list[L
     mb = s.get(Mailbox, mailbox_id)
     if mb is None or mb.protocol != "imap" or not mb.in_host:
         return
-    settings = incoming_for(addon, mb)
+    try:
+        settings = incoming_for(addon, mb)
+    except MailError as exc:  # e.g. the owner must sign in again: the change stays ours
+        log.info("server flags of mailbox %s not pushed: %s", mailbox_id, exc.kind)
+        return
     policy = connection_policy(addon, s)
     job = (work, settings, policy, locations, arg)
     jobs = s.info.setdefault("ie_server_jobs", [])

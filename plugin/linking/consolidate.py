@@ -41,7 +41,11 @@ def consolidate(addon: AddonContext, mailbox_id: int) -> int:
         if not rows:
             return 0
         target = mb.consolidate_folder
-        settings = incoming_for(addon, mb)
+        try:
+            settings = incoming_for(addon, mb)
+        except MailError as exc:  # e.g. sign in again: the next import tries again
+            log.info("consolidating mailbox %s waits: %s", mailbox_id, exc.kind)
+            return 0
         policy = connection_policy(addon, s)
     by_folder: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
     for mid, folder, validity, uid in rows:
