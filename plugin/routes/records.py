@@ -49,13 +49,13 @@ def panels_for(addon: AddonContext, ref: RecordRef) -> list[Markup]:
 def _ref_or_404(kind: str, record_id: str) -> RecordRef:
     addon = get_addon()
     try:
-        ref = RecordRef.parse(f"{kind}:{record_id}")
+        ref = addon.host.parse_ref(f"{kind}:{record_id}")
     except ValueError:
         ref = None
     if ref is not None and not (addon.host.get_records([ref])
                                 and addon.host.may_view_record(g.ie_user, ref)):
         ref = None
-    return found_or_404(ref, "No such candidate or contact, or you may not see it.")
+    return found_or_404(ref, f"No such {addon.host.kind(kind).label}, or you may not see it.")
 
 
 def record_timeline(kind: str, record_id: str) -> ResponseReturnValue:

@@ -229,16 +229,16 @@ def record_search(message_id: int) -> ResponseReturnValue:
 
 
 def record_add(message_id: int) -> ResponseReturnValue:
-    """Link the message to a candidate or contact by hand."""
+    """Link the message to a record (of any kind the host declares) by hand."""
     addon = get_addon()
     s = addon.session()
     msg = _own_message(message_id)
     try:
-        ref = RecordRef.parse(request.form.get("ref", ""))
+        ref = addon.host.parse_ref(request.form.get("ref", ""))
     except ValueError:
-        abort(400, "Pick a candidate or contact from the list.")
+        abort(400, f"Pick a {addon.host.kinds_phrase()} from the list.")
     if not links.add_link(s, addon.host, g.ie_user, msg, ref):
-        abort(404, "No such candidate or contact, or you may not see it.")
+        abort(404, f"No such {addon.host.kind(ref.kind).label}, or you may not see it.")
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 
