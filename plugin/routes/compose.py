@@ -299,8 +299,9 @@ def bulk_send() -> ResponseReturnValue:
     except compose_service.HeaderError as exc:
         problems.append(merge.MergeProblem("subject", exc.sentence))
     if not ctx["selection"].records:
-        problems.append(merge.MergeProblem("recipients", f"None of the selected {ctx['words']['many']} "
-                                           "has a valid email address."))
+        problems.append(merge.MergeProblem(
+            "recipients", f"None of the selected {ctx['words']['many']} has a valid email "
+            "address."))
     if ctx["limit_problem"]:
         problems.append(merge.MergeProblem("recipients", ctx["limit_problem"]))
     if problems:

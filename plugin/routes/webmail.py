@@ -18,7 +18,6 @@ from flask import (Response, abort, current_app, g, make_response, redirect, ren
 from flask.typing import ResponseReturnValue
 
 from plugin.current import get_addon
-from plugin.host import RecordRef
 from plugin.linking import manual as links
 from plugin.models import Mailbox, Message
 from plugin.reading import mailbox_view as wm
