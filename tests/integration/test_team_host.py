@@ -1,0 +1,170 @@
+"""The third host (tests/hosts/team_host: Flask-SQLAlchemy, Flask-WTF, roles, UUID records
+with several addresses, a kind of its own, a per-team ACL, its own layout and URL prefix)
+runs every flow through HTTP: activate, settings, set-up, fetch from the real Dovecot,
+notes, compose through the SMTP lab, timeline, bulk, deactivate."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from plugin import api
+from plugin.jobs.dispatcher import fetch_and_link
+from plugin.host import RecordRef
+from plugin.models import Mailbox
+from tests.helpers import mailbox_form
+from tests.hosts.team_host import create_team_app
+from tests.hosts.team_host.app import add_record, seed
+from tests.hosts.team_host.models import Note, db
+from tests.hosts.team_host.testing import PREFIX, Client, team_config
+from tests.integration.send_helpers import wait_until
+from tests.integration.sync_helpers import set_window
+
+ADAPTER = Path(__file__).resolve().parents[1] / "hosts" / "team_host" / "adapter.py"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def code_lines(path: Path, cls: str | None = None) -> int:
+    """Lines of code: neither blank nor only a comment (``cls``: that class's lines only)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if cls is not None:
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"class {cls}"))
+        end = next((i for i in range(start + 1, len(lines))
+                    if lines[i] and not lines[i][0].isspace() and not lines[i].startswith(")")),
+                   len(lines))
+        lines = lines[start:end]
+    return sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
+
+
+def test_the_team_adapter_is_60_lines_or_fewer():
+    team = code_lines(ADAPTER)
+    reference = code_lines(ROOT / "examples" / "host_ats" / "adapter.py")
+    mini = code_lines(ROOT / "tests" / "hosts" / "mini_host.py", "MiniHost")
+    print(f"adapter lines of code: team host {team}, reference host {reference}, "
+          f"mini host {mini}")
+    assert team <= 60
+
+
+@pytest.fixture
+def team(db_url, tmp_path, dovecot):
+    app = create_team_app(team_config(db_url, tmp_path, dovecot.ca_file))
+    addon = app.extensions["integrated_email"]
+    addon.migrate()
+    with app.app_context():
+        world = seed()
+        north, south = world["north"], world["south"]
+        jane = dovecot.add_user(f"jane{secrets.token_hex(3)}", "pw-" + secrets.token_hex(6))
+        refs = {
+            "jane": add_record("applicant", "Jane Lab", ["jane.old@example.test", jane.email],
+                               north, given="Jane"),
+            "kim": add_record("applicant", "Kim South", ["kim@example.test"], south),
+            "acme": add_record("agency", "Acme Staffing", ["desk@acme-staff.test"], None,
+                               rid="acme-staffing"),
+            "carl": add_record("contact", "Carl Client", ["carl@client.test"], north),
+        }
+        people = {k: (u.email, f"{k}-pw", u.id) for k, u in world["people"].items()}
+    yield app, addon, people, refs, jane
+    addon.session.remove()
+    addon.engine.dispose()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _notes(app, ref: RecordRef) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(Note.body).where(
+            Note.kind == ref.kind, Note.record_id == ref.id).order_by(Note.id)))
+
+
+def test_every_flow_on_the_team_host(team, dovecot, smtp_lab, mail_user):
+    app, addon, people, refs, jane = team
+    smtp_lab.clear()
+    assert addon.shares_host_database
+    owner = Client(app, *people["owner"][:2])
+    nina = Client(app, *people["nina"][:2])
+    sam = Client(app, *people["sam"][:2])
+    # activate: the host's own add-on switch (Flask-WTF checks its form, nothing exempted)
+    assert nina.get(PREFIX + "/").status_code == 404
+    assert owner.post("/t/addons", {"active": "yes"}).status_code == 302
+    assert "Integrated email" in nina.get("/t/").get_data(as_text=True)
+    # settings: the owner role manages the add-on; a recruiter may not
+    settings = dict(outbound_only="no", webmail_links="yes", auto_import="yes",
+                    sharing_allowed=["private", "custom", "public", "admin"],
+                    sharing_default="private", fetch_interval_minutes="10",
+                    initial_sync_days="30", initial_sync_messages="500", bulk_per_send="200",
+                    bulk_per_day="500", bulk_spacing_seconds="0", allowed_mail_hosts="",
+                    account_name="Admin mail", email="admin@team.test")
+    assert nina.get(PREFIX + "/admin/settings").status_code == 403
+    assert owner.post(PREFIX + "/admin/settings", settings).status_code == 302
+    # no token, or Flask-WTF's token of another session: refused
+    assert nina.http.post(PREFIX + "/admin/settings", data=settings).status_code == 400
+    # set-up: Nina's lab mailbox (string user id of 80+ characters), shared Public
+    form = mailbox_form(dovecot, smtp_lab, mail_user, sharing="public")
+    form.pop("csrf_token")
+    resp = nina.post(PREFIX + "/mailboxes/new", form)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:3000]
+    with addon.session() as s:
+        mb = s.scalars(select(Mailbox)).one()
+        assert mb.user_id == people["nina"][2] and len(mb.user_id) > 64
+        mb_id = mb.id
+    # fetch: mail from Jane's *second* address and from the agency reaches their records
+    set_window(addon)
+    dovecot.deliver(mail_user, (f"From: Jane Lab <{jane.email}>\r\nTo: {mail_user.email}\r\n"
+                                "Subject: My portfolio\r\nMessage-ID: <p1@jane.test>\r\n"
+                                "Date: Mon, 01 Jun 2026 09:00:00 +0000\r\n\r\nHello!\r\n"
+                                ).encode())
+    dovecot.deliver(mail_user, (f"From: desk@acme-staff.test\r\nTo: {mail_user.email}\r\n"
+                                "Subject: Two engineers\r\nMessage-ID: <a1@acme.test>\r\n"
+                                "Date: Mon, 01 Jun 2026 10:00:00 +0000\r\n\r\nSee CVs.\r\n"
+                                ).encode())
+    assert nina.post(f"{PREFIX}/mailboxes/{mb_id}/fetch").status_code == 302
+    with app.app_context():  # as the scheduler and the worker run it after Fetch now
+        result = fetch_and_link(addon, mb_id)
+    assert result.error_kind is None and result.stored == 2, result
+    # notes: written on the host's records (its own table), without a request
+    assert len(_notes(app, refs["jane"])) == 1 and len(_notes(app, refs["acme"])) == 1
+    # timeline: on Jane's page for Nina (team North); Sam (South) gets 404 everywhere
+    page = nina.get(f"/t/applicants/{refs['jane'].id}").get_data(as_text=True)
+    assert "My portfolio" in page and "ie-record-panel" in page
+    assert "Two engineers" in nina.get("/t/agencies/acme-staffing").get_data(as_text=True)
+    assert sam.get(f"/t/applicants/{refs['jane'].id}").status_code == 404
+    timeline = f"{PREFIX}/records/applicant/{refs['jane'].id}/timeline"
+    assert nina.get(timeline).status_code == 200 and sam.get(timeline).status_code == 404
+    # compose: to Jane's second address, recorded on her (an applicant, not a "candidate")
+    resp = nina.post(PREFIX + "/compose", {"to": jane.email, "subject": "Interview Monday",
+                                           "body": "See you at 10.",
+                                           "record": str(refs["jane"])})
+    assert resp.status_code in (200, 302), resp.get_data(as_text=True)[:2000]
+    got = smtp_lab.wait_for(1)
+    assert got[0].rcpt_tos == (jane.email,)
+    wait_until(lambda: any("Interview Monday" in n for n in _notes(app, refs["jane"])))
+    assert "Interview Monday" in nina.get(timeline).get_data(as_text=True)
+    # bulk: applicants and the host's own kind; contacts are not a bulk kind
+    picked = {"records": [str(refs["jane"]), str(refs["acme"]), str(refs["carl"]),
+                          str(refs["kim"])]}
+    page = nina.post(PREFIX + "/bulk/new", picked).get_data(as_text=True)
+    assert "Email 2 recipients" in page  # Kim is South's: left out; Carl: not a bulk kind
+    assert "candidate" not in page.lower()
+    resp = nina.post(PREFIX + "/bulk/send", {**picked, "subject": "Hi {{ first_name }}",
+                                              "body": "Hello {{ full_name }}",
+                                              "signature": "Nina"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
+    got = smtp_lab.wait_for(3)
+    assert sorted(r.rcpt_tos[0] for r in got[1:]) == sorted(
+        ["desk@acme-staff.test", "jane.old@example.test"])
+    # the public read API: what each viewer may see, no ORM rows
+    with app.test_request_context():
+        nina_u = addon.host.get_user(people["nina"][2])
+        sam_u = addon.host.get_user(people["sam"][2])
+        seen = api.messages_for_record(refs["jane"], nina_u, addon=addon)
+        assert {"My portfolio", "Interview Monday"} <= {m.subject for m in seen}
+        assert api.messages_for_record(refs["jane"], sam_u, addon=addon) == []
+    # deactivate: everything answers 404 again, the menu entries go, the data stays
+    assert owner.post("/t/addons", {"active": "no"}).status_code == 302
+    assert nina.get(timeline).status_code == 404
+    assert "Integrated email" not in nina.get("/t/").get_data(as_text=True)
+    with addon.session() as s:
+        assert s.scalars(select(Mailbox)).one().id == mb_id
