@@ -205,6 +205,27 @@ class IntegratedEmail:
         """Run this process's fetch dispatcher now rather than at its next tick."""
         dispatcher.wake(self)
 
+    def flashed_messages(self) -> list[tuple[str, str]]:
+        """(category, message) flashed for this page, for the add-on's pages to show: none
+        when the host layout has already taken them this request (it shows them) or
+        IE_SHOW_FLASHES is False, so a host layout need not show flashes at all."""
+        from flask import get_flashed_messages
+        from flask.globals import request_ctx
+        if not current_app.config.get("IE_SHOW_FLASHES", True) \
+                or getattr(request_ctx, "flashes", None) is not None:
+            return []
+        return list(get_flashed_messages(with_categories=True))
+
+    def htmx_script(self) -> Markup:
+        """The add-on's htmx loader, once per page (a second panel on the page, or a host
+        that loads htmx itself with IE_HOST_LOADS_HTMX, gets nothing). The loader
+        (static/ie-htmx.js) loads htmx only when the page has none yet (window.htmx)."""
+        if current_app.config.get("IE_HOST_LOADS_HTMX") or g.get("ie_htmx_loaded"):
+            return Markup("")
+        g.ie_htmx_loaded = True
+        loader = url_for("integrated_email.static", filename="ie-htmx.js")
+        return Markup('<script src="%s" data-htmx="%s"></script>') % (loader, self.htmx_url())
+
     def htmx_url(self) -> str:
         """Where pages load htmx from: IE_HTMX_URL, or the copy the add-on serves."""
         return current_app.config["IE_HTMX_URL"] or url_for(

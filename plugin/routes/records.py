@@ -3,6 +3,8 @@ timeline and the "Share email" box, as panels the host embeds, and their routes.
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
@@ -20,6 +22,13 @@ from plugin.sharing import rule as sharing
 from plugin.sharing import timeline
 
 
+def dom_id(ref: RecordRef) -> str:
+    """The prefix of a panel's element ids, from its record: two panels on one page (of
+    two records) never share an id; safe in HTML ids and CSS selectors whatever the id."""
+    digest = hashlib.sha256(str(ref).encode()).hexdigest()[:12]
+    return f"ie-{ref.kind}-{digest}"
+
+
 def _context(addon: AddonContext, ref: RecordRef) -> dict[str, object]:
     s = addon.session()
     viewer = addon.host.current_user()
@@ -27,6 +36,7 @@ def _context(addon: AddonContext, ref: RecordRef) -> dict[str, object]:
     own = setup_service.active_mailbox(s, viewer.id)
     return {
         "ref": ref,
+        "dom": dom_id(ref),
         "entries": timeline.entries(s, addon.host, viewer, ref),
         "webmail": not (gs and gs.outbound_only),
         # The box is for Custom sharing only: Public shares everything already.
