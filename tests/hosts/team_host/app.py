@@ -94,6 +94,21 @@ def agency(rid: str):
     return _record("agency", rid)
 
 
+@bp.get("/compare")
+@login_required
+def compare():
+    """Two or more applicants side by side, each with the add-on's panel."""
+    refs = []
+    for text in request.args.getlist("records")[:4]:
+        kind, _, rid = text.partition(":")
+        model = MODELS.get(kind)
+        key = record_key(kind, rid) if model is not None else None
+        if key is not None and db.session.scalar(
+                select(model.id).where(model.id == key, visible(model, current_user))):
+            refs.append(RecordRef(kind, rid))
+    return render_template("team/compare.html", refs=refs)
+
+
 @bp.route("/addons", methods=["GET", "POST"])
 @login_required
 def addons():
