@@ -10,7 +10,7 @@ from flask_login import LoginManager, current_user, login_required, login_user, 
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 
-from plugin import IntegratedEmail, hostkit
+from plugin import IntegratedEmail
 from plugin.host import RecordRef
 from tests.hosts.team_host.adapter import TeamAdapter
 from tests.hosts.team_host.models import (
@@ -33,7 +33,6 @@ def create_team_app(config: dict) -> Flask:
     with app.app_context():
         db.create_all()
     IntegratedEmail(app, host=TeamAdapter())
-    app.extensions["team.migrate_options"] = hostkit.alembic_options()
     return app
 
 
