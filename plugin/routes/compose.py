@@ -250,15 +250,17 @@ def bulk_new() -> ResponseReturnValue:
         return _no_mailbox()
     source = request.form if request.method == "POST" else request.args
     refs = bulk_refs(source)
-    if not refs:
-        flash(f"Select at least one {get_addon().host.kinds_phrase()}, then choose "
-              "Email selected.")
-        return redirect(request.referrer or url_for("integrated_email.outbox"))
     ctx = _bulk_context(refs, mb)
     ctx.update(values={"subject": "", "body": "Hello {{ first_name }},\n\n\n\n"
                        "{{ recruiter_signature }}", "signature": g.ie_user.name,
                        "formatted": False},
                problems=[], preview=None)
+    if not refs:  # said on the page itself: no host layout needs to show flashes
+        kinds = " or ".join(k.label for k in get_addon().host.bulk_kinds()) or "record"
+        ctx["problems"] = [merge.MergeProblem(
+            "recipients", f"Select at least one {kinds} in the list, then choose Email "
+            "selected.")]
+        return render_template(T + "bulk_new.html", **ctx), 400
     return render_template(T + "bulk_new.html", **ctx)
 
 

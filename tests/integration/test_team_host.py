@@ -168,3 +168,85 @@ def test_every_flow_on_the_team_host(team, dovecot, smtp_lab, mail_user):
     assert "Integrated email" not in nina.get("/t/").get_data(as_text=True)
     with addon.session() as s:
         assert s.scalars(select(Mailbox)).one().id == mb_id
+
+
+def _nina_with_mail(app, addon, dovecot, people, sharing: str = "private") -> int:
+    """Nina's lab mailbox holding one message from the agency's desk, fetched and linked."""
+    from plugin.setup import settings as settings_service
+
+    from tests.helpers import complete_settings
+
+    complete_settings(addon)
+    addon.set_active(True)
+    set_window(addon)
+    user = dovecot.add_user(f"nina{secrets.token_hex(3)}", "pw-" + secrets.token_hex(6))
+    dovecot.deliver(user, (f"From: desk@acme-staff.test\r\nTo: {user.email}\r\n"
+                           "Subject: Rates for 2027\r\nMessage-ID: <r1@acme.test>\r\n"
+                           "Date: Mon, 01 Jun 2026 10:00:00 +0000\r\n\r\nAttached.\r\n"
+                           ).encode())
+    with addon.session() as s:
+        settings_service.load(s)
+        mb = Mailbox(user_id=people["nina"][2], account_name="Lab", email=user.email,
+                     is_active=True, protocol="imap", in_host="localhost",
+                     in_port=dovecot.imaps, in_security="ssl", in_login=user.login,
+                     in_password=addon.secrets.encrypt(user.password), sharing=sharing,
+                     out_host="localhost", out_port=465, out_security="ssl")
+        s.add(mb)
+        s.commit()
+        mb_id = mb.id
+    with app.app_context():
+        assert fetch_and_link(addon, mb_id).stored == 1
+    with addon.session() as s:
+        from plugin.models import Message
+        return s.scalars(select(Message.id)).one()
+
+
+def test_the_read_api_links_without_a_note_and_obeys_the_acl(team, dovecot):
+    app, addon, people, refs, _jane = team
+    msg_id = _nina_with_mail(app, addon, dovecot, people)
+    with app.test_request_context():
+        nina = addon.host.get_user(people["nina"][2])
+        sam = addon.host.get_user(people["sam"][2])
+        notes_before = len(_notes(app, refs["jane"]))
+        assert api.messages_for_record(refs["jane"], nina, addon=addon) == []
+        assert api.link_message(msg_id, refs["jane"], nina, addon=addon) is True
+        assert api.link_message(msg_id, refs["jane"], nina, addon=addon) is True  # no twin
+        assert len(_notes(app, refs["jane"])) == notes_before  # no note written
+        (seen,) = api.messages_for_record(refs["jane"], nina, addon=addon)
+        assert seen.subject == "Rates for 2027" and seen.how == "manual"
+        assert seen.url.startswith(f"{PREFIX}/records/applicant/{refs['jane'].id}/messages/")
+        # Sam: not Nina's private message, and Kim's team is not Nina's
+        assert api.link_message(msg_id, refs["kim"], sam, addon=addon) is False
+        assert api.link_message(msg_id, refs["kim"], nina, addon=addon) is False
+        assert api.messages_for_record(refs["jane"], sam, addon=addon) == []
+        # hostile references: undeclared kind, unknown record, a missing message
+        assert api.link_message(msg_id, RecordRef("candidate", "1"), nina, addon=addon) is False
+        assert api.link_message(msg_id, RecordRef("applicant", "x" * 300), nina,
+                                addon=addon) is False
+        assert api.link_message(10**9, refs["jane"], nina, addon=addon) is False
+    with app.app_context():  # outside a request: record URLs still build (background code)
+        (seen,) = api.messages_for_record(refs["jane"], nina, addon=addon)
+        assert seen.url.startswith(PREFIX + "/records/")
+
+
+@pytest.mark.parametrize("field", [
+    {"records": ["applicant:not-a-uuid", "robot:1", "applicant:" + "9" * 300, "agency:",
+                 "agency:acme-staffing\r\nBcc: x@evil.test", ":", "contact:1"]},
+    {"kind": "contact", "ids": ["1"]},
+    {"kind": "robot", "ids": ["1", "2"]},
+    {"candidate_ids": ["1", "2"]},
+])
+def test_bulk_refuses_what_the_host_did_not_declare_in_plain_words(team, dovecot, field):
+    app, addon, people, _refs, _jane = team
+    _nina_with_mail(app, addon, dovecot, people)
+    nina = Client(app, *people["nina"][:2])
+    resp = nina.post(PREFIX + "/bulk/new", field, headers={"Referer": "/t/"})
+    if resp.status_code == 400:  # nothing declared for bulk was named: said on the page
+        page = resp.get_data(as_text=True)
+        assert "Select at least one applicant or agency in the list" in page
+        assert 'name="records"' not in page
+        return
+    page = resp.get_data(as_text=True)
+    # only the well-formed reference of a bulk kind is left; the host finds no such record
+    assert resp.status_code == 200 and "<h1>Email 0 applicants</h1>" in page
+    assert "Not found, or not shared with you." in page and "evil" not in page
