@@ -204,6 +204,8 @@ def _nina_with_mail(app, addon, dovecot, people, sharing: str = "private") -> in
 def test_the_read_api_links_without_a_note_and_obeys_the_acl(team, dovecot):
     app, addon, people, refs, _jane = team
     msg_id = _nina_with_mail(app, addon, dovecot, people)
+    page = Client(app, *people["nina"][:2]).get(f"{PREFIX}/mail/messages/{msg_id}")
+    assert "Add to applicant, client contact or agency" in page.get_data(as_text=True)
     with app.test_request_context():
         nina = addon.host.get_user(people["nina"][2])
         sam = addon.host.get_user(people["sam"][2])
