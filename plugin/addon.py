@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from plugin import blobs
 from plugin import config as ie_config
+from plugin import i18n
 from plugin import migrations
 from plugin.cli import cli_group
 from plugin.crypto import SecretBox, load_keys
@@ -94,6 +95,8 @@ class IntegratedEmail:
         app.jinja_env.globals.setdefault("csrf_token", csrf_token)
         app.jinja_env.globals.setdefault("ie_csrf_token", csrf_token)
         app.jinja_env.globals.setdefault("ie_csp_nonce", csp_nonce)
+        app.jinja_env.globals.setdefault("ie_gettext", i18n.gettext)
+        app.jinja_env.globals.setdefault("ie_ngettext", i18n.ngettext)
 
         app.cli.add_command(cli_group)
         app.extensions[EXTENSION_KEY] = self
@@ -168,11 +171,13 @@ class IntegratedEmail:
         """Entries for the host's Settings menu (none while inactive)."""
         if not self.is_active():
             return []
-        entries = [{"label": "Integrated email", "url": url_for("integrated_email.home")}]
+        _ = i18n.gettext
+        entries = [{"label": _("Integrated email"), "url": url_for("integrated_email.home")}]
         if webmail_enabled(self.session()):
-            entries.append({"label": "Mail", "url": url_for("integrated_email.webmail")})
-        entries.append({"label": "New email", "url": url_for("integrated_email.compose")})
-        entries.append({"label": "Sent from the ATS", "url": url_for("integrated_email.outbox")})
+            entries.append({"label": _("Mail"), "url": url_for("integrated_email.webmail")})
+        entries.append({"label": _("New email"), "url": url_for("integrated_email.compose")})
+        entries.append({"label": _("Sent from the ATS"),
+                        "url": url_for("integrated_email.outbox")})
         return entries
 
     def header_alert(self, banner: bool = False) -> Markup:

@@ -61,6 +61,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                                         "not looked up again"),
     "IE_HTMX_URL": (None, "URL of htmx.min.js when the host supplies it; default: the copy "
                     "installed from npm into the add-on's static folder"),
+    "IE_LOCALE": ("en", "the add-on's language when the host has no Flask-Babel (with "
+                  "Flask-Babel: the host's locale selector decides)"),
+    "IE_TRANSLATIONS_DIRS": ((), "a host's folders of <locale>/LC_MESSAGES/"
+                             "integrated_email.po catalogues, asked before the add-on's own"),
     "IE_SHOW_FLASHES": (True, "the add-on's pages show flashed messages themselves unless the "
                         "host layout showed them already above the content; False: the "
                         "host layout shows them (e.g. below the content)"),

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from plugin.context import AddonContext
 from plugin.current import get_addon
 from plugin.host import RecordRef
+from plugin.i18n import gettext as _
 from plugin.models import Attachment, GlobalSettings, Message, RecordLink
 from plugin.reading.messages import addresses
 from plugin.reading.render_body import render_body
@@ -65,7 +66,8 @@ def _ref_or_404(kind: str, record_id: str) -> RecordRef:
     if ref is not None and not (addon.host.get_records([ref])
                                 and addon.host.may_view_record(g.ie_user, ref)):
         ref = None
-    return found_or_404(ref, f"No such {addon.host.kind(kind).label}, or you may not see it.")
+    return found_or_404(ref, _("No such %(record)s, or you may not see it.",
+                               record=addon.host.kind(kind).label))
 
 
 def record_timeline(kind: str, record_id: str) -> ResponseReturnValue:

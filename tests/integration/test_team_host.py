@@ -252,3 +252,19 @@ def test_bulk_refuses_what_the_host_did_not_declare_in_plain_words(team, dovecot
     # only the well-formed reference of a bulk kind is left; the host finds no such record
     assert resp.status_code == 200 and "<h1>Email 0 applicants</h1>" in page
     assert "Not found, or not shared with you." in page and "evil" not in page
+
+
+def test_switching_the_hosts_locale_changes_the_addons_words(team):
+    app, addon, people, refs, _jane = team
+    addon.set_active(True)
+    nina = Client(app, *people["nina"][:2])
+    page = nina.get(f"/t/applicants/{refs['jane'].id}").get_data(as_text=True)
+    assert "No email with this record yet." in page and ">Email</h2>" in page
+    assert ">Integrated email</a>" in page  # the menu entry the add-on gives the host
+    assert nina.post("/t/language", {"lang": "de"}).status_code == 302
+    page = nina.get(f"/t/applicants/{refs['jane'].id}").get_data(as_text=True)
+    assert "Noch keine E-Mail zu diesem Eintrag." in page and ">E-Mail</h2>" in page
+    assert ">Integrierte E-Mail</a>" in page and "No email with this record" not in page
+    missing = nina.get(f"{PREFIX}/records/applicant/{refs['kim'].id}/timeline")
+    assert missing.status_code == 404
+    assert "Kein solcher Eintrag (applicant)" in missing.get_data(as_text=True)

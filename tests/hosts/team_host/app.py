@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from flask import (Blueprint, Flask, abort, current_app, redirect, render_template, request,
+                   session, url_for)
+from flask_babel import Babel
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
@@ -27,6 +29,7 @@ def create_team_app(config: dict) -> Flask:
                       IE_URL_PREFIX="/team/mail", **config)
     db.init_app(app)
     CSRFProtect(app)
+    Babel(app, locale_selector=lambda: session.get("lang", "en"))  # the add-on follows it
     LoginManager(app).user_loader(lambda uid: db.session.get(User, uid))
     app.login_manager.login_view = "team.login"
     app.register_blueprint(bp, url_prefix="/t")
@@ -91,6 +94,13 @@ def contact(rid: str):
 @login_required
 def agency(rid: str):
     return _record("agency", rid)
+
+
+@bp.post("/language")
+def language():
+    session["lang"] = request.form.get("lang") if request.form.get("lang") in ("en", "de") \
+        else "en"
+    return redirect(request.referrer or url_for("team.applicants"))
 
 
 @bp.get("/compare")
