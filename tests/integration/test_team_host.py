@@ -268,3 +268,25 @@ def test_switching_the_hosts_locale_changes_the_addons_words(team):
     missing = nina.get(f"{PREFIX}/records/applicant/{refs['kim'].id}/timeline")
     assert missing.status_code == 404
     assert "Kein solcher Eintrag (applicant)" in missing.get_data(as_text=True)
+
+
+def test_managing_the_addon_and_seeing_admin_mail_are_separate_answers(team, dovecot):
+    from tests.hosts.team_host.models import Role
+
+    app, addon, people, refs, _jane = team
+    _nina_with_mail(app, addon, dovecot, people, sharing="admin")  # linked to the agency
+    with app.app_context():  # the owner manages the add-on but may not read Admin mail;
+        roles = {r.name: r for r in db.session.query(Role)}  # recruiters may
+        roles["owner"].reads_admin_mail = False
+        roles["recruiter"].reads_admin_mail = True
+        db.session.commit()
+    with app.test_request_context():
+        owner = addon.host.get_user(people["owner"][2])
+        sam = addon.host.get_user(people["sam"][2])
+        assert owner.manages_addon and not owner.sees_admin_mail
+        assert sam.sees_admin_mail and not sam.manages_addon
+        assert api.messages_for_record(refs["acme"], owner, addon=addon) == []
+        assert [m.subject for m in api.messages_for_record(refs["acme"], sam, addon=addon)] \
+            == ["Rates for 2027"]
+    assert Client(app, *people["sam"][:2]).get(PREFIX + "/admin/settings").status_code == 403
+    assert Client(app, *people["owner"][:2]).get(PREFIX + "/admin/settings").status_code == 200
