@@ -58,7 +58,7 @@ translations: install
 	$(VENV)/bin/pybabel extract -F babel.cfg -k ie_gettext -k ie_ngettext:1,2 -k _ \
 	  --ignore-dirs '.* __pycache__' --no-location --sort-output --omit-header -o $(POT) .
 	$(VENV)/bin/pybabel update -D integrated_email -d plugin/translations -i $(POT) \
-	  --ignore-obsolete
+	  --ignore-obsolete --no-fuzzy-matching
 
 lint: install
 	$(VENV)/bin/ruff check plugin examples tests bench

@@ -268,6 +268,8 @@ def test_switching_the_hosts_locale_changes_the_addons_words(team):
     missing = nina.get(f"{PREFIX}/records/applicant/{refs['kim'].id}/timeline")
     assert missing.status_code == 404
     assert "Kein solcher Eintrag (applicant)" in missing.get_data(as_text=True)
+    compose = nina.get(PREFIX + "/compose").get_data(as_text=True)  # no mailbox yet
+    assert "Verbinden Sie zuerst Ihr Postfach" in compose
 
 
 def test_managing_the_addon_and_seeing_admin_mail_are_separate_answers(team, dovecot):
