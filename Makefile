@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 HTMX := plugin/static/vendor/htmx.min.js
 DEBS := dovecot-imapd dovecot-pop3d dovecot-lmtpd chromium
 
-.PHONY: demo test bench install system-packages lint clean
+.PHONY: demo test bench install system-packages lint clean translations
 
 demo: install system-packages
 	$(PY) -m examples.demo
@@ -49,6 +49,16 @@ system-packages:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# The add-on's texts: refresh the template from the code and add new texts to every
+# catalogue (plugin/translations/<locale>/LC_MESSAGES/integrated_email.po); translate
+# the empty msgstr lines by hand. Nothing is compiled: the add-on reads the .po files.
+POT := plugin/translations/integrated_email.pot
+translations: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k ie_gettext -k ie_ngettext:1,2 -k _ \
+	  --ignore-dirs '.* __pycache__' --no-location --sort-output --omit-header -o $(POT) .
+	$(VENV)/bin/pybabel update -D integrated_email -d plugin/translations -i $(POT) \
+	  --ignore-obsolete --no-fuzzy-matching
 
 lint: install
 	$(VENV)/bin/ruff check plugin examples tests bench

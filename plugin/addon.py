@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from plugin import blobs
 from plugin import config as ie_config
+from plugin import i18n
 from plugin import migrations
 from plugin.cli import cli_group
 from plugin.crypto import SecretBox, load_keys
@@ -94,6 +95,8 @@ class IntegratedEmail:
         app.jinja_env.globals.setdefault("csrf_token", csrf_token)
         app.jinja_env.globals.setdefault("ie_csrf_token", csrf_token)
         app.jinja_env.globals.setdefault("ie_csp_nonce", csp_nonce)
+        app.jinja_env.globals.setdefault("ie_gettext", i18n.gettext)
+        app.jinja_env.globals.setdefault("ie_ngettext", i18n.ngettext)
 
         app.cli.add_command(cli_group)
         app.extensions[EXTENSION_KEY] = self
@@ -168,11 +171,13 @@ class IntegratedEmail:
         """Entries for the host's Settings menu (none while inactive)."""
         if not self.is_active():
             return []
-        entries = [{"label": "Integrated email", "url": url_for("integrated_email.home")}]
+        _ = i18n.gettext
+        entries = [{"label": _("Integrated email"), "url": url_for("integrated_email.home")}]
         if webmail_enabled(self.session()):
-            entries.append({"label": "Mail", "url": url_for("integrated_email.webmail")})
-        entries.append({"label": "New email", "url": url_for("integrated_email.compose")})
-        entries.append({"label": "Sent from the ATS", "url": url_for("integrated_email.outbox")})
+            entries.append({"label": _("Mail"), "url": url_for("integrated_email.webmail")})
+        entries.append({"label": _("New email"), "url": url_for("integrated_email.compose")})
+        entries.append({"label": _("Sent from the ATS"),
+                        "url": url_for("integrated_email.outbox")})
         return entries
 
     def header_alert(self, banner: bool = False) -> Markup:
@@ -204,6 +209,27 @@ class IntegratedEmail:
     def wake_fetching(self) -> None:
         """Run this process's fetch dispatcher now rather than at its next tick."""
         dispatcher.wake(self)
+
+    def flashed_messages(self) -> list[tuple[str, str]]:
+        """(category, message) flashed for this page, for the add-on's pages to show: none
+        when the host layout has already taken them this request (it shows them) or
+        IE_SHOW_FLASHES is False, so a host layout need not show flashes at all."""
+        from flask import get_flashed_messages
+        from flask.globals import request_ctx
+        if not current_app.config.get("IE_SHOW_FLASHES", True) \
+                or getattr(request_ctx, "flashes", None) is not None:
+            return []
+        return list(get_flashed_messages(with_categories=True))
+
+    def htmx_script(self) -> Markup:
+        """The add-on's htmx loader, once per page (a second panel on the page, or a host
+        that loads htmx itself with IE_HOST_LOADS_HTMX, gets nothing). The loader
+        (static/ie-htmx.js) loads htmx only when the page has none yet (window.htmx)."""
+        if current_app.config.get("IE_HOST_LOADS_HTMX") or g.get("ie_htmx_loaded"):
+            return Markup("")
+        g.ie_htmx_loaded = True
+        loader = url_for("integrated_email.static", filename="ie-htmx.js")
+        return Markup('<script src="%s" data-htmx="%s"></script>') % (loader, self.htmx_url())
 
     def htmx_url(self) -> str:
         """Where pages load htmx from: IE_HTMX_URL, or the copy the add-on serves."""

@@ -61,6 +61,16 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                                         "not looked up again"),
     "IE_HTMX_URL": (None, "URL of htmx.min.js when the host supplies it; default: the copy "
                     "installed from npm into the add-on's static folder"),
+    "IE_LOCALE": ("en", "the add-on's language when the host has no Flask-Babel (with "
+                  "Flask-Babel: the host's locale selector decides)"),
+    "IE_TRANSLATIONS_DIRS": ((), "a host's folders of <locale>/LC_MESSAGES/"
+                             "integrated_email.po catalogues, asked before the add-on's own"),
+    "IE_SHOW_FLASHES": (True, "the add-on's pages show flashed messages themselves unless the "
+                        "host layout showed them already above the content; False: the "
+                        "host layout shows them (e.g. below the content)"),
+    "IE_HOST_LOADS_HTMX": (False, "True: the host layout loads htmx on every page and the "
+                           "add-on never does; False: the add-on loads it once a page, only "
+                           "when the page has no htmx yet (window.htmx)"),
     "IE_BLOB_STORE": (None, "'database' (raw bytes in ie_blob, seen by every machine) or "
                       "'directory' (IE_BLOB_DIR, one machine); default: database on "
                       "PostgreSQL, directory otherwise"),

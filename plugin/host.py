@@ -115,6 +115,15 @@ class RecordRef:
             raise ValueError("not a record reference")
         return cls(kind, rid)
 
+    @classmethod
+    def parse_any(cls, text: str) -> RecordRef:
+        """A stored ``kind:id`` of any well-formed kind (the add-on wrote it after checking
+        the kind; the host's ``get_records`` drops kinds it no longer declares)."""
+        kind = (text or "").partition(":")[0]
+        if not KIND_PATTERN.match(kind):
+            raise ValueError("not a record reference")
+        return cls.parse(text, [kind])
+
 
 @dataclass(frozen=True)
 class HostRecord:

@@ -81,8 +81,19 @@ class Host:
         return self.adapter.base_template
 
     def kind(self, name: str) -> RecordKind:
-        """The declared kind ``name`` (an undeclared one: its name as its label)."""
-        return self.kinds.get(name) or RecordKind(name if name.isidentifier() else "record")
+        """The declared kind ``name`` (an undeclared one: the word "record")."""
+        return self.kinds.get(name) or RecordKind("record")
+
+    def kinds_phrase(self, plural: bool = False, joiner: str = "or") -> str:
+        """The declared kinds in the host's words: "candidate or client contact"."""
+        words = [k.plural if plural else k.label for k in self.kinds.values()]
+        if len(words) <= 1:
+            return "".join(words) or ("records" if plural else "record")
+        return f"{', '.join(words[:-1])} {joiner} {words[-1]}"
+
+    def bulk_kinds(self) -> list[RecordKind]:
+        """The declared kinds whose records may receive bulk email."""
+        return [k for k in self.kinds.values() if k.bulk]
 
     def parse_ref(self, text: str) -> RecordRef:
         """``kind:id`` of a declared kind (ValueError otherwise)."""

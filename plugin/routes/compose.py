@@ -24,7 +24,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from plugin.current import get_addon
-from plugin.host import HostRecord, RecordRef
+from plugin.host import MAX_ID_LENGTH, HostRecord, RecordRef
 from plugin.mail import build as compose_service
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import BulkJob, OutboundMessage
@@ -203,32 +203,64 @@ def outbox_resend(outbound_id: int) -> ResponseReturnValue:
 # ------------------------------------------------------------------ bulk
 
 
-def _bulk_context(ids: list[str], mb: Mailbox) -> dict:
+def bulk_refs(source: MultiDict) -> list[RecordRef]:
+    """The records a bulk POST names (docs/HOSTING.md, "Bulk email"): ``records`` as
+    ``kind:id``; or ``kind`` with ``ids``; or 1.0's ``candidate_ids``. Kinds the host
+    does not declare for bulk are dropped."""
+    host = get_addon().host
+    kinds = {k.name for k in host.bulk_kinds()}
+    refs: list[RecordRef] = []
+    for text in source.getlist("records"):
+        try:
+            refs.append(host.parse_ref(text))
+        except ValueError:
+            continue
+    kind = source.get("kind", "")
+    refs += [RecordRef(kind, i) for i in source.getlist("ids") if kind]
+    refs += [RecordRef("candidate", i) for i in source.getlist("candidate_ids")]
+    return [r for r in dict.fromkeys(RecordRef(r.kind, str(r.id).strip()) for r in refs)
+            if r.kind in kinds and r.id and len(r.id) <= MAX_ID_LENGTH]
+
+
+def _bulk_words(refs: list[RecordRef]) -> dict:
+    """The host's words for what was picked: its kind's label and plural, or "recipient"."""
+    kinds = {r.kind for r in refs}
+    if len(kinds) == 1:
+        kind = get_addon().host.kind(kinds.pop())
+        return {"one": kind.label, "many": kind.plural}
+    return {"one": "recipient", "many": "recipients"}
+
+
+def _bulk_context(refs: list[RecordRef], mb: Mailbox) -> dict:
     addon = get_addon()
     s = addon.session()
-    selection = bulk_service.select_recipients(addon, g.ie_user, ids)
+    selection = bulk_service.select_records(addon, g.ie_user, refs)
     gs = settings_service.load(s)
     limit = bulk_service.limit_problem(s, gs, g.ie_user.id, len(selection.records)) \
         if selection.records else None
-    return {"selection": selection, "ids": [str(r.ref.id) for r in selection.records],
-            "limit_problem": limit, "fields": merge.FIELDS, "mailbox": mb, "gs": gs}
+    return {"selection": selection, "refs": [str(r.ref) for r in selection.records],
+            "words": _bulk_words(refs), "limit_problem": limit, "fields": merge.FIELDS,
+            "mailbox": mb, "gs": gs}
 
 
 def bulk_new() -> ResponseReturnValue:
-    """The bulk composer for the candidates picked in the host's list."""
+    """The bulk composer for the records picked in the host's list (any bulk kind)."""
     mb = _mailbox_or_none()
     if mb is None:
         return _no_mailbox()
     source = request.form if request.method == "POST" else request.args
-    ids = source.getlist("candidate_ids")
-    if not ids:
-        flash("Select at least one candidate, then choose Email selected.")
-        return redirect(request.referrer or url_for("integrated_email.outbox"))
-    ctx = _bulk_context(ids, mb)
+    refs = bulk_refs(source)
+    ctx = _bulk_context(refs, mb)
     ctx.update(values={"subject": "", "body": "Hello {{ first_name }},\n\n\n\n"
                        "{{ recruiter_signature }}", "signature": g.ie_user.name,
                        "formatted": False},
                problems=[], preview=None)
+    if not refs:  # said on the page itself: no host layout needs to show flashes
+        kinds = " or ".join(k.label for k in get_addon().host.bulk_kinds()) or "record"
+        ctx["problems"] = [merge.MergeProblem(
+            "recipients", f"Select at least one {kinds} in the list, then choose Email "
+            "selected.")]
+        return render_template(T + "bulk_new.html", **ctx), 400
     return render_template(T + "bulk_new.html", **ctx)
 
 
@@ -243,12 +275,12 @@ def bulk_preview() -> ResponseReturnValue:
     mb = _mailbox_or_none()
     if mb is None:
         return _no_mailbox()
-    ids = request.form.getlist("candidate_ids")
     values = _bulk_values(request.form)
-    ctx = _bulk_context(ids, mb)
+    ctx = _bulk_context(bulk_refs(request.form), mb)
     records = ctx["selection"].records
-    chosen = request.form.get("preview_for") or (records[0].ref.id if records else "")
-    record = next((r for r in records if r.ref.id == chosen), records[0] if records else None)
+    chosen = request.form.get("preview_for") or ""
+    record = next((r for r in records if chosen in (str(r.ref), r.ref.id)),
+                  records[0] if records else None)
     result = bulk_service.preview(values["subject"], values["body"], record, g.ie_user,
                                   values["signature"]) if record else None
     return render_template(T + "_partials/bulk_preview.html", preview=result, record=record,
@@ -261,17 +293,17 @@ def bulk_send() -> ResponseReturnValue:
     mb = _mailbox_or_none()
     if mb is None:
         return _no_mailbox()
-    ids = request.form.getlist("candidate_ids")
     values = _bulk_values(request.form)
-    ctx = _bulk_context(ids, mb)
+    ctx = _bulk_context(bulk_refs(request.form), mb)
     problems = bulk_service.check_templates(values["subject"], values["body"])
     try:
         compose_service.check_header(values["subject"], "subject")
     except compose_service.HeaderError as exc:
         problems.append(merge.MergeProblem("subject", exc.sentence))
     if not ctx["selection"].records:
-        problems.append(merge.MergeProblem("recipients", "None of the selected candidates "
-                                           "has a valid email address."))
+        problems.append(merge.MergeProblem(
+            "recipients", f"None of the selected {ctx['words']['many']} has a valid email "
+            "address."))
     if ctx["limit_problem"]:
         problems.append(merge.MergeProblem("recipients", ctx["limit_problem"]))
     if problems:

@@ -3,6 +3,8 @@ timeline and the "Share email" box, as panels the host embeds, and their routes.
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
@@ -11,6 +13,7 @@ from sqlalchemy import select
 from plugin.context import AddonContext
 from plugin.current import get_addon
 from plugin.host import RecordRef
+from plugin.i18n import gettext as _
 from plugin.models import Attachment, GlobalSettings, Message, RecordLink
 from plugin.reading.messages import addresses
 from plugin.reading.render_body import render_body
@@ -20,6 +23,13 @@ from plugin.sharing import rule as sharing
 from plugin.sharing import timeline
 
 
+def dom_id(ref: RecordRef) -> str:
+    """The prefix of a panel's element ids, from its record: two panels on one page (of
+    two records) never share an id; safe in HTML ids and CSS selectors whatever the id."""
+    digest = hashlib.sha256(str(ref).encode()).hexdigest()[:12]
+    return f"ie-{ref.kind}-{digest}"
+
+
 def _context(addon: AddonContext, ref: RecordRef) -> dict[str, object]:
     s = addon.session()
     viewer = addon.host.current_user()
@@ -27,6 +37,7 @@ def _context(addon: AddonContext, ref: RecordRef) -> dict[str, object]:
     own = setup_service.active_mailbox(s, viewer.id)
     return {
         "ref": ref,
+        "dom": dom_id(ref),
         "entries": timeline.entries(s, addon.host, viewer, ref),
         "webmail": not (gs and gs.outbound_only),
         # The box is for Custom sharing only: Public shares everything already.
@@ -49,13 +60,14 @@ def panels_for(addon: AddonContext, ref: RecordRef) -> list[Markup]:
 def _ref_or_404(kind: str, record_id: str) -> RecordRef:
     addon = get_addon()
     try:
-        ref = RecordRef.parse(f"{kind}:{record_id}")
+        ref = addon.host.parse_ref(f"{kind}:{record_id}")
     except ValueError:
         ref = None
     if ref is not None and not (addon.host.get_records([ref])
                                 and addon.host.may_view_record(g.ie_user, ref)):
         ref = None
-    return found_or_404(ref, "No such candidate or contact, or you may not see it.")
+    return found_or_404(ref, _("No such %(record)s, or you may not see it.",
+                               record=addon.host.kind(kind).label))
 
 
 def record_timeline(kind: str, record_id: str) -> ResponseReturnValue:

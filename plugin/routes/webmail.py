@@ -18,7 +18,6 @@ from flask import (Response, abort, current_app, g, make_response, redirect, ren
 from flask.typing import ResponseReturnValue
 
 from plugin.current import get_addon
-from plugin.host import RecordRef
 from plugin.linking import manual as links
 from plugin.models import Mailbox, Message
 from plugin.reading import mailbox_view as wm
@@ -229,16 +228,16 @@ def record_search(message_id: int) -> ResponseReturnValue:
 
 
 def record_add(message_id: int) -> ResponseReturnValue:
-    """Link the message to a candidate or contact by hand."""
+    """Link the message to a record (of any kind the host declares) by hand."""
     addon = get_addon()
     s = addon.session()
     msg = _own_message(message_id)
     try:
-        ref = RecordRef.parse(request.form.get("ref", ""))
+        ref = addon.host.parse_ref(request.form.get("ref", ""))
     except ValueError:
-        abort(400, "Pick a candidate or contact from the list.")
+        abort(400, f"Pick a {addon.host.kinds_phrase()} from the list.")
     if not links.add_link(s, addon.host, g.ie_user, msg, ref):
-        abort(404, "No such candidate or contact, or you may not see it.")
+        abort(404, f"No such {addon.host.kind(ref.kind).label}, or you may not see it.")
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 

@@ -41,7 +41,7 @@ def visible_records(host: HostAdapter, user: HostUser, texts: Iterable[str]) -> 
     out: list[RecordRef] = []
     for text in dict.fromkeys(t for t in texts if t):
         try:
-            ref = RecordRef.parse(text)
+            ref = host.parse_ref(text) if hasattr(host, "parse_ref") else RecordRef.parse(text)
         except ValueError:
             continue
         if host.may_view_record(user, ref):

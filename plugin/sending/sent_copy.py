@@ -48,7 +48,7 @@ def refs_of(row: OutboundRow) -> list[RecordRef]:
     out = []
     for text in (row.record_refs or "").split():
         try:
-            out.append(RecordRef.parse(text))
+            out.append(RecordRef.parse_any(text))
         except ValueError:
             continue
     return out

@@ -96,7 +96,7 @@ def visible(viewer: HostUser, gs: GlobalSettings | None,
             Mailbox.sharing == "custom",
             Mailbox.user_id.in_(select(RecordShare.owner_user_id)))), custom_shared),
         and_(Message.mailbox_id.in_(boxes(Mailbox.sharing == "admin")), linked)
-        if viewer.is_admin else false()))
+        if viewer.sees_admin_mail else false()))
 
     refs = sorted({(r.kind, str(r.id)) for r in ats_refs})
     if joined_link_to is not None and (joined_link_to.kind, str(joined_link_to.id)) in refs:

@@ -31,6 +31,7 @@ from plugin.sending.bulk.recipients import (
     Selection,
     limit_problem,
     queued_elsewhere,
+    select_records,
     select_recipients,
     sent_today,
 )
@@ -47,5 +48,6 @@ __all__ = [
     "CHECK_SECONDS", "CHUNK", "PAUSED", "PER_MESSAGE_KINDS", "Filer", "JobRun",
     "Preview", "Progress", "Selection", "check_templates", "claim_job", "create_job",
     "limit_problem", "preview", "progress", "queued_elsewhere", "request_cancel",
-    "resumable_jobs", "run_job", "select_recipients", "sent_today", "start_in_thread",
+    "resumable_jobs", "run_job", "select_records", "select_recipients", "sent_today",
+    "start_in_thread",
 ]

@@ -9,7 +9,7 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from plugin.context import AddonContext
-from plugin.host import HostRecord, HostUser, RecordKind, RecordRef
+from plugin.host import HostRecord, HostUser, RecordRef
 from plugin.mail.addresses import normalize_address
 from plugin.models import GlobalSettings
 from plugin.models._types import UTCDateTime
@@ -21,7 +21,7 @@ _OUT = OutboundMessage.__table__
 
 @dataclass
 class Selection:
-    """The candidates picked in the host's list, split into sendable and left out."""
+    """The records picked in the host's list, split into sendable and left out."""
 
     records: list[HostRecord]
     #: {"name": ..., "reason": ...} for everyone left out before sending
@@ -29,33 +29,45 @@ class Selection:
 
 
 def select_recipients(addon: AddonContext, user: HostUser, ids: list[str],
-                      kind: RecordKind = "candidate") -> Selection:
-    """The records of ``ids`` the user may see with one valid, not yet chosen address."""
-    refs = [RecordRef(kind, str(i).strip()) for i in dict.fromkeys(ids) if str(i).strip()]
+                      kind: str = "candidate") -> Selection:
+    """The records ``kind:id`` of ``ids`` the user may see (see :func:`select_records`)."""
+    refs = [RecordRef(kind, str(i).strip()) for i in ids if str(i).strip()]
+    return select_records(addon, user, refs)
+
+
+def select_records(addon: AddonContext, user: HostUser, refs: list[RecordRef]) -> Selection:
+    """The records the user may see, each with its first valid address not yet chosen
+    (a record may have several), in the order picked; the rest with the reason."""
+    refs = list(dict.fromkeys(refs))
     found = addon.host.get_records(refs)
+    allowed = addon.host.may_view_records(user, list(found))
     records: list[HostRecord] = []
     skipped: list[dict] = []
     seen_addresses: set[str] = set()
     for ref in refs:
         rec = found.get(ref)
-        if rec is None or not addon.host.may_view_record(user, ref):
-            skipped.append({"name": f"{kind.title()} {ref.id}", "ref": str(ref),
+        if rec is None or ref not in allowed:
+            label = addon.host.kind(ref.kind).label if hasattr(addon.host, "kind") else ref.kind
+            skipped.append({"name": f"{label[:1].upper()}{label[1:]} {ref.id}", "ref": str(ref),
                             "reason": "Not found, or not shared with you."})
             continue
-        if not (rec.email or "").strip():
+        addresses = [e.strip() for e in (rec.emails or (rec.email,)) if (e or "").strip()]
+        if not addresses:
             skipped.append({"name": rec.name, "ref": str(ref), "reason": "No email address."})
             continue
-        normal = normalize_address(rec.email.strip())
-        if normal is None or any(c in rec.email for c in "\r\n"):
+        valid = [(a, n) for a in addresses
+                 if (n := normalize_address(a)) is not None and not any(c in a for c in "\r\n")]
+        if not valid:
             skipped.append({"name": rec.name, "ref": str(ref),
-                            "reason": f"'{rec.email[:80]}' is not a valid email address."})
+                            "reason": f"'{addresses[0][:80]}' is not a valid email address."})
             continue
-        if normal.lower() in seen_addresses:
+        fresh = [n for _a, n in valid if n.lower() not in seen_addresses]
+        if not fresh:
             skipped.append({"name": rec.name, "ref": str(ref),
-                            "reason": f"{normal} is already a recipient (one copy only)."})
+                            "reason": f"{valid[0][1]} is already a recipient (one copy only)."})
             continue
-        seen_addresses.add(normal.lower())
-        records.append(HostRecord(rec.ref, rec.name, normal, rec.url, rec.first_name,
+        seen_addresses.add(fresh[0].lower())
+        records.append(HostRecord(rec.ref, rec.name, fresh[0], rec.url, rec.first_name,
                                   rec.last_name))
     return Selection(records, skipped)
 
