@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import imaplib
 import poplib
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -328,3 +329,23 @@ def test_power_loss_then_the_next_sync_finds_every_deleted_message(sqlite_addon,
             assert all(hashlib.sha256(store.get(sha)).hexdigest() == sha for sha in shas)
     finally:
         again.engine.dispose()
+
+
+def test_durable_blob_fsync_setting_syncs_each_batch_before_its_commit(
+        mini, dovecot, mail_user, monkeypatch):
+    """IE_BLOB_FSYNC on: every batch's files and directories are fsynced before the
+    batch's rows commit (a row never points at bytes a power cut could take)."""
+    app, _host, addon = mini
+    app.config.update(IE_BLOB_STORE="directory", IE_BLOB_FSYNC=True)
+    set_window(addon)
+    monkeypatch.setattr(pop3_sync, "POP3_BATCH", 10)
+    dovecot.fill(mail_user, 30)
+    mbid = make_mailbox(addon, dovecot, mail_user, protocol="pop3")
+    store = blob_store(app.config)
+    calls = record_everything(monkeypatch, addon, store)
+    assert sync_mailbox(addon, mbid).stored == 30
+    assert store.sync_calls == 3 and calls.count("fsync") == 30
+    batches = "".join("f" if c == "fsync" else "C" if c == "COMMIT" else "" for c in calls)
+    # ten files, then the commit of their rows; three times
+    assert re.search(r"^C*(f{10}C)(f{10}C)(f{10}C)C*$", batches), batches
+    assert "DELE" not in calls and len(dovecot.list_messages(mail_user)) == 30
