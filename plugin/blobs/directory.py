@@ -82,6 +82,9 @@ class DirectoryBlobStore(BlobStoreBase):
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
+        #: one round at a time: a caller whose files another thread's round took waits
+        #: for that round to finish instead of returning before they are durable
+        self._round = threading.Lock()
         self._counter = 0
         #: files renamed into place and not yet fsynced, with their directories
         self._pending: dict[str, str] = {}
@@ -140,6 +143,10 @@ class DirectoryBlobStore(BlobStoreBase):
         """fsync every file written since the last sync, and every blob of ``names``
         not yet known durable (written by an earlier process, say), then each
         directory once: one round, however many files."""
+        with self._round:
+            return self._sync_round(names)
+
+    def _sync_round(self, names: Iterable[str]) -> int:
         with self._lock:
             pending, self._pending = self._pending, {}
             wanted = [n for n in names if n not in self._durable]

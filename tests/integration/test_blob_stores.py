@@ -267,3 +267,32 @@ def test_blob_cli_collect_removes_only_unused_old_blobs(addon, monkeypatch):
     old = runner.invoke(args=["integrated-email", "collect-blobs"])
     assert old.exit_code == 0 and "Removed 1 unused blobs" in old.output, old.output
     assert store.exists(used) and not store.exists(orphan)
+
+
+def test_durable_sync_waits_for_the_round_that_took_its_files(tmp_path):
+    """Thread A's round took B's new file; B's own sync must not return before that
+    round has fsynced it (else B's DELE could go out ahead of the fsync)."""
+    import threading
+    started, release = threading.Event(), threading.Event()
+
+    class SlowDisk(PowerLossFiles):
+        def fsync_file(self, path: str) -> None:
+            started.set()
+            release.wait(10)
+            super().fsync_file(path)
+
+    files = SlowDisk()
+    store = DirectoryBlobStore(tmp_path / "blobs", files=files)
+    store.put(b"written by thread B")
+    a = threading.Thread(target=store.sync)
+    a.start()
+    assert started.wait(10)
+    b = threading.Thread(target=lambda: (store.sync(), files.calls.append(("b returned",))))
+    b.start()
+    b.join(0.5)  # B has every chance to return early here
+    release.set()
+    a.join(10)
+    b.join(10)
+    kinds = [c[0] for c in files.calls]
+    assert kinds.index("b returned") > max(i for i, k in enumerate(kinds) if k == "fsync_dir")
+    assert files.power_off() == 0
