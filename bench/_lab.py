@@ -135,9 +135,9 @@ def addon_app(dovecot):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def new_mailbox(addon, dovecot, user, protocol: str = "imap") -> int:
+def new_mailbox(addon, dovecot, user, protocol: str = "imap", **values) -> int:
     from tests.integration.sync_helpers import make_mailbox
-    return make_mailbox(addon, dovecot, user, protocol=protocol)
+    return make_mailbox(addon, dovecot, user, protocol=protocol, **values)
 
 
 def tls_context(dovecot) -> ssl.SSLContext:
@@ -160,13 +160,34 @@ def timed(fn):
     return time.perf_counter() - t, out
 
 
-def import_once(dovecot, user, protocol: str = "imap") -> int:
-    """Our side of an import benchmark: a full sync of ``user`` into an empty store."""
+#: what the last import_once made durable: blob sync rounds, file fsyncs, checkpoints
+DURABILITY = {"rounds": 0, "fsyncs": 0, "checkpoints": 0}
+
+
+def import_once(dovecot, user, protocol: str = "imap", delete_policy: str = "leave") -> int:
+    """Our side of an import benchmark: a full sync of ``user`` into an empty store
+    (``delete_policy`` "after_retrieval": POP3 deletes what it stored, durably)."""
+    from sqlalchemy import event
+
+    from plugin.blobs import blob_store
     from plugin.jobs.dispatcher import fetch_and_link as sync_mailbox
     with addon_app(dovecot) as addon:
-        mbid = new_mailbox(addon, dovecot, user, protocol=protocol)
+        mbid = new_mailbox(addon, dovecot, user, protocol=protocol,
+                           delete_policy=delete_policy)
+        store = blob_store(addon.app.config)
+        checkpoints = []
+        event.listen(addon.engine, "before_cursor_execute",
+                     lambda _c, _k, statement, *_a: checkpoints.append(1)
+                     if "wal_checkpoint" in statement else None)
+        fsyncs = [0]
+        files = getattr(store, "files", None)
+        if files is not None:
+            real = files.fsync_file
+            files.fsync_file = lambda path: (fsyncs.__setitem__(0, fsyncs[0] + 1), real(path))
         result = sync_mailbox(addon, mbid)
         assert result.error_kind is None, result
+        DURABILITY.update(rounds=getattr(store, "sync_calls", 0), fsyncs=fsyncs[0],
+                          checkpoints=len(checkpoints))
         return result.stored
 
 

@@ -10,6 +10,10 @@ delivered to each and all made due at once.  For each worker count, side by side
   add-on is inactive, then the add-on is activated and the round is timed until
   every mailbox has been synced.
 
+No shared directory: the raw bytes go to the database blob store (``IE_BLOB_STORE``
+database), and every worker process gets its own ``IE_BLOB_DIR`` and instance folder
+(checked empty of blobs at the end), as on machines that share only PostgreSQL.
+
 ``--first-sync`` times first syncs instead (the store emptied before each round,
 every message of every mailbox new), as when a whole company connects at once.
 
@@ -147,6 +151,7 @@ def main() -> None:
         config = {"SQLALCHEMY_DATABASE_URI": db.url, "SECRET_KEY": "bench",
                   "IE_SECRET_KEYS": Fernet.generate_key().decode(), "IE_SCHEDULER": "off",
                   "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535", "IE_CA_FILE": dovecot.ca_file,
+                  "IE_BLOB_STORE": "database",
                   "IE_BLOB_DIR": str(tmp / "blobs"), "INSTANCE_PATH": str(tmp / "instance"),
                   "IE_DISPATCH_SECONDS": 1, "IE_LEASE_SECONDS": 60,
                   "IE_WORKER_THREADS": args.threads, "IE_MAIL_TIMEOUT": 60}
@@ -179,6 +184,14 @@ def main() -> None:
         print(f"{args.mailboxes} mailboxes, {args.messages} new messages each ({kind}), "
               f"{where}, {args.threads} threads a process, store PostgreSQL", flush=True)
         env = dict(os.environ, IE_TEST_CONFIG=json.dumps(config), PYTHONPATH=str(ROOT))
+        machines: list[Path] = []
+
+        def machine_env(tag: str) -> dict:
+            """A worker's environment: its own directories, nothing shared but the database."""
+            own = tmp / f"machine-{tag}"
+            machines.append(own)
+            return dict(env, IE_TEST_CONFIG=json.dumps(dict(
+                config, IE_BLOB_DIR=str(own / "blobs"), INSTANCE_PATH=str(own / "instance"))))
 
         def start_workers(n: int, tag: str) -> tuple[list, list[Path]]:
             addon.set_active(False)
@@ -188,7 +201,7 @@ def main() -> None:
             logs = [tmp / f"{tag}-{i}.log" for i in range(n)]
             procs = [subprocess.Popen(
                 [sys.executable, "-m", "flask", "--app", "tests.integration.worker_app",
-                 "integrated-email", "worker"], cwd=ROOT, env=env,
+                 "integrated-email", "worker"], cwd=ROOT, env=machine_env(log.stem),
                 stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
             _wait(lambda: all(TICKED.search(log.read_text()) for log in logs), 60,
                   "workers to start and tick")
@@ -295,6 +308,10 @@ def main() -> None:
                 relay.stop()
         addon.engine.dispose()
     db.drop()
+    local = sum(1 for m in machines for f in m.rglob("*") if f.is_file()
+                and len(f.name) == 64)
+    print(f"blob files on the workers' own disks: {local} ({len(machines)} worker "
+          "directories; raw bytes in the database)")
     raw = ", ".join(f"{n}p {raw_rates[n]:.1f}" for n in counts)
     print(f"raw baseline: {raw} mbox/s")
     if 1 in rates:

@@ -54,8 +54,10 @@ class BlobStoreBase:
         """Bytes used by one blob (0 when missing)."""
         raise NotImplementedError
 
-    def sync(self) -> int:
-        """Make every write so far durable; returns how many blobs it had to sync."""
+    def sync(self, names: Iterable[str] = ()) -> int:
+        """Make every write so far, and the blobs ``names``, durable; returns how many
+        blobs it had to sync (a database store's bytes are rows: the database's own
+        durability covers them)."""
         return 0
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from plugin.blobs.base import HEX, MAX_PENDING, BlobStoreBase, check_digest
+
+#: names this process has made durable, remembered up to this many (then forgotten and
+#: synced again when asked: slower, never less safe)
+MAX_REMEMBERED = 200_000
 
 
 class OsFiles:
@@ -78,9 +82,15 @@ class DirectoryBlobStore(BlobStoreBase):
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._dirs: set[str] = set()
         self._lock = threading.Lock()
+        #: one round at a time: a caller whose files another thread's round took waits
+        #: for that round to finish instead of returning before they are durable
+        self._round = threading.Lock()
         self._counter = 0
         #: files renamed into place and not yet fsynced, with their directories
         self._pending: dict[str, str] = {}
+        #: names fsynced by this instance (a blob is immutable: durable once, for good)
+        self._durable: set[str] = set()
+        #: rounds of syncs done (each: the files, then their directories once)
         self.sync_calls = 0
 
     def path(self, sha256: str) -> Path:
@@ -129,10 +139,21 @@ class DirectoryBlobStore(BlobStoreBase):
             self.sync()
         return sha256
 
-    def sync(self) -> int:
-        """fsync every file written since the last sync, then each directory once."""
+    def sync(self, names: Iterable[str] = ()) -> int:
+        """fsync every file written since the last sync, and every blob of ``names``
+        not yet known durable (written by an earlier process, say), then each
+        directory once: one round, however many files."""
+        with self._round:
+            return self._sync_round(names)
+
+    def _sync_round(self, names: Iterable[str]) -> int:
         with self._lock:
             pending, self._pending = self._pending, {}
+            wanted = [n for n in names if n not in self._durable]
+        for name in wanted:
+            path = str(self.path(name))
+            if path not in pending and self.files.exists(path):
+                pending[path] = os.path.dirname(path)
         if not pending:
             return 0
         self.sync_calls += 1
@@ -148,6 +169,10 @@ class DirectoryBlobStore(BlobStoreBase):
             with self._lock:  # not durable: try again at the next sync
                 self._pending.update(pending)
             raise
+        with self._lock:
+            if len(self._durable) + len(pending) > MAX_REMEMBERED:
+                self._durable.clear()
+            self._durable.update(os.path.basename(p) for p in pending)
         return len(pending)
 
     def delete(self, sha256: str, conn: Any = None) -> bool:
@@ -155,6 +180,7 @@ class DirectoryBlobStore(BlobStoreBase):
         path = self.path(sha256)
         with self._lock:
             self._pending.pop(str(path), None)
+            self._durable.discard(sha256)
         try:
             path.unlink()
             return True

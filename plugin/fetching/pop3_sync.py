@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
+from plugin.blobs.durable import durable_before_server_change
 from plugin.fetching.store import FetchedItem, begin_write
 from plugin.fetching.sync_run import SyncRun, chunks
 from plugin.fetching.sync_run import now as _now
 from plugin.mail.pop3 import Pop3Session
-from plugin.models import MessageLocation
+from plugin.models import Message, MessageLocation
 from plugin.testing.faults import crashpoint
 
 log = logging.getLogger("plugin.integrated_email.sync")
@@ -22,6 +23,7 @@ log = logging.getLogger("plugin.integrated_email.sync")
 POP3_BATCH = 200
 
 _LOC = MessageLocation.__table__
+_MSG = Message.__table__
 
 
 def unique_uidls(listing: list[tuple[int, str]],
@@ -88,8 +90,11 @@ class Pop3Sync(SyncRun):
             return []
         # Only what is committed: read it back from the database, not from memory.
         with self.engine.connect() as conn:
-            stored = {r[0]: r[1] for r in conn.execute(select(_LOC.c.uidl, _LOC.c.stored_at).where(
-                _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.uidl.is_not(None)))}
+            rows = conn.execute(select(_LOC.c.uidl, _LOC.c.stored_at, _MSG.c.blob_sha256)
+                                .join(_MSG, _MSG.c.id == _LOC.c.message_id).where(
+                _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.uidl.is_not(None))).all()
+        stored = {uidl: at for uidl, at, _sha in rows}
+        blob_of = {uidl: sha for uidl, _at, sha in rows}
         if policy == "after_days":
             days = self.mailbox.delete_after_days
             if days is None or days < 0:
@@ -107,6 +112,9 @@ class Pop3Sync(SyncRun):
         victims = [(n, key) for n, key in listing if key in stored and due(stored[key])]
         if not victims:
             return []
+        # committed is not enough: durable (bytes, directories, database) before any DELE
+        durable_before_server_change(self.engine, self.store.blobs,
+                                     (blob_of[key] for _n, key in victims))
         crashpoint("before_delete")
         for n, _key in victims:
             pop.dele(n)

@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
+from plugin.blobs import blob_store
+from plugin.blobs.durable import durable_before_server_change
 from plugin.context import AddonContext
 from plugin.mail.account import ServerSettings
 from plugin.mail.connect import ConnectionPolicy
@@ -48,7 +50,7 @@ def push_delete(addon: AddonContext, msg: Message) -> None:
     """Move ``msg`` to the server's Trash (or delete it there) after the commit."""
     locations = _server_locations(msg)
     if locations:
-        _enqueue(addon, msg.mailbox_id, _push_delete, locations, None)
+        _enqueue(addon, msg.mailbox_id, _push_delete, locations, [msg.blob_sha256])
 
 
 def _server_locations(msg: Message) -> list[Location]:
@@ -136,7 +138,9 @@ def _push_seen(addon: AddonContext, imap: ImapSession, locations: list[Location]
 
 
 def _push_delete(addon: AddonContext, imap: ImapSession, locations: list[Location],
-                 _arg: None) -> None:
+                 blob_names: list[str | None]) -> None:
+    # a move to Trash or an expunge: the bytes and rows here are durable first
+    durable_before_server_change(addon.engine, blob_store(addon.app.config), blob_names)
     trash = imap.find_folders().get("trash")
     done: list[int] = []
     for folder, items in _by_folder(locations).items():

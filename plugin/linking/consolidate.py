@@ -13,6 +13,8 @@ from collections import defaultdict
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from plugin.blobs import blob_store
+from plugin.blobs.durable import blob_names_of, durable_before_server_change
 from plugin.context import AddonContext
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
@@ -52,6 +54,10 @@ def consolidate(addon: AddonContext, mailbox_id: int) -> int:
         if folder != target:
             by_folder[(folder, validity)].append((mid, uid))
     done: list[int] = []
+    filed = [mid for items in by_folder.values() for mid, _uid in items]
+    # what is filed on the server must survive a power cut here first
+    durable_before_server_change(addon.engine, blob_store(addon.app.config),
+                                 blob_names_of(addon.engine, filed))
     try:
         with ImapSession(settings, policy) as imap:
             gmail = "X-GM-EXT-1" in imap.capabilities

@@ -234,3 +234,65 @@ def test_blob_cli_moves_to_the_other_store_and_reports_storage(addon):
     assert {database.get(s) for s in shas} == {directory.get(s) for s in shas}
     report = runner.invoke(args=["integrated-email", "storage-report"])
     assert report.exit_code == 0 and "stored MB" in report.output
+
+
+def test_blob_cli_collect_removes_only_unused_old_blobs(addon, monkeypatch):
+    import plugin.blobs.housekeeping as storage
+    from plugin.models import Mailbox, Message
+    store = blob_store(addon.app.config)
+    used, orphan = store.put(b"used by a message"), store.put(b"no row names me")
+    store.sync()
+    s = addon.session()
+    mb = Mailbox(user_id="1", account_name="r", email="r@example.test", protocol="imap",
+                 out_host="h", out_port=465, out_security="ssl")
+    s.add(mb)
+    s.flush()
+    s.add(Message(mailbox_id=mb.id, message_key="k", subject="s", from_addr="a@b",
+                  to_addrs="[]", cc_addrs="[]", date=datetime.now(UTC), snippet="",
+                  body_text="t", has_attachments=False, size=3, blob_sha256=used,
+                  created_at=datetime.now(UTC)))
+    s.commit()
+    runner = addon.app.test_cli_runner()
+    young = runner.invoke(args=["integrated-email", "collect-blobs"])
+    assert young.exit_code == 0 and "Removed 0 unused blobs" in young.output  # grace period
+    later = datetime.now(UTC).timestamp() + storage.GRACE_SECONDS + 60
+    monkeypatch.setattr(storage, "now", lambda: later)
+    if store.kind == "directory":
+        for sha in (used, orphan):
+            os.utime(store.path(sha), (later - storage.GRACE_SECONDS - 30,) * 2)
+    else:
+        with addon.engine.begin() as conn:
+            conn.execute(BLOB.update().values(created_at=datetime.fromtimestamp(
+                later - storage.GRACE_SECONDS - 30, UTC)))
+    old = runner.invoke(args=["integrated-email", "collect-blobs"])
+    assert old.exit_code == 0 and "Removed 1 unused blobs" in old.output, old.output
+    assert store.exists(used) and not store.exists(orphan)
+
+
+def test_durable_sync_waits_for_the_round_that_took_its_files(tmp_path):
+    """Thread A's round took B's new file; B's own sync must not return before that
+    round has fsynced it (else B's DELE could go out ahead of the fsync)."""
+    import threading
+    started, release = threading.Event(), threading.Event()
+
+    class SlowDisk(PowerLossFiles):
+        def fsync_file(self, path: str) -> None:
+            started.set()
+            release.wait(10)
+            super().fsync_file(path)
+
+    files = SlowDisk()
+    store = DirectoryBlobStore(tmp_path / "blobs", files=files)
+    store.put(b"written by thread B")
+    a = threading.Thread(target=store.sync)
+    a.start()
+    assert started.wait(10)
+    b = threading.Thread(target=lambda: (store.sync(), files.calls.append(("b returned",))))
+    b.start()
+    b.join(0.5)  # B has every chance to return early here
+    release.set()
+    a.join(10)
+    b.join(10)
+    kinds = [c[0] for c in files.calls]
+    assert kinds.index("b returned") > max(i for i, k in enumerate(kinds) if k == "fsync_dir")
+    assert files.power_off() == 0
