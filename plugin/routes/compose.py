@@ -117,9 +117,25 @@ def _render_form(values: dict, errors: dict[str, str], mb: Mailbox, status: int 
     forwardable = original.attachments if original is not None and \
         values.get("mode") == "forward" else []
     ctx = {"values": values, "errors": errors, "mailbox": mb, "records": _record_names(refs),
-           "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"], "forwardable": forwardable}
+           "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"], "forwardable": forwardable,
+           "back": _back_link(values)}
     tpl = T + ("_partials/compose_form.html" if wants_fragment() else "compose.html")
     return render_template(tpl, **ctx), status
+
+
+def _webmail_shown() -> bool:
+    return not settings_service.load(get_addon().session()).outbound_only
+
+
+def _back_link(values: dict) -> tuple[str, str]:
+    """Where the page's crumb leads: the message replied to, else the outbox."""
+    if values.get("source") and values.get("mode") and _webmail_shown():
+        try:
+            return "Back to the message", url_for("integrated_email.webmail_message",
+                                                  message_id=int(values["source"]))
+        except ValueError:
+            pass
+    return "Sent from the ATS", url_for("integrated_email.outbox")
 
 
 # ------------------------------------------------------------------ compose
@@ -179,7 +195,8 @@ def _send(mb: Mailbox) -> ResponseReturnValue:
     row = outcome.row
     back = _record_names(outcome.records)
     if wants_fragment():
-        return render_template(T + "_partials/compose_result.html", row=row, records=back)
+        return render_template(T + "_partials/compose_result.html", row=row, records=back,
+                               webmail=_webmail_shown())
     flash(result_sentence(row))
     if len(back) == 1:
         return redirect(back[0].url)

@@ -1,6 +1,6 @@
 """Mail on candidate pages, in Chromium: Fetch now records a candidate's email on
-their notes once, and its viewer replies and forwards; Custom sharing with "Share email" shows it to a colleague on that
-candidate's timeline only."""
+their notes once, and its viewer replies and forwards; Custom sharing with "Share
+email" shows it to a colleague on that candidate's timeline only."""
 
 from __future__ import annotations
 

@@ -70,6 +70,7 @@ def test_forward_in_webmail_sends_the_cv_and_leaves_out_what_was_unticked(
     page.get_by_role("link", name="Application: designer").click()
     page.get_by_role("link", name="Forward").click()
     expect(page.locator("h1")).to_have_text("Forward")
+    expect(page.get_by_role("link", name="Back to the message")).to_be_visible()
     files = page.locator("#f-forwarded")
     expect(files).to_contain_text("Cara CV.pdf")
     cv_box = page.get_by_label("Cara CV.pdf")
@@ -81,6 +82,8 @@ def test_forward_in_webmail_sends_the_cv_and_leaves_out_what_was_unticked(
     page.fill("#ie-body", "Cara looks right for the role.\n\n" + page.input_value("#ie-body"))
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".ie-compose-result")).to_contain_text("Sent.")
+    page.get_by_role("link", name="Back to your mail").click()
+    expect(page.locator("h1")).to_have_text("Inbox")
     got = smtp_lab.wait_for(1)[0]
     assert got.rcpt_tos == ("hiring.manager@example.test",)
     parsed = email.message_from_bytes(got.data, policy=policy.default)
