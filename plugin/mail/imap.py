@@ -404,21 +404,20 @@ class ImapSession:
 
         "Newest" is the sent date (the Date header, else INTERNALDATE: RFC 5256's
         DATE), not the delivery order: a week-old newsletter delivered last must not
-        push out today's mail. With SORT the server orders them; without it the Date
-        headers of the candidates are fetched (only when there are more than ``limit``).
+        push out today's mail. Only when more than ``limit`` match: with SORT the
+        server orders them; without it their Date headers are fetched and compared.
         """
         criteria = ("SINCE", _imap_date(day)) if day else ("ALL",)
+        uids = self._uid_search(*criteria)
+        if limit is None or len(uids) <= limit:
+            return uids[::-1]  # room for all: no order to ask for
         if "SORT" in self.capabilities:
             typ, dat = self._imap.uid("SORT", "(REVERSE DATE)", "UTF-8", *criteria)
             self._check(typ, dat, "sort")
-            ordered = [int(x) for line in dat if line for x in line.split()]
-            ordered = list(dict.fromkeys(ordered))
+            ordered = list(dict.fromkeys(int(x) for line in dat if line for x in line.split()))
         else:
-            uids = self._uid_search(*criteria)
-            if limit is not None and len(uids) <= limit:
-                return uids[::-1]
             ordered = self._by_sent_date(uids)
-        return ordered[:limit] if limit is not None else ordered
+        return ordered[:limit]
 
     def _by_sent_date(self, uids: list[int], batch: int = 1000) -> list[int]:
         """``uids`` newest first by Date header (else INTERNALDATE), then by UID."""

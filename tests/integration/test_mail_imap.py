@@ -170,7 +170,7 @@ def test_newest_uids_order_by_sent_date_not_by_delivery(mail_user, imap, with_so
         assert "SORT" in imap.capabilities  # Dovecot offers it; take the other path
         imap.capabilities = imap.capabilities - {"SORT"}
     imap.select("INBOX")
-    assert imap.newest_uids(None, None) == [6, 4, 2, 1, 5, 3]
+    assert imap.newest_uids(None, 5) == [6, 4, 2, 1, 5]
     # uid 6 arrived in October: outside a window starting in November.
     assert imap.newest_uids(dt.date(2026, 11, 1), 3) == [4, 2, 1]
     # Room for all of them: all of November's (without SORT, no dates need reading).

@@ -132,3 +132,26 @@ def test_a_crash_during_the_window_restarts_it_without_loss_or_duplicates(
     dovecot.deliver(mail_user, _mail("Fresh", timedelta(minutes=1)))
     assert sync_mailbox(addon, mbid).stored == 1
     assert _subjects(addon, mbid) == {f"Mail {i}" for i in range(6)} | {"Fresh"}
+
+
+def test_a_pop3_mailbox_switched_to_imap_syncs_its_inbox(mini, dovecot, mail_user):
+    """The POP3 window's cursor row is no IMAP folder: after the switch, IMAP finds
+    INBOX as on any first sync (its own window, no duplicates)."""
+    from sqlalchemy import update
+
+    from plugin.models import Mailbox
+    _app, _host, addon = mini
+    set_window(addon, days=30, messages=3)
+    _demo_inbox(dovecot, mail_user)
+    mbid = make_mailbox(addon, dovecot, mail_user, protocol="pop3")
+    assert sync_mailbox(addon, mbid).stored == 3
+    with Session(addon.engine) as s:
+        s.execute(update(Mailbox).where(Mailbox.id == mbid).values(
+            protocol="imap", in_port=dovecot.imaps))
+        s.commit()
+    dovecot.deliver(mail_user, _mail("After the switch", timedelta(minutes=1)))
+    result = sync_mailbox(addon, mbid)
+    assert result.error_kind is None, result
+    assert "After the switch" in _subjects(addon, mbid)
+    assert "This week in hiring" not in _subjects(addon, mbid)
+    assert not duplicate_keys(addon, mbid)
