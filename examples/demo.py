@@ -32,7 +32,7 @@ WEB_PORT = int(os.environ.get("DEMO_PORT", "5000"))
 MAIL_PASSWORD = "mailpass"
 SUBJECTS = [
     ("Application for the {title} role", "Hello,\n\nI would like to apply for the {title} "
-     "position. My CV is attached to my profile.\n\nBest regards,\n{name}"),
+     "position. My CV is attached.\n\nBest regards,\n{name}"),
     ("Re: Interview on Thursday", "Hi,\n\nThursday at 10:00 works for me. Looking forward "
      "to it.\n\nThanks,\n{name}"),
     ("Question about the offer", "Hello,\n\nCould you tell me more about the notice period "
@@ -40,8 +40,30 @@ SUBJECTS = [
 ]
 
 
+def _cv_pdf(name: str) -> bytes:
+    """A one-page PDF that says whose CV it is (so Forward has a real file to carry)."""
+    text = f"Curriculum vitae - {name}".replace("\\", "").replace("(", "").replace(")", "")
+    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode("latin-1", "replace")
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
 def _message(sender: str, sender_name: str, to: str, subject: str, body: str,
-             when: datetime, key: str) -> bytes:
+             when: datetime, key: str, cv: bool = False) -> bytes:
     msg = EmailMessage()
     msg["From"] = f"{sender_name} <{sender}>"
     msg["To"] = to
@@ -50,6 +72,9 @@ def _message(sender: str, sender_name: str, to: str, subject: str, body: str,
     # Stable ids: a refilled sandbox never shows the same demo mail twice.
     msg["Message-ID"] = f"<demo-{key}@{sender.split('@')[1]}>"
     msg.set_content(body)
+    if cv:
+        msg.add_attachment(_cv_pdf(sender_name), maintype="application", subtype="pdf",
+                           filename=f"CV {sender_name}.pdf")
     return msg.as_bytes()
 
 
@@ -71,7 +96,8 @@ def fill_demo_mailboxes(dovecot: Dovecot, app) -> list[tuple[str, str]]:
                 name = f"{cand.first_name} {cand.last_name}"
                 raw = _message(cand.email, name, email, subject.format(title=cand.title),
                                body.format(title=cand.title, name=name),
-                               now - timedelta(hours=5 * i + n), f"{local}-{i}")
+                               now - timedelta(hours=5 * i + n), f"{local}-{i}",
+                               cv=i % len(SUBJECTS) == 0)
                 dovecot.deliver(user, raw)
             contact = contacts[n % len(contacts)]
             dovecot.deliver(user, _message(

@@ -1,20 +1,22 @@
 """IMAP sync: per folder (INBOX, and Sent found by SPECIAL-USE) a cursor keeps
 UIDVALIDITY, the highest UID and UIDNEXT. An unchanged folder costs one STATUS. The
-first sync of a folder takes the admin's window (newest N messages of the last D days,
-newest first) and then moves the cursor past everything older. A UIDVALIDITY change
-re-syncs the folder the same way (the Message-ID key keeps it free of duplicates);
-three changes within a day pause the mailbox. IMAP is never changed by a sync.
+first sync of a folder takes the admin's window (the N newest messages by date among
+those received in the last D days, newest first) and then moves the cursor past
+everything older. A UIDVALIDITY change re-syncs the folder the same way (the
+Message-ID key keeps it free of duplicates); three changes within a day pause the
+mailbox. IMAP is never changed by a sync.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 
 from plugin.fetching import status as fetch_status
+from plugin.fetching.pop3_window import POP3_FOLDER
 from plugin.fetching.server_flags import refresh_recent_flags
 from plugin.fetching.store import FetchedItem, _insert, begin_write
 from plugin.fetching.sync_run import SyncRun, chunks
@@ -33,10 +35,6 @@ UIDVALIDITY_WINDOW = timedelta(days=1)
 
 _LOC = MessageLocation.__table__
 _CUR = FetchCursor.__table__
-
-
-def _search_since(imap: ImapSession, day: datetime | date) -> list[int]:
-    return imap.search_uids_since_date(day.date() if isinstance(day, datetime) else day)
 
 
 class ImapSync(SyncRun):
@@ -60,8 +58,10 @@ class ImapSync(SyncRun):
             crashpoint("before_delete")  # IMAP sync never changes the server
 
     def _cursors(self, imap: ImapSession) -> list[dict[str, Any]]:
-        if self.cursors:
-            return self.cursors
+        # A POP3 window's row (the mailbox was POP3 once) is no folder of this server.
+        cursors = [c for c in self.cursors if c["folder"] != POP3_FOLDER]
+        if cursors:
+            return cursors
         # First sync: find the folders once (LIST), then a poll is STATUS only.
         roles = imap.find_folders()
         wanted = [("inbox", roles.get("inbox", "INBOX"))]
@@ -74,7 +74,7 @@ class ImapSync(SyncRun):
                  "uidvalidity_changes": 0} for r, f in wanted]).all()
             if len(made) < len(wanted):  # a concurrent first sync made some of them
                 made = conn.execute(select(_CUR).where(
-                    _CUR.c.mailbox_id == self.mailbox.id)).all()
+                    _CUR.c.mailbox_id == self.mailbox.id, _CUR.c.folder != POP3_FOLDER)).all()
             conn.commit()
         # Nothing can be stored under a cursor made just now: no re-fetch check.
         return [dict(r._mapping, fresh=len(made) == len(wanted))
@@ -159,20 +159,19 @@ class ImapSync(SyncRun):
         folder = cursor["folder"]
         selected = imap.select(folder, readonly=True)
         validity = selected.uidvalidity
-        if self.window_days and self.window_days > 0:
-            day = _now() - timedelta(days=self.window_days)
-            uids = sorted(_search_since(imap, day))
-        else:
-            uids = imap.uid_list()
-        if self.window_messages and self.window_messages > 0:
-            uids = uids[-self.window_messages:]
+        day = (_now() - timedelta(days=self.window_days)).date() \
+            if self.window_days and self.window_days > 0 else None
+        limit = self.window_messages if self.window_messages and self.window_messages > 0 \
+            else None
+        # The newest by date, not the last delivered (newest first).
+        uids = imap.newest_uids(day, limit)
         have: set[int] = set()
         if uids and not cursor.get("fresh"):  # a restart after a crash skips what it has
             with self.engine.connect() as conn:
                 have = {r[0] for r in conn.execute(select(_LOC.c.uid).where(
                     _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.folder == folder,
                     _LOC.c.uidvalidity == validity))}
-        todo = [u for u in reversed(uids) if u not in have]
+        todo = [u for u in uids if u not in have]
         for batch_uids in chunks(todo, IMAP_BATCH):
             items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
             self._stored(self.store.store_batch(items))

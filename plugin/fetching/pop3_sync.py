@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from plugin.blobs.durable import durable_before_server_change
+from plugin.fetching.pop3_window import Pop3Window
 from plugin.fetching.store import FetchedItem, begin_write
 from plugin.fetching.sync_run import SyncRun, chunks
 from plugin.fetching.sync_run import now as _now
@@ -67,12 +68,17 @@ class Pop3Sync(SyncRun):
             with self.engine.connect() as conn:
                 have = {r[0] for r in conn.execute(select(_LOC.c.uidl).where(
                     _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.uidl.is_not(None)))}
-            todo = [(n, key) for n, key in listing if key not in have]
+            # The first sync takes the initial window (newest by Date); later ones
+            # what was delivered after it.
+            window = Pop3Window(self.engine, self.mailbox.id, self.window_days,
+                                self.window_messages)
+            todo = window.select(pop, listing, have)
             for batch in chunks(todo, POP3_BATCH):
-                items = [FetchedItem(raw=pop.retr(n), folder="INBOX", role="inbox", uidl=key)
-                         for n, key in batch]
+                items = window.keep([FetchedItem(raw=pop.retr(n), folder="INBOX",
+                                                 role="inbox", uidl=key) for n, key in batch])
                 crashpoint("after_fetch")
                 self._stored(self.store.store_batch(items))
+            window.finish()
             deleted = self._apply_delete_policy(pop, listing)
         # QUIT succeeded: the server has really removed them
         if deleted:

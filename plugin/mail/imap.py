@@ -63,6 +63,7 @@ from plugin.mail.imap_responses import (
     parse_internaldate,
     parse_list_item,
     parse_uid_set,
+    sent_date,
     tagged_text,
     uid_set,
 )
@@ -394,22 +395,47 @@ class ImapSession:
     @_guarded
     def search_uids_since_date(self, day: dt.date) -> list[int]:
         """UIDs of messages received on or after ``day`` (server INTERNALDATE), ascending."""
-        # Month names are fixed English in IMAP; strftime("%b") would follow the locale.
-        month = [
-            "Jan",
-            "Feb",
-            "Mar",
-            "Apr",
-            "May",
-            "Jun",
-            "Jul",
-            "Aug",
-            "Sep",
-            "Oct",
-            "Nov",
-            "Dec",
-        ][day.month - 1]
-        return self._uid_search("SINCE", f"{day.day}-{month}-{day.year}")
+        return self._uid_search("SINCE", _imap_date(day))
+
+    @_guarded
+    def newest_uids(self, day: dt.date | None, limit: int | None) -> list[int]:
+        """UIDs of the ``limit`` newest messages by date, newest first, among those
+        received on or after ``day`` (INTERNALDATE; None: all); ``limit`` None: all.
+
+        "Newest" is the sent date (the Date header, else INTERNALDATE: RFC 5256's
+        DATE), not the delivery order: a week-old newsletter delivered last must not
+        push out today's mail. Only when more than ``limit`` match: with SORT the
+        server orders them; without it their Date headers are fetched and compared.
+        """
+        criteria = ("SINCE", _imap_date(day)) if day else ("ALL",)
+        uids = self._uid_search(*criteria)
+        if limit is None or len(uids) <= limit:
+            return uids[::-1]  # room for all: no order to ask for
+        if "SORT" in self.capabilities:
+            typ, dat = self._imap.uid("SORT", "(REVERSE DATE)", "UTF-8", *criteria)
+            self._check(typ, dat, "sort")
+            ordered = list(dict.fromkeys(int(x) for line in dat if line for x in line.split()))
+        else:
+            ordered = self._by_sent_date(uids)
+        return ordered[:limit]
+
+    def _by_sent_date(self, uids: list[int], batch: int = 1000) -> list[int]:
+        """``uids`` newest first by Date header (else INTERNALDATE), then by UID."""
+        keyed: list[tuple[float, int]] = []
+        for start in range(0, len(uids), batch):
+            part = uids[start:start + batch]
+            typ, dat = self._imap.uid("FETCH", uid_set(part),
+                                      "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (DATE)])")
+            self._check(typ, dat, "fetch dates")
+            for meta, body in group_fetch_items(dat):
+                match = UID_RE.search(meta)
+                if not match:
+                    continue
+                arrived = DATE_RE.search(meta)
+                when = sent_date(body) or (parse_internaldate(arrived.group(1))
+                                           if arrived else None)
+                keyed.append((when.timestamp() if when else 0.0, int(match.group(1))))
+        return [uid for _when, uid in sorted(set(keyed), reverse=True)]
 
     @_guarded
     def uid_list(self) -> list[int]:
@@ -614,3 +640,12 @@ class ImapSession:
         """Keep the connection alive and collect pending updates."""
         typ, dat = self._imap.noop()
         self._check(typ, dat, "noop")
+
+
+#: IMAP month names are fixed English; strftime("%b") would follow the locale
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _imap_date(day: dt.date) -> str:
+    return f"{day.day}-{_MONTHS[day.month - 1]}-{day.year}"
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 import datetime as dt
+import email.utils
 import re
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -54,7 +55,7 @@ class Folder(NamedTuple):
 UID_RE = re.compile(rb"\bUID (\d+)")
 _FLAGS_RE = re.compile(rb"\bFLAGS \(([^)]*)\)")
 DATE_RE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
-_BODY_LITERAL_RE = re.compile(rb"BODY\[\](?:<\d+>)? \{\d+\}$")
+_BODY_LITERAL_RE = re.compile(rb"BODY\[(?:HEADER\.FIELDS \([^)]*\))?\](?:<\d+>)? \{\d+\}$")
 _LIST_RE = re.compile(rb'^\((?P<attrs>[^)]*)\) (?P<delim>"(?:\\.|[^"\\])*"|NIL) ?(?P<name>.*)$')
 CODE_RE = re.compile(rb"\[(APPENDUID|COPYUID) ([^\]]*)\]")
 CAPS_RE = re.compile(rb"\[CAPABILITY ([^\]]*)\]")
@@ -210,3 +211,19 @@ def folder_roles(folders: Iterable[Folder]) -> dict[str, str]:
                 break
     roles.setdefault("inbox", "INBOX")
     return roles
+
+
+def sent_date(header_block: bytes | None) -> dt.datetime | None:
+    """The Date of a fetched ``HEADER.FIELDS (DATE)`` block, aware; None if unreadable."""
+    if not header_block:
+        return None
+    match = re.search(rb"^Date:[ \t]*(.*(?:\r?\n[ \t].*)*)", header_block,
+                      re.IGNORECASE | re.MULTILINE)
+    if not match:
+        return None
+    text = re.sub(r"\s+", " ", match.group(1).decode("ascii", "replace")).strip()
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

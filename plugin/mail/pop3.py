@@ -241,6 +241,18 @@ class Pop3Session:
         return b"\r\n".join(lines) + b"\r\n" if lines else b""
 
     @_guarded
+    def top(self, number: int, lines: int = 0) -> bytes | None:
+        """The header block (and ``lines`` body lines) of a message; None when the
+        server answers -ERR (TOP is optional in RFC 1939)."""
+        try:
+            _resp, got, _octets = self._pop.top(number, lines)
+        except poplib.error_proto as exc:
+            if str(exc).startswith(("-ERR EOF", "-ERR line too long")):
+                raise
+            return None
+        return b"\r\n".join(got) + b"\r\n" if got else b""
+
+    @_guarded
     def dele(self, number: int) -> None:
         """Mark a message for deletion; it is removed only at :meth:`quit`."""
         self._pop.dele(number)

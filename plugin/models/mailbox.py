@@ -106,7 +106,10 @@ class Mailbox(Base):
 
 
 class FetchCursor(Base):
-    """How far an IMAP folder has been fetched: UIDVALIDITY and the highest UID."""
+    """How far an IMAP folder has been fetched: UIDVALIDITY and the highest UID.
+
+    A POP3 mailbox has one row as well (folder "(pop3 window)"): whether its initial
+    window is done and which old mail it left out (``plugin.fetching.pop3_window``)."""
 
     __tablename__ = "ie_fetch_cursor"
     __table_args__ = (UniqueConstraint("mailbox_id", "folder"),)

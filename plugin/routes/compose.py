@@ -71,23 +71,36 @@ def _max_attachment_bytes() -> int:
     return int(float(current_app.config["IE_MAX_ATTACHMENT_MB"]) * 1024 * 1024)
 
 
-def _read_attachments(errors: dict[str, str]) -> list[compose_service.Attachment]:
+def _limit_sentence() -> str:
+    return (f"Attachments may add up to {current_app.config['IE_MAX_ATTACHMENT_MB']} MB "
+            "in all. Remove some, or share large files as a link.")
+
+
+def _read_attachments(errors: dict[str, str],
+                      forwarded: compose_case.ForwardedFiles | None = None
+                      ) -> list[compose_service.Attachment]:
+    """The uploaded files, then the forwarded ones, within the one size limit."""
     limit = _max_attachment_bytes()
-    out, total = [], 0
+    out: list[compose_service.Attachment] = []
+    total = forwarded.total if forwarded else 0
+    if forwarded and forwarded.problem:
+        errors["attachments"] = forwarded.problem
+        return []
+    if total > limit:
+        errors["attachments"] = _limit_sentence()
+        return []
     for f in request.files.getlist("attachments"):
         if not f or not f.filename:
             continue
         data = f.stream.read(limit + 1 - total)
         total += len(data)
         if total > limit:
-            errors["attachments"] = (
-                f"Attachments may add up to {current_app.config['IE_MAX_ATTACHMENT_MB']} MB "
-                "in all. Remove some, or share large files as a link.")
+            errors["attachments"] = _limit_sentence()
             return []
         name = compose_service.safe_attachment_name(f.filename)
         out.append(compose_service.Attachment(name, f.mimetype or "application/octet-stream",
                                               data))
-    return out
+    return (forwarded.attachments if forwarded else []) + out
 
 
 def _form_values(form: MultiDict) -> dict:
@@ -95,16 +108,34 @@ def _form_values(form: MultiDict) -> dict:
             "subject": form.get("subject", ""), "body": form.get("body", ""),
             "formatted": form.get("formatted") in ("on", "yes", "1"),
             "source": form.get("source", ""), "mode": form.get("mode", ""),
-            "records": form.getlist("record")}
+            "records": form.getlist("record"), "forward": form.getlist("forward")}
 
 
-def _render_form(values: dict, errors: dict[str, str], mb: Mailbox,
-                 status: int = 200) -> ResponseReturnValue:
+def _render_form(values: dict, errors: dict[str, str], mb: Mailbox, status: int = 200,
+                 original: Message | None = None) -> ResponseReturnValue:
     refs = _records(values.get("records", []))
+    forwardable = original.attachments if original is not None and \
+        values.get("mode") == "forward" else []
     ctx = {"values": values, "errors": errors, "mailbox": mb, "records": _record_names(refs),
-           "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"]}
+           "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"], "forwardable": forwardable,
+           "back": _back_link(values)}
     tpl = T + ("_partials/compose_form.html" if wants_fragment() else "compose.html")
     return render_template(tpl, **ctx), status
+
+
+def _webmail_shown() -> bool:
+    return not settings_service.load(get_addon().session()).outbound_only
+
+
+def _back_link(values: dict) -> tuple[str, str]:
+    """Where the page's crumb leads: the message replied to, else the outbox."""
+    if values.get("source") and values.get("mode") and _webmail_shown():
+        try:
+            return "Back to the message", url_for("integrated_email.webmail_message",
+                                                  message_id=int(values["source"]))
+        except ValueError:
+            pass
+    return "Sent from the ATS", url_for("integrated_email.outbox")
 
 
 # ------------------------------------------------------------------ compose
@@ -118,7 +149,8 @@ def compose() -> ResponseReturnValue:
     if request.method == "GET":
         values = {"to": request.args.get("to", ""), "cc": "", "bcc": "",
                   "subject": request.args.get("subject", ""), "body": "", "formatted": False,
-                  "source": "", "mode": "", "records": request.args.getlist("record")}
+                  "source": "", "mode": "", "records": request.args.getlist("record"),
+                  "forward": []}
         return _render_form(values, {}, mb)
     return _send(mb)
 
@@ -133,7 +165,7 @@ def compose_reply(message_id: int) -> ResponseReturnValue:
         abort(404, "Choose reply, reply_all or forward.")
     msg = _visible_message(message_id)
     values = compose_case.reply_values(msg, mode, mb)
-    return _render_form(values, {}, mb)
+    return _render_form(values, {}, mb, original=msg)
 
 
 def _send(mb: Mailbox) -> ResponseReturnValue:
@@ -141,22 +173,30 @@ def _send(mb: Mailbox) -> ResponseReturnValue:
     addon = get_addon()
     values = _form_values(request.form)
     input_errors: dict[str, str] = {}
-    attachments = _read_attachments(input_errors)
-    original = None
-    if values["source"] and values["mode"] in ("reply", "reply_all"):
+    original = forwarded = None
+    if values["source"] and values["mode"] in ("reply", "reply_all", "forward"):
         try:
             source_id = int(values["source"])
         except ValueError:
             abort(400, "The message replied to is not a message number.")
+        # The sharing rule decides, as for the form: a forward carries only the files
+        # of a message the user may see.
         original = _visible_message(source_id)
+        if values["mode"] == "forward":
+            forwarded = compose_case.forwarded_files(current_app.config, original,
+                                                     values["forward"])
+    attachments = _read_attachments(input_errors, forwarded)
+    # A forward starts a conversation of its own: no threading headers.
+    replied_to = original if values["mode"] in ("reply", "reply_all") else None
     outcome = compose_case.send_from_form(addon, addon.session(), g.ie_user, mb, values,
-                                          attachments, original, input_errors)
+                                          attachments, replied_to, input_errors)
     if outcome.errors:
-        return _render_form(values, outcome.errors, mb, 422)
+        return _render_form(values, outcome.errors, mb, 422, original=original)
     row = outcome.row
     back = _record_names(outcome.records)
     if wants_fragment():
-        return render_template(T + "_partials/compose_result.html", row=row, records=back)
+        return render_template(T + "_partials/compose_result.html", row=row, records=back,
+                               webmail=_webmail_shown())
     flash(result_sentence(row))
     if len(back) == 1:
         return redirect(back[0].url)

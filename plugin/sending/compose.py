@@ -8,7 +8,7 @@ the sharing rule lets the user see); everything from there on is here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from plugin.host import HostAdapter, HostUser, RecordRef
 from plugin.mail import build as compose
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import OutboundMessage
+from plugin.reading.messages import attachment_bytes
 from plugin.sending import outbox
 
 #: the compose form's address fields and the label its error sentences use
@@ -146,5 +147,44 @@ def reply_values(msg: Message, mode: str, mb: Mailbox) -> dict[str, Any]:
         subject = compose.reply_subject(msg.subject, "Re")
         body = compose.quote_text(msg.body_text, who, msg.date)
     records = [f"{link.record_kind}:{link.record_id}" for link in msg.links]
+    # A forward carries every file of the original (inline images too) until unticked.
+    forward = [str(a.id) for a in msg.attachments] if mode == "forward" else []
     return {"to": to, "cc": cc, "bcc": "", "subject": subject, "body": body,
-            "formatted": False, "source": str(msg.id), "mode": mode, "records": records}
+            "formatted": False, "source": str(msg.id), "mode": mode, "records": records,
+            "forward": forward}
+
+
+@dataclass
+class ForwardedFiles:
+    """The original's files a forward keeps, read from its stored bytes."""
+
+    attachments: list[compose.Attachment] = field(default_factory=list)
+    #: decoded bytes in all, for the attachment size limit
+    total: int = 0
+    #: a sentence when one of them cannot be read
+    problem: str | None = None
+
+
+def forwarded_files(config: Mapping[str, Any], original: Message,
+                    chosen: Iterable[str]) -> ForwardedFiles:
+    """The attachments of ``original`` whose ids the form kept ticked.
+
+    Only the original's own attachments count: the caller found ``original`` by the
+    sharing rule, so an id of any other message's file is ignored."""
+    wanted = set(chosen)
+    out = ForwardedFiles()
+    for att in original.attachments:
+        if str(att.id) not in wanted:
+            continue
+        data = attachment_bytes(config, att)
+        if data is None:
+            out.problem = (f"The file {att.filename} of the forwarded message could not be "
+                           "read. Untick it, or save it and attach it again.")
+            return out
+        ctype = att.content_type or "application/octet-stream"
+        if ctype.startswith("message/"):
+            # message/rfc822 may not be base64-encoded (RFC 2046); as a file it can be.
+            ctype = "application/octet-stream"
+        out.attachments.append(compose.Attachment(att.filename, ctype, data))
+        out.total += len(data)
+    return out

@@ -1,6 +1,6 @@
 """Mail on candidate pages, in Chromium: Fetch now records a candidate's email on
-their notes once; Custom sharing with "Share email" shows it to a colleague on that
-candidate's timeline only."""
+their notes once, and its viewer replies and forwards; Custom sharing with "Share
+email" shows it to a colleague on that candidate's timeline only."""
 
 from __future__ import annotations
 
@@ -83,6 +83,16 @@ def test_fetch_now_records_a_candidates_mail_on_their_notes_once(ready, page, do
     page.goto(f"{live.url}/candidates/{cid}")
     expect(page.locator("#notes .note-text", has_text=subject)).to_have_count(1)
     page.screenshot(path="/tmp/ie-candidate-notes.png", full_page=True)
+    # Reply and Forward from the record's message viewer open the composer.
+    page.locator(".ie-timeline a", has_text=subject).click()
+    page.get_by_role("link", name="Reply", exact=True).click()
+    expect(page.locator("h1")).to_have_text("Reply")
+    expect(page.locator("#ie-to")).to_have_value(f'"{name}" <{email}>')
+    expect(page.locator("#compose")).to_contain_text(f"recorded on {name}")
+    page.go_back()
+    page.get_by_role("link", name="Forward").click()
+    expect(page.locator("h1")).to_have_text("Forward")
+    expect(page.locator("#ie-subject")).to_have_value(f"Fwd: {subject}")
 
 
 def test_custom_sharing_shows_a_ticked_candidates_mail_to_a_colleague(ready, browser, dovecot):

@@ -141,3 +141,37 @@ def test_search_since_date_uses_the_arrival_date(mail_user, imap):
     imap.select("INBOX")
     assert imap.search_uids_since_date(dt.date(2024, 5, 31)) == [2]
     assert imap.search_uids_since_date(dt.date(2019, 12, 31)) == [1, 2]
+
+
+def _dated(i: int, user, when: str | None) -> bytes:
+    raw = default_message(i, user)
+    head, body = raw.split(b"\r\n\r\n", 1)
+    lines = [ln for ln in head.split(b"\r\n") if not ln.startswith(b"Date:")]
+    if when is not None:
+        lines.append(b"Date: " + when.encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("with_sort", [True, False], ids=["SORT", "no-SORT"])
+def test_newest_uids_order_by_sent_date_not_by_delivery(mail_user, imap, with_sort):
+    """Delivery order (UIDs) and date order differ: the newest by Date come first, and a
+    message without a Date header counts by its arrival (INTERNALDATE)."""
+    arrived = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+    dates = ["Mon, 30 Nov 2026 09:00:00 +0000",   # uid 1: today, early
+             "Mon, 30 Nov 2026 11:30:00 +0100",   # uid 2: today, 10:30 UTC
+             "Sat, 28 Nov 2026 08:00:00 +0000",   # uid 3: a 2-day-old newsletter
+             None,                                 # uid 4: no Date: arrived 12:00
+             "Sun, 29 Nov 2026 23:00:00 -0500"]   # uid 5: 04:00 UTC today
+    for i, when in enumerate(dates):
+        imap.append("INBOX", _dated(i, mail_user, when), date=arrived)
+    old = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    imap.append("INBOX", _dated(9, mail_user, "Mon, 30 Nov 2026 12:30:00 +0000"), date=old)
+    if not with_sort:
+        assert "SORT" in imap.capabilities  # Dovecot offers it; take the other path
+        imap.capabilities = imap.capabilities - {"SORT"}
+    imap.select("INBOX")
+    assert imap.newest_uids(None, 5) == [6, 4, 2, 1, 5]
+    # uid 6 arrived in October: outside a window starting in November.
+    assert imap.newest_uids(dt.date(2026, 11, 1), 3) == [4, 2, 1]
+    # Room for all of them: all of November's (without SORT, no dates need reading).
+    assert sorted(imap.newest_uids(dt.date(2026, 11, 1), 10)) == [1, 2, 3, 4, 5]
