@@ -158,6 +158,8 @@ def message(message_id: int) -> ResponseReturnValue:
     remote = request.args.get("images") == "1"
     g.ie_remote_images = remote
     body = render_body(current_app.config, msg, remote)
+    if s.is_modified(msg):  # the HTML was sanitized for the first time: keep it
+        s.commit()
     record_q = (request.args.get("record_q") or "").strip()[:100]
     return render_template(
         "integrated_email/webmail_message.html",
