@@ -37,6 +37,7 @@ OAUTH_REJECTED = "oauth_rejected"
 OAUTH_SCOPE = "oauth_scope"
 OAUTH_UNAVAILABLE = "oauth_unavailable"
 OAUTH_TLS_REQUIRED = "oauth_tls_required"
+NO_SERVER = "no_server"
 
 SENTENCES: dict[str, str] = {
     HOST_NOT_FOUND: "The server name could not be found. Check the host name.",
@@ -76,6 +77,8 @@ SENTENCES: dict[str, str] = {
     "connection. Check the server settings, or use a password instead.",
     OAUTH_TLS_REQUIRED: "Signing in with your email provider needs a secure connection. "
     "Choose SSL/TLS or STARTTLS.",
+    NO_SERVER: "No mail server is set for this mailbox. Add the server in the mailbox's "
+    "settings.",
 }
 
 KINDS: frozenset[str] = frozenset(SENTENCES)
