@@ -235,7 +235,7 @@ def content_digest(raw: bytes) -> str:
     h = hashlib.sha256()
     for wanted in CONTENT_HEADERS:
         for value in fields.get(wanted.encode(), []):
-            h.update(wanted.encode() + b":" + _WS_BYTES.sub(b" ", value) + b"\n")
+            h.update(wanted.encode() + b":" + _WS_BYTES.sub(b" ", value).strip() + b"\n")
     h.update(b"\n")
     h.update(body.replace(b"\r\n", b"\n").rstrip(b"\r\n \t"))
     return h.hexdigest()
@@ -507,9 +507,12 @@ def _bodies(msg: _Msg, defects: list[str], raw: bytes = b"") -> tuple[
                 continue  # a bare non-text body without a name
             found = _attachment(part, index, ctype, filename=filename,
                                 disposition=disposition)
-            found.offset, found.length = _locate(raw, part, cursor)
+            if cursor >= 0:  # parts come in byte order: one forward scan in all
+                found.offset, found.length = _locate(raw, part, cursor)
+                # Not found: stop looking (a scan to the end per part would be quadratic);
+                # the rest are found again by part index when downloaded.
+                cursor = -1 if found.offset is None else found.offset + found.length
             if found.offset is not None:
-                cursor = found.offset + found.length
                 found.encoding = _clean(str(part.get("content-transfer-encoding", "7bit"))
                                         .strip().lower(), 32)
             attachments.append(found)
