@@ -291,7 +291,8 @@ class MessageStore:
         None when the bytes are gone (then the old rule holds: same Message-ID, same
         message)."""
         try:
-            digest = content_digest(self.blobs.get(blob_sha256))
+            digest = content_digest(self.blobs.get(
+                blob_sha256, conn if self.blobs.transactional else None))
         except (OSError, ValueError):
             return None
         conn.execute(update(_MSG).where(_MSG.c.mailbox_id == self.mailbox_id,
