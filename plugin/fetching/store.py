@@ -222,13 +222,13 @@ class MessageStore:
             return ("uidl", item.uidl)
         return ("imap", item.folder, item.uidvalidity, item.uid)
 
-    def message_row(self, item: FetchedItem, now: datetime, key: str | None = None) -> dict:
-        """The message table's values for a parsed item (stored under ``key``)."""
+    def message_row(self, item: FetchedItem, now: datetime) -> dict:
+        """The message table's values for a parsed item (under its parsed key)."""
         p = item.parsed
         out = item.role == "sent" or (self.owner and p.from_addr.lower() == self.owner)
         return {
             "mailbox_id": self.mailbox_id,
-            "message_key": key or p.message_key,
+            "message_key": p.message_key,
             "content_digest": p.content_digest or None,
             "message_id_header": p.message_id,
             "in_reply_to": p.in_reply_to,
@@ -318,7 +318,9 @@ class MessageStore:
         keys = self._identity_keys(conn, todo)
         rows: dict[str, dict] = {}
         for item in todo:
-            rows.setdefault(keys[id(item)], self.message_row(item, now, keys[id(item)]))
+            key = keys[id(item)]
+            if key not in rows:
+                rows[key] = {**self.message_row(item, now), "message_key": key}
         ids: dict[str, int] = {}
         new_keys: set[str] = set()
         returned = conn.execute(
