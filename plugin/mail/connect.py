@@ -27,7 +27,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from plugin.mail import networks
-from plugin.mail.errors import HOST_NOT_ALLOWED, NO_SERVER, REFUSED, MailError, classify
+from plugin.mail.errors import HOST_NOT_ALLOWED, REFUSED, MailError, classify
 
 log = logging.getLogger("plugin.integrated_email.mail")
 
@@ -256,8 +256,6 @@ def check_host(host: str, port: int, policy: ConnectionPolicy,
     refused hosts and ports, and ``host_not_found`` when the name does not resolve.
     Opens no socket to the server.
     """
-    if not isinstance(host, str) or not host.strip():
-        raise MailError(NO_SERVER, detail="no host")  # a row without a server: a sentence
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise MailError(REFUSED, detail="invalid port")
     name = normalise_host(host)

@@ -180,8 +180,8 @@ class ImapSession:
     def open(self) -> None:
         """Connect, secure the connection as configured, and sign in."""
         s = self.settings
-        if s is None:  # a mailbox row without this server
-            raise MailError(NO_SERVER, detail="no settings")
+        if s is None or not (s.host or "").strip():  # a mailbox row without this server
+            raise MailError(NO_SERVER, detail="no server")
         addresses = check_host(s.host, s.port, self.policy)
         try:
             self._imap = self._connect(addresses)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from plugin.fetching import server_flags
 from plugin.linking.consolidate import consolidate
+from plugin.mail.account import ServerSettings
 from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.errors import NO_SERVER, MailError
 from plugin.mail.imap import ImapSession
@@ -95,8 +96,10 @@ def test_a_fetching_mailbox_without_a_server_cannot_be_stored(mini):
 
 def test_every_connection_says_a_missing_server_in_words():
     policy = ConnectionPolicy()
+    blank = ServerSettings("", 465, "ssl", "login", "pw")
     for session in (ImapSession(None, policy), Pop3Session(None, policy),
-                    SmtpSession(None, policy)):
+                    SmtpSession(None, policy), SmtpSession(blank, policy),
+                    ImapSession(blank, policy)):
         with pytest.raises(MailError) as caught:
             session.open()
         assert caught.value.kind == NO_SERVER
