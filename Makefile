@@ -27,6 +27,7 @@ bench: install system-packages
 	$(PY) bench/timeline.py --db postgresql
 	$(PY) bench/timeline.py --db sqlite
 	$(PY) bench/discovery.py
+	$(PY) bench/render.py
 
 install: $(STAMP) $(HTMX)
 

@@ -38,6 +38,10 @@ class BlobStoreBase:
         """The bytes named sha256 (FileNotFoundError when missing)."""
         raise NotImplementedError
 
+    def get_range(self, sha256: str, start: int, length: int) -> bytes:
+        """``length`` bytes of a blob from ``start`` (stores override it to read only those)."""
+        return self.get(sha256)[start:start + length]
+
     def exists(self, sha256: str, conn: Any = None) -> bool:
         """Whether the blob named sha256 is stored."""
         raise NotImplementedError

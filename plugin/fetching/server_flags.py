@@ -24,6 +24,7 @@ from plugin.blobs import blob_store
 from plugin.blobs.durable import durable_before_server_change
 from plugin.context import AddonContext
 from plugin.mail.account import ServerSettings
+from plugin.fetching.status import UNEXPECTED_SENTENCE, record_action
 from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
@@ -85,13 +86,13 @@ def _enqueue(addon: AddonContext, mailbox_id: int, work: Push, locations: list[L
         log.info("server flags of mailbox %s not pushed: %s", mailbox_id, exc.kind)
         return
     policy = connection_policy(addon, s)
-    job = (work, settings, policy, locations, arg)
+    job = (work, settings, policy, locations, arg, mailbox_id)
     jobs = s.info.setdefault("ie_server_jobs", [])
     jobs.append(job)
     if len(jobs) == 1:
         def after_commit(session: Session) -> None:
-            for w, st, po, locs, a in session.info.pop("ie_server_jobs", []):
-                fut = _executor(addon).submit(_run, addon, w, st, po, locs, a)
+            for w, st, po, locs, a, mid in session.info.pop("ie_server_jobs", []):
+                fut = _executor(addon).submit(_run, addon, w, st, po, locs, a, mid)
                 with _lock:
                     _pending.setdefault(id(addon), []).append(fut)
 
@@ -103,12 +104,18 @@ def _enqueue(addon: AddonContext, mailbox_id: int, work: Push, locations: list[L
 
 
 def _run(addon: AddonContext, work: Push, settings: ServerSettings, policy: ConnectionPolicy,
-         locations: list[Location], arg: object) -> None:
+         locations: list[Location], arg: object, mailbox_id: int) -> None:
     try:
         with ImapSession(settings, policy) as imap:
             work(addon, imap, locations, arg)
+        record_action(addon.engine, mailbox_id, "flags", None)
     except Exception as exc:  # the next sync re-reads the flags
         log.warning("webmail change not carried to the server (%s)", type(exc).__name__)
+        sentence = exc.sentence if isinstance(exc, MailError) else UNEXPECTED_SENTENCE
+        try:  # the status panel says so (the database may be what failed)
+            record_action(addon.engine, mailbox_id, "flags", sentence)
+        except Exception:
+            log.exception("could not note the failed webmail change")
 
 
 def wait_for_server_updates(addon: AddonContext, timeout: float = 30) -> None:

@@ -7,7 +7,7 @@ mailbox's failures never touch another's.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, update
 
@@ -103,3 +103,28 @@ def request_fetch(engine: Engine, mailbox_id: int) -> None:
     with engine.begin() as conn:
         conn.execute(update(Mailbox).where(Mailbox.id == mailbox_id)
                      .values(fetch_requested=True, progress_count=0))
+
+
+#: server actions besides fetching, in the words of the status panel
+ACTION_WORDS = {
+    "sent_copy": "Saving sent mail in your Sent folder",
+    "consolidate": "Filing client mail into your chosen folder",
+    "flags": "Carrying a webmail change (read or deleted) to the mail server",
+}
+UNEXPECTED_SENTENCE = "an unexpected error. It will be tried again."
+
+
+def record_action(engine: Engine, mailbox_id: int, action: str,
+                  sentence: str | None) -> None:
+    """How a server action went (``sentence`` None: it worked). A failure shows on the
+    mailbox's status panel until the same action next succeeds."""
+    table = Mailbox.__table__
+    with engine.begin() as conn:
+        if sentence is None:
+            conn.execute(update(table).where(
+                table.c.id == mailbox_id, table.c.action_error_kind == action).values(
+                action_error=None, action_error_kind=None, action_error_at=None))
+        else:
+            conn.execute(update(table).where(table.c.id == mailbox_id).values(
+                action_error=f"{ACTION_WORDS[action]} failed: {sentence}",
+                action_error_kind=action, action_error_at=datetime.now(UTC)))

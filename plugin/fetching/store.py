@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from plugin.blobs import BlobStoreBase
-from plugin.mail.parse import ParsedMessage, parse_message
+from plugin.mail.parse import ParsedMessage, content_digest, parse_message, variant_key
 from plugin.models import Attachment, Mailbox, Message, MessageLocation, Quarantine
 from plugin.testing.faults import crashpoint
 
@@ -223,12 +223,13 @@ class MessageStore:
         return ("imap", item.folder, item.uidvalidity, item.uid)
 
     def message_row(self, item: FetchedItem, now: datetime) -> dict:
-        """The message table's values for a parsed item."""
+        """The message table's values for a parsed item (under its parsed key)."""
         p = item.parsed
         out = item.role == "sent" or (self.owner and p.from_addr.lower() == self.owner)
         return {
             "mailbox_id": self.mailbox_id,
             "message_key": p.message_key,
+            "content_digest": p.content_digest or None,
             "message_id_header": p.message_id,
             "in_reply_to": p.in_reply_to,
             "references": p.references,
@@ -252,6 +253,52 @@ class MessageStore:
             "created_at": now,
         }
 
+    def _identity_keys(self, conn: Connection, items: Sequence[FetchedItem]) -> dict[int, str]:
+        """The key each item is stored under, by ``id(item)``.
+
+        Two messages are one only when they have the same Message-ID *and* the same
+        content (:func:`~plugin.mail.parse.content_digest`): a later message re-using a
+        stored Message-ID with other content (a spoofer's, or a broken sender's) gets
+        its own key, so it is stored and shown instead of hiding behind the first."""
+        wanted = {i.parsed.message_key for i in items if i.parsed.message_id}
+        known: dict[str, str | None] = {}
+        legacy: dict[str, str] = {}
+        listed = sorted(wanted)
+        for start in range(0, len(listed), 500):
+            for key, digest, blob in conn.execute(select(
+                    _MSG.c.message_key, _MSG.c.content_digest, _MSG.c.blob_sha256).where(
+                    _MSG.c.mailbox_id == self.mailbox_id,
+                    _MSG.c.message_key.in_(listed[start:start + 500]))):
+                known[key] = digest
+                if digest is None:
+                    legacy[key] = blob
+        out: dict[int, str] = {}
+        for item in items:
+            key, digest = item.parsed.message_key, item.parsed.content_digest
+            if not item.parsed.message_id or not digest:
+                out[id(item)] = key  # keyed by its bytes already
+                continue
+            if key not in known:
+                known[key] = digest  # the first of this batch takes the plain key
+            elif known[key] is None and key in legacy:
+                known[key] = self._fill_digest(conn, key, legacy.pop(key))
+            have = known[key]
+            out[id(item)] = key if have is None or have == digest else variant_key(key, digest)
+        return out
+
+    def _fill_digest(self, conn: Connection, key: str, blob_sha256: str) -> str | None:
+        """The digest of a row stored before 0008, from its raw bytes (kept on the row);
+        None when the bytes are gone (then the old rule holds: same Message-ID, same
+        message)."""
+        try:
+            digest = content_digest(self.blobs.get(
+                blob_sha256, conn if self.blobs.transactional else None))
+        except (OSError, ValueError):
+            return None
+        conn.execute(update(_MSG).where(_MSG.c.mailbox_id == self.mailbox_id,
+                                        _MSG.c.message_key == key).values(content_digest=digest))
+        return digest
+
     def _insert_items(self, conn: Connection, items: Sequence[FetchedItem]) -> BatchResult:
         result = BatchResult()
         now = _now()
@@ -268,9 +315,12 @@ class MessageStore:
         if not todo:
             return result
 
+        keys = self._identity_keys(conn, todo)
         rows: dict[str, dict] = {}
         for item in todo:
-            rows.setdefault(item.parsed.message_key, self.message_row(item, now))
+            key = keys[id(item)]
+            if key not in rows:
+                rows[key] = {**self.message_row(item, now), "message_key": key}
         ids: dict[str, int] = {}
         new_keys: set[str] = set()
         returned = conn.execute(
@@ -285,7 +335,7 @@ class MessageStore:
             ids.update({key: mid for mid, key in found})
 
         locations = [{
-            "message_id": ids[item.parsed.message_key],
+            "message_id": ids[keys[id(item)]],
             "mailbox_id": self.mailbox_id,
             "folder": item.folder,
             "uidvalidity": item.uidvalidity,
@@ -299,14 +349,10 @@ class MessageStore:
         attachments = []
         done: set[str] = set()
         for item in todo:
-            key = item.parsed.message_key
+            key = keys[id(item)]
             if key in new_keys and key not in done:
                 done.add(key)
-                for a in item.parsed.attachments:
-                    attachments.append({
-                        "message_id": ids[key], "part_index": a.part_index,
-                        "filename": a.filename, "content_type": a.content_type,
-                        "size": a.size, "content_id": a.content_id, "is_inline": a.inline})
+                attachments += attachment_rows(ids[key], item.parsed)
         if attachments:
             conn.execute(_ATT.insert(), attachments)
 
@@ -318,6 +364,14 @@ class MessageStore:
                 messages_imported=_MBX.c.messages_imported + result.stored,
                 progress_count=_MBX.c.progress_count + result.stored))
         return result
+
+
+def attachment_rows(message_id: int, parsed: ParsedMessage) -> list[dict]:
+    """The attachment table's values for a parsed message (with each body's slice)."""
+    return [{"message_id": message_id, "part_index": a.part_index, "filename": a.filename,
+             "content_type": a.content_type, "size": a.size, "content_id": a.content_id,
+             "is_inline": a.inline, "body_offset": a.offset, "body_length": a.length,
+             "transfer_encoding": a.encoding} for a in parsed.attachments]
 
 
 def _now() -> datetime:

@@ -19,6 +19,7 @@ from plugin.context import AddonContext
 from plugin.mail.errors import MailError
 from plugin.mail.imap import ImapSession
 from plugin.models import Mailbox, Message, MessageLocation, RecordLink
+from plugin.fetching.status import record_action
 from plugin.setup.credentials import incoming_for
 from plugin.setup.policy import connection_policy
 
@@ -73,8 +74,10 @@ def consolidate(addon: AddonContext, mailbox_id: int) -> int:
                 else:
                     imap.copy(uids, target)
                 done += [mid for mid, _uid in items]
+        record_action(addon.engine, mailbox_id, "consolidate", None)
     except MailError as exc:
         log.info("consolidating mailbox %s stopped: %s", mailbox_id, exc.kind)
+        record_action(addon.engine, mailbox_id, "consolidate", exc.sentence)
     if done:
         with Session(addon.engine) as s:
             s.execute(update(Message).where(Message.id.in_(done)).values(consolidated=True))

@@ -43,6 +43,7 @@ OAUTH_SIGN_IN_AGAIN = "oauth_sign_in_again"
 OAUTH_PROVIDER = "oauth_provider"
 #: the administrator turned the provider's sign-in off or removed its client
 OAUTH_DISABLED = "oauth_disabled"
+NO_SERVER = "no_server"
 
 SENTENCES: dict[str, str] = {
     HOST_NOT_FOUND: "The server name could not be found. Check the host name.",
@@ -88,6 +89,8 @@ SENTENCES: dict[str, str] = {
     "It will be tried again in a few minutes.",
     OAUTH_DISABLED: "Sign-in with your email provider is turned off in the integrated "
     "email settings. Ask your administrator to turn it back on.",
+    NO_SERVER: "No mail server is set for this mailbox. Add the server in the mailbox's "
+    "settings.",
 }
 
 KINDS: frozenset[str] = frozenset(SENTENCES)

@@ -42,6 +42,7 @@ from plugin.mail.auth import (
 )
 from plugin.mail.connect import ConnectionPolicy, check_host, connect_addresses, ssl_context
 from plugin.mail.errors import (
+    NO_SERVER,
     AUTH_FAILED,
     FOLDER_MISSING,
     OAUTH_UNAVAILABLE,
@@ -180,6 +181,8 @@ class ImapSession:
     def open(self) -> None:
         """Connect, secure the connection as configured, and sign in."""
         s = self.settings
+        if s is None or not (s.host or "").strip():  # a mailbox row without this server
+            raise MailError(NO_SERVER, detail="no server")
         addresses = check_host(s.host, s.port, self.policy)
         try:
             self._imap = self._connect(addresses)

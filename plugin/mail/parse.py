@@ -35,9 +35,12 @@ from plugin.mail.invisible import neutralise, safe_display_name
 __all__ = [
     "ParsedAttachment",
     "ParsedMessage",
+    "content_digest",
+    "decode_slice",
     "find_part",
     "message_key_for",
     "parse_message",
+    "variant_key",
     "walk_parts",
 ]
 
@@ -66,6 +69,11 @@ class ParsedAttachment:
     size: int
     content_id: str | None
     inline: bool
+    #: where the part's encoded body sits in the raw bytes (None: not found; find_part)
+    offset: int | None = None
+    length: int | None = None
+    #: its Content-Transfer-Encoding, to decode that slice alone
+    encoding: str | None = None
 
 
 @dataclass(slots=True)
@@ -87,6 +95,9 @@ class ParsedMessage:
     size: int
     sha256: str
     defects: list[str] = field(default_factory=list)
+    #: sha256 of what the reader sees (see :func:`content_digest`): two copies of one
+    #: message agree; a different message re-using its Message-ID does not
+    content_digest: str = ""
 
 
 # --------------------------------------------------------------------- helpers
@@ -194,6 +205,50 @@ def message_key_for(message_id: str | None, raw: bytes | None = None,
     return "sha256:" + sha256
 
 
+#: the headers that make a message what it is to its reader (shown, replied to,
+#: threaded, decoded). Transport headers (Received, Return-Path, Delivered-To,
+#: DKIM-Signature, spam scores, ...) are added on the way and differ between two
+#: copies of one message, so they are left out.
+CONTENT_HEADERS = ("from", "sender", "reply-to", "to", "cc", "subject", "date",
+                   "message-id", "in-reply-to", "references", "mime-version",
+                   "content-type", "content-transfer-encoding")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_WS_BYTES = re.compile(rb"[ \t]+")
+
+
+def content_digest(raw: bytes) -> str:
+    """sha256 of a message's content headers and body, line endings and folding
+    normalised: the same for the copy in INBOX, in Sent and in another folder, and
+    for one that went through more servers; different for any other message."""
+    m = _HEAD_END.search(raw)
+    head, body = (raw[:m.start()], raw[m.end():]) if m else (raw, b"")
+    fields: dict[bytes, list[bytes]] = {}
+    name = None
+    for line in re.split(rb"\r?\n", head):
+        if line[:1] in (b" ", b"\t") and name is not None:
+            fields[name][-1] += b" " + line.strip()
+            continue
+        key, colon, value = line.partition(b":")
+        name = key.strip().lower() if colon else None
+        if name is not None:
+            fields.setdefault(name, []).append(value.strip())
+    h = hashlib.sha256()
+    for wanted in CONTENT_HEADERS:
+        for value in fields.get(wanted.encode(), []):
+            h.update(wanted.encode() + b":" + _WS_BYTES.sub(b" ", value).strip() + b"\n")
+    h.update(b"\n")
+    h.update(body.replace(b"\r\n", b"\n").rstrip(b"\r\n \t"))
+    return h.hexdigest()
+
+
+def variant_key(message_key: str, digest: str) -> str:
+    """The key of a message that re-uses a stored Message-ID with other content: the
+    same for every copy of that other message (a re-fetch stays a no-op), never the
+    key of the first one, and always within the column's width."""
+    return "dup:" + hashlib.sha256(f"{message_key}#{digest}".encode(
+        "utf-8", "surrogatepass")).hexdigest()
+
+
 def _addresses(values: list[str]) -> list[tuple[str, str]]:
     if not values:
         return []
@@ -296,6 +351,29 @@ def walk_parts(msg: _Msg) -> Iterator[tuple[int, int, _Msg]]:
                     stack.append((child, depth + 1))
 
 
+def decode_slice(data: bytes, encoding: str | None) -> bytes:
+    """A part's decoded bytes from its encoded body alone (see ``ParsedAttachment.offset``)."""
+    part = _Msg()
+    part["Content-Transfer-Encoding"] = encoding or "7bit"
+    part.set_payload(data.decode("ascii", "surrogateescape"))
+    out = part.get_payload(decode=True)
+    return out if isinstance(out, bytes) else data
+
+
+def _locate(raw: bytes, part: _Msg, start: int) -> tuple[int | None, int | None]:
+    """(offset, length) of a leaf part's encoded body in ``raw``, searched from
+    ``start`` (parts come in byte order); (None, None) when it cannot be found."""
+    payload = part._payload
+    if not isinstance(payload, str) or not payload:
+        return None, None
+    try:
+        needle = payload.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return None, None
+    at = raw.find(needle, start)
+    return (at, len(needle)) if at >= 0 else (None, None)
+
+
 def find_part(raw: bytes, part_index: int) -> tuple[str, str, bytes] | None:
     """(content type, safe filename, decoded bytes) of one stored part, for downloads."""
     msg = _load(raw)
@@ -352,7 +430,7 @@ def parse_message(raw: bytes, internaldate: datetime | None = None) -> ParsedMes
         date = internaldate.astimezone(UTC) if internaldate.tzinfo else \
             internaldate.replace(tzinfo=UTC)
 
-    text, html, attachments = _bodies(msg, defects)
+    text, html, attachments = _bodies(msg, defects, raw)
     if text:
         snippet_src = text
     elif html:
@@ -379,12 +457,14 @@ def parse_message(raw: bytes, internaldate: datetime | None = None) -> ParsedMes
         size=len(raw),
         sha256=sha,
         defects=defects,
+        content_digest=content_digest(raw),
     )
 
 
-def _bodies(msg: _Msg, defects: list[str]) -> tuple[str, str | None,
-                                                     list[ParsedAttachment]]:
+def _bodies(msg: _Msg, defects: list[str], raw: bytes = b"") -> tuple[
+        str, str | None, list[ParsedAttachment]]:
     text: str | None = None
+    cursor = 0  # where the next part's body may start in ``raw``
     html: str | None = None
     attachments: list[ParsedAttachment] = []
     skip_below: int | None = None  # depth of a message/rfc822 we do not look into
@@ -425,8 +505,17 @@ def _bodies(msg: _Msg, defects: list[str]) -> tuple[str, str | None,
                 continue  # a multipart with a broken boundary: nothing to show
             if index == 0 and not filename:
                 continue  # a bare non-text body without a name
-            attachments.append(_attachment(part, index, ctype, filename=filename,
-                                           disposition=disposition))
+            found = _attachment(part, index, ctype, filename=filename,
+                                disposition=disposition)
+            if cursor >= 0:  # parts come in byte order: one forward scan in all
+                found.offset, found.length = _locate(raw, part, cursor)
+                # Not found: stop looking (a scan to the end per part would be quadratic);
+                # the rest are found again by part index when downloaded.
+                cursor = -1 if found.offset is None else found.offset + found.length
+            if found.offset is not None:
+                found.encoding = _clean(str(part.get("content-transfer-encoding", "7bit"))
+                                        .strip().lower(), 32)
+            attachments.append(found)
     except Exception as exc:  # keep what we have
         defects.append(f"body: {type(exc).__name__}")
     return text or "", html, attachments

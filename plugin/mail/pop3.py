@@ -22,6 +22,7 @@ from plugin.mail.account import ServerSettings
 from plugin.mail.auth import OAuthExchange, choose_mechanism, initial_response, require_tls
 from plugin.mail.connect import ConnectionPolicy, check_host, connect_addresses, ssl_context
 from plugin.mail.errors import (
+    NO_SERVER,
     AUTH_FAILED,
     OAUTH_UNAVAILABLE,
     PROTOCOL,
@@ -122,6 +123,8 @@ class Pop3Session:
     def open(self) -> None:
         """Connect, secure the connection as configured, and sign in."""
         s = self.settings
+        if s is None or not (s.host or "").strip():  # a mailbox row without this server
+            raise MailError(NO_SERVER, detail="no server")
         addresses = check_host(s.host, s.port, self.policy)
         try:
             self._connect(addresses)

@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 import nh3
 from markupsafe import Markup
 
-__all__ = ["SanitizedHtml", "TooComplex", "sanitize_html", "check_complexity", "as_text",
+__all__ = ["SanitizedHtml", "TooComplex", "sanitize_html", "sanitize_once", "finish_sanitized",
+           "check_complexity", "as_text",
            "clean_remote_url", "srcdoc_document", "iframe_csp", "linkify_text", "ALLOWED_TAGS"]
 
 #: tags kept (their content is kept when the tag is dropped, unless in DROP_WITH_CONTENT)
@@ -124,7 +125,10 @@ class TooComplex(ValueError):
         super().__init__(sentence)
 
 
-def _attribute_filter_for(cid_map: Mapping[str, str], allow_remote: bool, counter: list[int]):
+def _attribute_filter_for(cid_map: Mapping[str, str] | None, allow_remote: bool,
+                          counter: list[int]):
+    """The nh3 attribute filter; ``cid_map`` None keeps ``cid:`` sources as ``cid:key``
+    (the cached form, resolved per view by :func:`finish_sanitized`)."""
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
         if attr == "href":
             return value if value.strip().lower().startswith(_LINK_SCHEMES) else None
@@ -132,6 +136,8 @@ def _attribute_filter_for(cid_map: Mapping[str, str], allow_remote: bool, counte
             v = value.strip()
             low = v.lower()
             if low.startswith("cid:"):
+                if cid_map is None:
+                    return "cid:" + _cid_key(v[4:])
                 return cid_map.get(_cid_key(v[4:]))
             if low.startswith("data:"):
                 return v if _DATA_IMAGE.match(v) else None
@@ -187,7 +193,7 @@ def _cid_key(cid: str) -> str:
     return cid.strip().strip("<>").lower()
 
 
-def _once(text: str, cid_map: Mapping[str, str], allow_remote: bool,
+def _once(text: str, cid_map: Mapping[str, str] | None, allow_remote: bool,
           counter: list[int]) -> str:
     return nh3.clean(
         text,
@@ -205,7 +211,7 @@ def _once(text: str, cid_map: Mapping[str, str], allow_remote: bool,
 
 def sanitize_html(text: str | None, cid_map: Mapping[str, str] | None = None,
                   allow_remote: bool = False,
-                  fallback_text: str | None = None) -> SanitizedHtml:
+                  fallback_text: str | None = None, keep_cids: bool = False) -> SanitizedHtml:
     """The allow-listed form of an HTML body (see the module docstring).
 
     ``cid_map`` maps Content-IDs (lower case, no angle brackets) to the ``data:`` URI of
@@ -220,7 +226,7 @@ def sanitize_html(text: str | None, cid_map: Mapping[str, str] | None = None,
         check_complexity(text)
     except TooComplex as exc:
         return as_text(text, exc.sentence, fallback_text)
-    cids = {_cid_key(k): v for k, v in (cid_map or {}).items()}
+    cids = None if keep_cids else {_cid_key(k): v for k, v in (cid_map or {}).items()}
     counter = [0]
     out = _once(text, cids, allow_remote, counter)
     blocked = counter[0]
@@ -232,6 +238,42 @@ def sanitize_html(text: str | None, cid_map: Mapping[str, str] | None = None,
     # Never stable (not seen in practice): show the text only, which is.
     plain = html.escape(nh3.clean(out, tags=set(), clean_content_tags=set(DROP_WITH_CONTENT)))
     return SanitizedHtml(plain, blocked)
+
+
+def sanitize_once(text: str | None, fallback_text: str | None = None) -> str:
+    """The form of an HTML body to keep (sanitize once, show many times): allow-listed
+    like :func:`sanitize_html`, with clean remote images kept and ``cid:`` sources left
+    as ``cid:key``; :func:`finish_sanitized` makes a view of it in linear time."""
+    return sanitize_html(text, None, True, fallback_text, keep_cids=True).html
+
+
+#: an <img> tag of the sanitizer's output (its attribute values are always "quoted")
+_IMG_TAG = re.compile(r'<img\b(?:[^>"]|"[^"]*")*>')
+_SRC_ATTR = re.compile(r'\ssrc="([^"]*)"')
+
+
+def finish_sanitized(kept: str, cid_map: Mapping[str, str] | None = None,
+                     allow_remote: bool = False) -> SanitizedHtml:
+    """One view of :func:`sanitize_once`'s output: ``cid:`` images resolved to their
+    ``data:`` URIs (or dropped), remote images kept only when the reader asked."""
+    cids = {_cid_key(k): v for k, v in (cid_map or {}).items()}
+    blocked = [0]
+
+    def image(tag: re.Match) -> str:
+        def source(m: re.Match) -> str:
+            value = html.unescape(m.group(1))
+            low = value.lower()
+            if low.startswith("cid:"):
+                found = cids.get(_cid_key(value[4:]))
+                return ' src="%s"' % html.escape(found, quote=True) if found else ""
+            if low.startswith(("http:", "https:")) and not allow_remote:
+                blocked[0] += 1
+                return ""
+            return m.group(0)
+        return _SRC_ATTR.sub(source, tag.group(0))
+
+    out = _IMG_TAG.sub(image, kept) if "<img" in kept else kept
+    return SanitizedHtml(out, blocked[0])
 
 
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:._-]*)")

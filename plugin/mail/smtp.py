@@ -28,6 +28,7 @@ from plugin.mail.account import ServerSettings
 from plugin.mail.auth import OAuthExchange, choose_mechanism, initial_response, require_tls
 from plugin.mail.connect import ConnectionPolicy, check_host, connect_addresses, ssl_context
 from plugin.mail.errors import (
+    NO_SERVER,
     AUTH_FAILED,
     AUTH_UNAVAILABLE,
     MESSAGE_UNSAFE,
@@ -276,6 +277,8 @@ class SmtpSession:
         if self.fresh_settings is not None:
             self.settings = self.fresh_settings()
         s = self.settings
+        if s is None or not (s.host or "").strip():  # a mailbox row without this server
+            raise MailError(NO_SERVER, detail="no server")
         addresses = check_host(s.host, s.port, self.policy)
         try:
             self._connect(addresses)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer,
+                        String, Text, UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plugin.db import Base
@@ -22,6 +22,10 @@ class Mailbox(Base):
         # and shared-folder query; without it SQLite builds a transient index each time.
         Index("ix_ie_mailbox_sharing", "sharing", "user_id"),
         Index("ix_ie_mailbox_due", "is_active", "paused", "next_fetch_at"),
+        # A mailbox that fetches has a server to fetch from (an empty host crashed
+        # Sent copies, consolidation and recovery before every path said so in words).
+        CheckConstraint("protocol IS NULL OR (in_host IS NOT NULL AND in_host <> '')",
+                        name="incoming_host"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -90,6 +94,12 @@ class Mailbox(Base):
     fetch_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     #: progress of the sync under way (messages stored so far), for Fetch now
     progress_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: the last failure of a server action besides fetching (Sent copy, consolidation,
+    #: flag push), in plain words for the status panel; cleared when it next works
+    action_error: Mapped[str | None] = mapped_column(Text)
+    #: which action: "sent_copy", "consolidate" or "flags" (fetching.status.ACTION_WORDS)
+    action_error_kind: Mapped[str | None] = mapped_column(String(16))
+    action_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     cursors: Mapped[list[FetchCursor]] = relationship(
         back_populates="mailbox", cascade="all, delete-orphan")

@@ -48,6 +48,11 @@ class Message(Base):
     body_text: Mapped[str] = mapped_column(Text, default="")
     #: HTML as received (sanitized when shown, never stored sanitized-only)
     body_html: Mapped[str | None] = mapped_column(Text)
+    #: ``body_html`` sanitized once, on first view (reading.render_body); None: not yet
+    body_html_safe: Mapped[str | None] = mapped_column(Text)
+    #: sha256 of the content the reader sees (mail.parse.content_digest): one Message-ID
+    #: with other content is another message; None for rows from before 0008
+    content_digest: Mapped[str | None] = mapped_column(String(64))
     has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
     size: Mapped[int] = mapped_column(Integer, default=0)
     #: sha256 of the raw bytes, which are in the blob store for every synced message
@@ -118,6 +123,11 @@ class Attachment(Base):
     #: Content-ID for inline cid: images
     content_id: Mapped[str | None] = mapped_column(String(255))
     is_inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the encoded body's place in the raw blob: a download reads that slice only
+    #: (None: look the part up by ``part_index``, reading the whole message)
+    body_offset: Mapped[int | None] = mapped_column(BigInteger)
+    body_length: Mapped[int | None] = mapped_column(BigInteger)
+    transfer_encoding: Mapped[str | None] = mapped_column(String(32))
 
     message: Mapped[Message] = relationship(back_populates="attachments")
 

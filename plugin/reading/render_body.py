@@ -11,14 +11,16 @@ from typing import Any
 
 from markupsafe import Markup
 
-from plugin.blobs import blob_store
-from plugin.mail.parse import find_part
-from plugin.mail.sanitize import linkify_text, sanitize_html, srcdoc_document
+from plugin.mail.sanitize import finish_sanitized, linkify_text, sanitize_once, srcdoc_document
 from plugin.models import Message
+from plugin.reading.messages import attachment_bytes
 
 #: inline images up to this total are embedded as data: URIs in the message frame
 MAX_INLINE_BYTES = 5 * 1024 * 1024
 INLINE_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+#: marks what ``body_html_safe`` was made by; a change of the sanitizer's rules
+#: bumps it, and every message is sanitized again on its next view
+SANITIZED_VERSION = "ie-sanitized-1\n"
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,24 @@ class RenderedBody:
     plain: Markup | None
 
 
+def kept_html(msg: Message) -> str:
+    """``msg``'s HTML sanitized once: from ``body_html_safe``, else made now and put
+    there (the caller's commit keeps it), so no view after the first pays the parser."""
+    kept = msg.body_html_safe
+    if kept is None or not kept.startswith(SANITIZED_VERSION):
+        # HTML past the sanitizer's limits shows as the message's own text part instead
+        kept = SANITIZED_VERSION + sanitize_once(msg.body_html, fallback_text=msg.body_text)
+        msg.body_html_safe = kept
+    return kept[len(SANITIZED_VERSION):]
+
+
 def render_body(config: Mapping[str, Any], msg: Message, remote_images: bool) -> RenderedBody:
     """The body of ``msg`` ready for the page (``remote_images``: the reader asked)."""
     frame = blocked = None
     if msg.body_html:
-        # HTML past the sanitizer's limits shows as the message's own text part instead
-        clean = sanitize_html(msg.body_html, cid_images(config, msg), remote_images,
-                              fallback_text=msg.body_text)
+        kept = kept_html(msg)
+        cids = cid_images(config, msg) if 'src="cid:' in kept else {}
+        clean = finish_sanitized(kept, cids, remote_images)
         frame, blocked = srcdoc_document(clean.html, remote_images), clean.blocked_images
     return RenderedBody(frame, blocked, None if frame else linkify_text(msg.body_text))
 
@@ -50,14 +63,10 @@ def cid_images(config: Mapping[str, Any], msg: Message) -> dict[str, str]:
               if a.content_id and a.content_type.lower() in INLINE_IMAGE_TYPES]
     if not wanted or sum(a.size for a in wanted) > MAX_INLINE_BYTES:
         return {}
-    try:
-        raw = blob_store(config).get(msg.blob_sha256)
-    except (OSError, ValueError):
-        return {}
     out = {}
     for a in wanted:
-        found = find_part(raw, a.part_index)
-        if found and found[2]:
+        data = attachment_bytes(config, a)  # its slice of the message, not all of it
+        if data:
             out[a.content_id.strip("<>").lower()] = "data:%s;base64,%s" % (
-                a.content_type.lower(), base64.b64encode(found[2]).decode("ascii"))
+                a.content_type.lower(), base64.b64encode(data).decode("ascii"))
     return out

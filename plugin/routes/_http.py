@@ -3,11 +3,14 @@ headers, downloads, and "load it or answer 404 with a reason"."""
 
 from __future__ import annotations
 
+import functools
 import secrets
+from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 from flask import Response, abort, current_app, g, make_response
+from flask.typing import ResponseReturnValue
 from flask_htmx import HTMX
 
 from plugin.reading.messages import attachment_bytes
@@ -62,6 +65,20 @@ def page_csp(remote_images: bool = False) -> str:
             "img-src %s; font-src 'self'; connect-src 'self'; form-action 'self'; "
             "frame-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'self'"
             % (scripts, images))
+
+
+def mail_derived(view: Callable[..., ResponseReturnValue]) -> Callable[..., Response]:
+    """The mail pages' CSP and ``Cache-Control: private, no-store`` on a page or fragment
+    that shows text from mail (names, subjects, quotes): escaping is not the only guard,
+    and no shared cache keeps a copy."""
+    @functools.wraps(view)
+    def wrapper(*args: object, **kwargs: object) -> Response:
+        resp = make_response(view(*args, **kwargs))
+        resp.headers.setdefault("Content-Security-Policy",
+                                page_csp(bool(g.get("ie_remote_images"))))
+        resp.headers.setdefault("Cache-Control", "private, no-store")
+        return resp
+    return wrapper
 
 
 def content_disposition(filename: str) -> str:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, current_app, g
 
 from plugin.csrf import protect
 from plugin.routes._filters import FILTERS
+from plugin.routes._http import mail_derived
 from plugin.routes import admin, compose, fetch, lifecycle, oauth, records, setup, webmail
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 _M = "/mail/messages/<int:message_id>"
 _R = "/records/<kind>/<record_id>"
 _W = webmail.webmail_view  # 404 in outbound-only mode, the mail pages' CSP
+_D = mail_derived  # pages that quote mail or candidates' names: CSP, private, no-store
 
 #: (rule, endpoint, view, methods): every URL the add-on answers.
 URLS = [
@@ -47,16 +49,16 @@ URLS = [
     ("/mailboxes/<int:mailbox_id>/fetch", "fetch_now", fetch.fetch_now, ["POST"]),
     ("/mailboxes/<int:mailbox_id>/progress", "fetch_progress", fetch.fetch_progress, ["GET"]),
     # sending
-    ("/compose", "compose", compose.compose, ["GET", "POST"]),
-    ("/compose/reply/<int:message_id>", "compose_reply", compose.compose_reply, ["GET"]),
-    ("/outbox", "outbox", compose.outbox_list, ["GET"]),
-    ("/outbox/<int:outbound_id>/resend", "outbox_resend", compose.outbox_resend, ["POST"]),
-    ("/bulk/new", "bulk_new", compose.bulk_new, ["GET", "POST"]),
-    ("/bulk/preview", "bulk_preview", compose.bulk_preview, ["POST"]),
-    ("/bulk/send", "bulk_send", compose.bulk_send, ["POST"]),
-    ("/bulk/<int:job_id>", "bulk_job", compose.bulk_job, ["GET"]),
-    ("/bulk/<int:job_id>/progress", "bulk_progress", compose.bulk_progress, ["GET"]),
-    ("/bulk/<int:job_id>/cancel", "bulk_cancel", compose.bulk_cancel, ["POST"]),
+    ("/compose", "compose", _D(compose.compose), ["GET", "POST"]),
+    ("/compose/reply/<int:message_id>", "compose_reply", _D(compose.compose_reply), ["GET"]),
+    ("/outbox", "outbox", _D(compose.outbox_list), ["GET"]),
+    ("/outbox/<int:outbound_id>/resend", "outbox_resend", _D(compose.outbox_resend), ["POST"]),
+    ("/bulk/new", "bulk_new", _D(compose.bulk_new), ["GET", "POST"]),
+    ("/bulk/preview", "bulk_preview", _D(compose.bulk_preview), ["POST"]),
+    ("/bulk/send", "bulk_send", _D(compose.bulk_send), ["POST"]),
+    ("/bulk/<int:job_id>", "bulk_job", _D(compose.bulk_job), ["GET"]),
+    ("/bulk/<int:job_id>/progress", "bulk_progress", _D(compose.bulk_progress), ["GET"]),
+    ("/bulk/<int:job_id>/cancel", "bulk_cancel", _D(compose.bulk_cancel), ["POST"]),
     # reading: the webmail
     ("/mail", "webmail", _W(webmail.inbox), ["GET"]),
     ("/mail/folders/<role>", "webmail_folder", _W(webmail.folder), ["GET"]),
@@ -72,11 +74,11 @@ URLS = [
     (_M + "/records/<int:link_id>/delete", "webmail_record_remove",
      _W(webmail.record_remove), ["POST"]),
     # the panels on the host's record pages
-    (_R + "/messages/<int:message_id>", "record_message", records.record_message, ["GET"]),
-    (_R + "/attachments/<int:attachment_id>", "record_attachment", records.record_attachment,
+    (_R + "/messages/<int:message_id>", "record_message", _D(records.record_message), ["GET"]),
+    (_R + "/attachments/<int:attachment_id>", "record_attachment", _D(records.record_attachment),
      ["GET"]),
-    (_R + "/timeline", "record_timeline", records.record_timeline, ["GET"]),
-    (_R + "/share", "record_share", records.record_share, ["POST"]),
+    (_R + "/timeline", "record_timeline", _D(records.record_timeline), ["GET"]),
+    (_R + "/share", "record_share", _D(records.record_share), ["POST"]),
 ]
 
 

@@ -340,6 +340,10 @@ def bulk_send() -> ResponseReturnValue:
         compose_service.check_header(values["subject"], "subject")
     except compose_service.HeaderError as exc:
         problems.append(merge.MergeProblem("subject", exc.sentence))
+    try:  # the sender's profile name goes into every message's From
+        compose_service.check_header(g.ie_user.name or "", "sender name")
+    except compose_service.HeaderError as exc:
+        problems.append(merge.MergeProblem("sender", exc.sentence))
     if not ctx["selection"].records:
         problems.append(merge.MergeProblem(
             "recipients", f"None of the selected {ctx['words']['many']} has a valid email "

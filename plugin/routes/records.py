@@ -111,6 +111,9 @@ def record_message(kind: str, record_id: str, message_id: int) -> ResponseReturn
     msg = _linked_message_or_404(ref, message_id)
     remote = request.args.get("images") == "1"
     body = render_body(current_app.config, msg, remote)
+    session = get_addon().session()
+    if session.is_modified(msg):  # the HTML was sanitized for the first time: keep it
+        session.commit()
     record = get_addon().host.get_records([ref]).get(ref)
     resp = current_app.make_response(render_template(
         "integrated_email/record_message.html", msg=msg, ref=ref, record=record,

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from flask import (Response, abort, current_app, g, make_response, redirect, render_template,
+from flask import (Response, abort, current_app, g, redirect, render_template,
                    request, url_for)
 from flask.typing import ResponseReturnValue
 
@@ -24,7 +24,7 @@ from plugin.reading import mailbox_view as wm
 from plugin.reading import messages
 from plugin.reading.mailbox_view import Page
 from plugin.reading.render_body import render_body
-from plugin.routes._http import attachment_response, found_or_404, page_csp, wants_fragment
+from plugin.routes._http import attachment_response, found_or_404, mail_derived, wants_fragment
 
 NO_MESSAGE = "No such message, or you may not see it."
 NO_OWN_MESSAGE = "No such message among your own mail."
@@ -36,11 +36,7 @@ def webmail_view(view: Callable[..., ResponseReturnValue]) -> Callable[..., Resp
     def wrapper(*args: object, **kwargs: object) -> Response:
         if not wm.webmail_enabled(get_addon().session()):
             abort(404, "The webmail is off: the administrator chose outbound-only mode.")
-        resp = make_response(view(*args, **kwargs))
-        resp.headers.setdefault("Content-Security-Policy",
-                                page_csp(bool(g.get("ie_remote_images"))))
-        resp.headers.setdefault("Cache-Control", "private, no-store")
-        return resp
+        return mail_derived(view)(*args, **kwargs)
     return wrapper
 
 
@@ -161,6 +157,8 @@ def message(message_id: int) -> ResponseReturnValue:
     remote = request.args.get("images") == "1"
     g.ie_remote_images = remote
     body = render_body(current_app.config, msg, remote)
+    if s.is_modified(msg):  # the HTML was sanitized for the first time: keep it
+        s.commit()
     record_q = (request.args.get("record_q") or "").strip()[:100]
     return render_template(
         "integrated_email/webmail_message.html",

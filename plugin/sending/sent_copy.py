@@ -17,10 +17,10 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from plugin.blobs import blob_store
 from plugin.context import AddonContext
-from plugin.fetching.store import begin_write, insert_new
+from plugin.fetching.store import attachment_rows, begin_write, insert_new
 from plugin.host import HostAdapter, RecordRef
 from plugin.mail import build as compose
-from plugin.mail.parse import message_key_for, parse_message
+from plugin.mail.parse import content_digest, message_key_for, parse_message
 from plugin.models import Attachment as StoredAttachment
 from plugin.models import Message, RecordLink
 from plugin.models.outbound import OutboundMessage
@@ -131,6 +131,7 @@ def _message_values(row: OutboundRow, raw: bytes, sha: str, stamp: datetime) -> 
     to = compose.addresses_from_json(row.to_addrs)
     return {
         "mailbox_id": row.mailbox_id, "message_key": message_key_for(row.message_id_header),
+        "content_digest": content_digest(raw),
         "message_id_header": row.message_id_header, "in_reply_to": row.in_reply_to,
         "references": row.references, "subject": row.subject,
         "from_addr": row.from_addr, "from_name": row.from_name,
@@ -168,8 +169,4 @@ def _store_attachments(conn: Connection, message_id: int, raw: bytes) -> None:
     have = conn.execute(select(att_table.c.id).where(
         att_table.c.message_id == message_id)).first()
     if have is None and parsed.attachments:
-        conn.execute(att_table.insert(), [{
-            "message_id": message_id, "part_index": a.part_index,
-            "filename": a.filename, "content_type": a.content_type,
-            "size": a.size, "content_id": a.content_id, "is_inline": a.inline}
-            for a in parsed.attachments])
+        conn.execute(att_table.insert(), attachment_rows(message_id, parsed))

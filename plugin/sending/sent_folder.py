@@ -25,6 +25,7 @@ from plugin.models.outbound import OutboundMessage
 from plugin.sending.lease import now
 from plugin.sending.messages import raw_for
 from plugin.sending.sent_copy import record_sent, sender_name
+from plugin.fetching.status import record_action
 from plugin.setup.credentials import incoming_for
 
 log = logging.getLogger("plugin.integrated_email.send")
@@ -114,9 +115,11 @@ def file_rows(addon: AddonContext, session: Session, mb: Mailbox,
                     there = sent.contains([r.message_id_header for r in rows])
                     todo = [r for r in rows if r.message_id_header not in there]
                 sent.append_many([raws[r.id] for r in todo])
+            record_action(addon.engine, mb.id, "sent_copy", None)
         except MailError as exc:
             log.warning("saving %d sent messages of mailbox %s failed: %s", len(rows), mb.id,
                         exc.kind)
+            record_action(addon.engine, mb.id, "sent_copy", exc.sentence)
             in_sent = False
     elif mb.protocol == "imap":
         in_sent = True  # the provider files it

@@ -201,7 +201,7 @@ def test_blob_retention_drops_old_raw_bytes_without_attachments(addon):
     shas = {key: store.put(key.encode()) for key in ("old-text", "old-files", "new")}
     s = addon.session()
     mb = Mailbox(user_id="1", account_name="r", email="r@example.test", protocol="imap",
-                 out_host="h", out_port=465, out_security="ssl")
+                 in_host="h", out_host="h", out_port=465, out_security="ssl")
     s.add(mb)
     s.flush()
     old = datetime.now(UTC) - timedelta(days=40)

@@ -35,6 +35,7 @@ from plugin.mail import build as compose
 from plugin.mail.connect import ConnectionPolicy
 from plugin.mail.errors import (
     MESSAGE_REJECTED,
+    MESSAGE_UNSAFE,
     RECIPIENT_REFUSED,
     SENDER_REFUSED,
     TOO_LARGE,
@@ -63,6 +64,8 @@ _JOB = BulkJob.__table__
 PER_MESSAGE_KINDS = frozenset({RECIPIENT_REFUSED, MESSAGE_REJECTED, TOO_LARGE, SENDER_REFUSED})
 #: how often a running job looks for Cancel and renews its lease
 CHECK_SECONDS = 0.5
+#: a row's failure when its message cannot be built for a reason without its own sentence
+UNBUILDABLE = "This message could not be written (a header holds something mail cannot carry)."
 CHUNK = 200
 
 
@@ -189,6 +192,13 @@ class JobRun:
                     break
             if self._taken is not None:
                 self._mark_taken_sent()
+        except Exception:
+            # Whatever went wrong, the job must not stay "running" for ever: it stops
+            # with a sentence (a row left "sending" is settled by the next run's recovery).
+            log.exception("bulk job %s failed", self.job_id)
+            self.outcome = "stopped"
+            self.notice = ("Sending stopped on an unexpected error; the messages not yet "
+                           "sent were kept. Try again, or tell your administrator.")
         finally:
             self.smtp.close()
             self.filer.finish()
@@ -249,11 +259,21 @@ class JobRun:
 
     def _send(self, turn: _Turn) -> bool:
         """Send the turn's row; False when the run must end."""
+        config = self.addon.app.config
+        message = None
         if turn.built is not None:
             ns, prepared, raw = turn.built.ns, turn.built.prepared, turn.built.raw
         else:
             ns = _row_namespace(turn.row, turn.stamp)
-            prepared, raw = bulk_template(ns), None
+            try:  # a row whose headers cannot be written fails alone, before any byte
+                prepared = bulk_template(ns)
+                if prepared is None:
+                    message = message_for(config, ns)
+                    raw = compose.flatten(message)
+                else:
+                    raw = raw_for(config, ns, prepared)
+            except ValueError as exc:  # HeaderError, or the email library's own
+                return self._unbuildable(ns, getattr(exc, "sentence", UNBUILDABLE))
         rcpts = [a for _n, a in compose.addresses_from_json(ns.to_addrs)]
         claimed = turn.claimed
         if not claimed and prepared is None:
@@ -268,15 +288,10 @@ class JobRun:
             crashpoint("bulk_before_smtp")
         else:
             hook = partial(self._folded_commit, turn.row.id, turn.stamp, self._taken)
-        config = self.addon.app.config
         try:
             if prepared is None:
-                message = message_for(config, ns)
-                raw = compose.flatten(message)
-                refused = self.smtp.send(ns.from_addr, rcpts, message)
+                refused = self.smtp.send(ns.from_addr, rcpts, message or message_for(config, ns))
             else:
-                if raw is None:
-                    raw = raw_for(config, ns, prepared)
                 refused = self.smtp.send_bytes(ns.from_addr, rcpts, raw,
                                                while_waiting=self._while_waiting,
                                                on_envelope=hook)
@@ -290,6 +305,18 @@ class JobRun:
         self._taken = _Taken(ns, raw, bool(refused))
         if not self.fold:
             self._mark_taken_sent()
+        return True
+
+    def _unbuildable(self, ns: SimpleNamespace, sentence: str) -> bool:
+        """Fail one row whose message cannot be built (say a line break in the sender's
+        profile name); nothing of it was sent and the run goes on with the next row."""
+        if self._taken is not None:
+            self._mark_taken_sent()
+        begin_write(self.conn)
+        self.conn.execute(update(_OUT).where(
+            _OUT.c.id == ns.id, _OUT.c.state.in_(("queued", "sending"))).values(
+            state="failed", error_kind=MESSAGE_UNSAFE, error=sentence, lease_owner=None))
+        self.conn.commit()
         return True
 
     def _folded_commit(self, row_id: int, stamp: datetime, prev: _Taken) -> None:
