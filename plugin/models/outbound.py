@@ -68,6 +68,8 @@ class OutboundMessage(Base):
     attachments: Mapped[str] = mapped_column(Text, default="[]")
     #: space-separated record references ("candidate:12 contact:3") to note it on
     record_refs: Mapped[str] = mapped_column(Text, default="")
+    #: bulk only: the recipient's signed one-click unsubscribe URL (List-Unsubscribe)
+    unsubscribe_url: Mapped[str | None] = mapped_column(String(600))
     #: the Date header, fixed when sending starts so a rebuild gives the same bytes
     date: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)

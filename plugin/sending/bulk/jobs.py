@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, literal, select, update
 from sqlalchemy.orm import Session
@@ -214,8 +215,10 @@ def resumable_jobs(addon: AddonContext) -> list[int]:
     return out
 
 
-def close_run(engine: Engine, job_id: int, outcome: str, notice: str | None) -> None:
-    """Write the outcome a runner reached: done, cancelled, stopped, or paused."""
+def close_run(engine: Engine, job_id: int, outcome: str, notice: str | None,
+              resume_at: datetime | None = None) -> None:
+    """Write the outcome a runner reached: done, cancelled, stopped, paused, or waiting
+    (the provider's daily limit is reached: the send job resumes it at ``resume_at``)."""
     with engine.connect() as conn:
         begin_write(conn)
         if outcome == "cancelled":
@@ -227,6 +230,9 @@ def close_run(engine: Engine, job_id: int, outcome: str, notice: str | None) -> 
             conn.execute(update(_JOB).where(_JOB.c.id == job_id).values(
                 state="stopped", notice=notice, finished_at=now(),
                 lease_owner=None, lease_until=None))
+        elif outcome == "waiting":
+            conn.execute(update(_JOB).where(_JOB.c.id == job_id).values(
+                notice=notice, lease_owner=PAUSED, lease_until=resume_at or now()))
         elif outcome == "paused":
             # The server is unreachable for now: the send job resumes after a pause.
             conn.execute(update(_JOB).where(_JOB.c.id == job_id).values(

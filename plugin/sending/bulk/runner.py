@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import partial
@@ -37,12 +38,13 @@ from plugin.mail.errors import (
     MESSAGE_REJECTED,
     RECIPIENT_REFUSED,
     SENDER_REFUSED,
+    THROTTLED,
     TOO_LARGE,
     MailError,
 )
 from plugin.models import Mailbox
 from plugin.models.outbound import BulkJob, OutboundMessage
-from plugin.sending import outbox
+from plugin.sending import limits, outbox
 from plugin.sending.bulk.filer import Filer
 from plugin.sending.bulk.jobs import claim_job, close_run
 from plugin.sending.bulk.recipients import sent_today
@@ -54,6 +56,7 @@ from plugin.sending.sent_copy import sender_name
 from plugin.sending.sent_folder import file_rows
 from plugin.setup import settings as settings_service
 from plugin.setup.policy import connection_policy
+from plugin.testing import clock
 from plugin.testing.faults import crashpoint
 
 log = logging.getLogger("plugin.integrated_email.bulk")
@@ -64,6 +67,10 @@ PER_MESSAGE_KINDS = frozenset({RECIPIENT_REFUSED, MESSAGE_REJECTED, TOO_LARGE, S
 #: how often a running job looks for Cancel and renews its lease
 CHECK_SECONDS = 0.5
 CHUNK = 200
+#: clock seconds a throttled job waits before it tries again, slower
+THROTTLE_WAIT = 60.0
+#: added to the per-minute window, so server-side jitter never counts one message too many
+WINDOW_MARGIN = 0.05
 
 
 def run_job(addon: AddonContext, job_id: int) -> str | None:
@@ -83,7 +90,8 @@ def run_job(addon: AddonContext, job_id: int) -> str | None:
             file_rows(addon, session, mb, leftover, policy)
         allowance = gs.bulk_per_day - sent_today(session, job.user_id)
         spacing = job.spacing_seconds
-    state = JobRun(addon, job_id, mb, policy, name, allowance, spacing).run()
+        limit = limits.limit_for(session, mb, addon.app.config)
+    state = JobRun(addon, job_id, mb, policy, name, allowance, spacing, limit).run()
     log.info("bulk job %s ended %s", job_id, state)
     return state
 
@@ -149,9 +157,14 @@ class JobRun:
     """
 
     def __init__(self, addon: AddonContext, job_id: int, mb: Mailbox,
-                 policy: ConnectionPolicy, name: str, allowance: int, spacing: int) -> None:
+                 policy: ConnectionPolicy, name: str, allowance: int, spacing: int,
+                 limit: limits.ProviderLimit | None = None) -> None:
         self.addon, self.job_id = addon, job_id
         self.allowance, self.spacing = allowance, spacing
+        self.mailbox_id = mb.id
+        self.limit = limit or limits.ProviderLimit(limits.OTHER, "", 0, 0)
+        #: when the run waits for the provider's day to have room again
+        self.resume_at: datetime | None = None
         self.owner = worker_id()
         self.lease = lease_length(addon.app.config)
         self.filer = Filer(addon, mb, policy, name)
@@ -160,10 +173,17 @@ class JobRun:
         self.notice: str | None = None
         self.conn = addon.engine.connect()
         self.marks = RowMarks(self.conn, self.owner)
-        #: "sent" of one row and "sending" of the next are one commit (no spacing)
-        self.fold = not spacing
+        #: the provider's pace: messages a minute now, seconds between two, start times
+        self.per_minute = 0
+        self.interval = 0.0
+        self._window: deque[float] = deque()
+        self._next_at = clock.monotonic()
+        self._set_pace(limits.paced_per_minute(self.conn, mb.id, self.limit, now()))
+        self.conn.rollback()
+        #: messages the provider's 24 hours still have room for
+        self.day_left = 0
+        self._refresh_day()
         self._last_check = 0.0
-        self._last_sent = False
         self._queued: Iterator[Row] = iter(())
         self._upcoming: Row | None = None
         #: the row the server took whose ``sent`` is not committed yet: it is
@@ -177,7 +197,8 @@ class JobRun:
         """Send every queued row; returns the outcome, written to the job."""
         try:
             try:
-                self.smtp.open()
+                if self._day_has_room():
+                    self.smtp.open()
             except MailError as exc:
                 self._stop(exc.kind, exc.sentence)
             if self.outcome == "done":
@@ -193,8 +214,81 @@ class JobRun:
             self.smtp.close()
             self.filer.finish()
             self.conn.close()
-        close_run(self.addon.engine, self.job_id, self.outcome, self.notice)
+        close_run(self.addon.engine, self.job_id, self.outcome, self.notice, self.resume_at)
         return self.outcome
+
+    # ------------------------------------------------------------ the provider's pace
+
+    def _set_pace(self, per_minute: int) -> None:
+        """Messages a minute from now on (0: as fast as the server takes them)."""
+        self.per_minute = per_minute
+        self.interval = max(float(self.spacing), 60.0 / per_minute if per_minute else 0.0)
+        self._window = deque(self._window, maxlen=per_minute or 1)
+        #: "sent" of one row and "sending" of the next are one commit (no pacing)
+        self.fold = not self.interval
+
+    def _refresh_day(self) -> None:
+        if self.limit.per_day:
+            used = limits.sent_since(self.conn, self.mailbox_id, now() - limits.DAY)
+            self.conn.rollback()
+            self.day_left = self.limit.per_day - used
+
+    def _day_has_room(self) -> bool:
+        """False (and the run waits for tomorrow) when the provider's day is full."""
+        if not self.limit.per_day or self.day_left > 0:
+            return True
+        self._refresh_day()  # single messages count too; old ones leave the window
+        if self.day_left > 0:
+            return True
+        self.resume_at = limits.day_reopens_at(self.conn, self.mailbox_id,
+                                               self.limit.per_day, now())
+        self.conn.rollback()
+        self.outcome = "waiting"
+        self.notice = (f"{self.limit.label} allows {self.limit.per_day:,} messages in 24 "
+                       "hours from one mailbox and that many went out. The rest go out by "
+                       f"themselves from {self.resume_at:%d %b %Y %H:%M} UTC.")
+        return False
+
+    def _wait_for_slot(self) -> bool:
+        """Wait for this message's place in the provider's pace; False when cancelled."""
+        if not self.interval:
+            return True
+        due = self._next_at
+        if self.per_minute and len(self._window) >= self.per_minute:
+            due = max(due, self._window[0] + 60.0 + WINDOW_MARGIN)
+        left = due - clock.monotonic()
+        if left > 0 and _sleep_unless_cancelled(self.conn, self.job_id, self.owner,
+                                                self.lease, left):
+            self.outcome = "cancelled"
+            return False
+        start = clock.monotonic()
+        self._window.append(start)
+        # Planned on a fixed grid, so time spent sending does not add up into drift.
+        self._next_at = max(self._next_at + self.interval, start - self.interval)
+        return True
+
+    def _throttled(self, ns: SimpleNamespace | None) -> bool:
+        """The server said "too fast": the row waits (queued), the pace halves, and the
+        run goes on after a pause; False when cancelled meanwhile."""
+        if ns is not None:
+            begin_write(self.conn)
+            self.conn.execute(update(_OUT).where(_OUT.c.id == ns.id,
+                                                 _OUT.c.state == "sending").values(
+                state="queued", lease_owner=None, error_kind=THROTTLED, error=None))
+            self.conn.commit()
+        slower = limits.record_throttle(self.conn, self.mailbox_id, self.per_minute)
+        log.info("bulk job %s throttled by the server: %d a minute now", self.job_id, slower)
+        self._set_pace(slower)
+        self._prebuilt.clear()
+        if _sleep_unless_cancelled(self.conn, self.job_id, self.owner, self.lease,
+                                   THROTTLE_WAIT):
+            self.outcome = "cancelled"
+            return False
+        self._next_at = clock.monotonic()
+        # Start again from the first queued row: the throttled one is queued again.
+        self._queued = _queued_rows(self.conn, self.job_id)
+        self._upcoming = next(self._queued, None)
+        return True
 
     # ------------------------------------------------------------ choosing the next row
 
@@ -204,11 +298,13 @@ class JobRun:
 
     def _may_go_on(self) -> bool:
         """Cancel, lease and the daily limit, checked before each claim."""
-        if time.monotonic() - self._last_check >= CHECK_SECONDS or self.spacing:
+        if time.monotonic() - self._last_check >= CHECK_SECONDS or self.interval:
             self._last_check = time.monotonic()
             if _cancelled_or_lost(self.conn, self.job_id, self.owner, self.lease):
                 self.outcome = "cancelled"
                 return False
+        if not self._day_has_room():
+            return False
         if self.allowance <= 0:
             self.outcome = "stopped"
             self.notice = ("Your administrator's limit of bulk messages per day was "
@@ -232,13 +328,7 @@ class JobRun:
             self._mark_taken_sent()
         if self.outcome != "done":
             return None
-        if self.spacing and self._last_sent:
-            self._last_sent = False
-            if _sleep_unless_cancelled(self.conn, self.job_id, self.owner, self.lease,
-                                       self.spacing):
-                self.outcome = "cancelled"
-                return None
-        while self._upcoming is not None and self._may_go_on():
+        while self._upcoming is not None and self._may_go_on() and self._wait_for_slot():
             candidate = self._advance()
             stamp = now()
             if self.marks.claim(candidate.id, stamp):
@@ -286,7 +376,7 @@ class JobRun:
             return self._failed(ns, exc)
         crashpoint("bulk_after_smtp")
         self.allowance -= 1
-        self._last_sent = True
+        self.day_left -= 1
         self._taken = _Taken(ns, raw, bool(refused))
         if not self.fold:
             self._mark_taken_sent()
@@ -317,8 +407,12 @@ class JobRun:
             # written): the previous row is committed on its own and this one
             # was never claimed (still ``queued``, nothing of it sent).
             self._mark_taken_sent()
+            if exc.kind == THROTTLED:
+                return self._throttled(None)
             self._stop(exc.kind, exc.sentence)
             return False
+        if exc.kind == THROTTLED:
+            return self._throttled(ns)
         stop = _after_failure(self.conn, ns, exc)
         if stop is not None:
             self._stop(exc.kind, stop)
@@ -403,11 +497,12 @@ def _cancelled_or_lost(conn: Connection, job_id: int, owner: str, lease: timedel
 
 def _sleep_unless_cancelled(conn: Connection, job_id: int, owner: str, lease: timedelta,
                             seconds: float) -> bool:
-    end = time.monotonic() + seconds
+    """Sleep ``seconds`` of the sending clock, looking for Cancel every CHECK_SECONDS."""
+    end = clock.monotonic() + seconds
     while True:
-        left = end - time.monotonic()
+        left = end - clock.monotonic()
         if left <= 0:
             return False
-        time.sleep(min(left, CHECK_SECONDS))
+        clock.sleep(min(left, clock.scaled(CHECK_SECONDS)))
         if _cancelled_or_lost(conn, job_id, owner, lease):
             return True
