@@ -13,7 +13,16 @@ from flask import Blueprint, Response, abort, current_app, g
 
 from plugin.csrf import protect
 from plugin.routes._filters import FILTERS
-from plugin.routes import admin, compose, fetch, lifecycle, records, setup, webmail
+from plugin.routes import (
+    admin,
+    compose,
+    deliverability,
+    fetch,
+    lifecycle,
+    records,
+    setup,
+    webmail,
+)
 
 if TYPE_CHECKING:
     from plugin.addon import IntegratedEmail
@@ -28,6 +37,7 @@ URLS = [
     # the admin's global settings and the mailbox overview
     ("/admin/settings", "admin_settings", admin.global_settings, ["GET", "POST"]),
     ("/admin/mailboxes", "admin_health", fetch.mailbox_health, ["GET"]),
+    ("/admin/send-limits", "admin_send_limits", deliverability.send_limits, ["GET", "POST"]),
     # personal set-up
     ("/mailboxes", "mailboxes", setup.mailbox_list, ["GET"]),
     ("/mailboxes/new", "mailbox_new", setup.mailbox_form, ["GET", "POST"]),

@@ -31,6 +31,7 @@ from plugin.models.outbound import BulkJob, OutboundMessage
 from plugin.reading import messages
 from plugin.routes._http import found_or_404, wants_fragment
 from plugin.sending import bulk as bulk_service
+from plugin.sending.bulk import schedule as bulk_schedule
 from plugin.sending import compose as compose_case
 from plugin.sending import merge, outbox
 from plugin.setup import mailbox as setup_service
@@ -305,8 +306,11 @@ def _job_context(job: BulkJob) -> dict:
     s = get_addon().session()
     rows = s.scalars(select(OutboundMessage).where(OutboundMessage.bulk_job_id == job.id)
                      .order_by(OutboundMessage.id)).all()
-    return {"job": job, "progress": bulk_service.progress(s, job.id), "rows": rows,
-            "skipped": json.loads(job.skipped or "[]")}
+    progress = bulk_service.progress(s, job.id)
+    return {"job": job, "progress": progress, "rows": rows,
+            "skipped": json.loads(job.skipped or "[]"),
+            "finish": bulk_schedule.expected_finish(s, current_app.config, job,
+                                                    progress.remaining)}
 
 
 def bulk_job(job_id: int) -> ResponseReturnValue:
