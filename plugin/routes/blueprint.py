@@ -1,7 +1,9 @@
 """The add-on's blueprint and its one URL table.
 
 Every request first passes ``guard``: 404 while the add-on is inactive, sign-in
-required, CSRF checked on state-changing methods. The handlers live in one module
+required, CSRF checked on state-changing methods. One exception, :data:`PUBLIC`:
+the one-click unsubscribe page, which recipients of bulk email (not users of the ATS)
+reach from their mail program; the signed token in its URL is its only key. The handlers live in one module
 per page group; this table is the only place URLs are named.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, abort, current_app, g
+from flask import Blueprint, Response, abort, current_app, g, request
 
 from plugin.csrf import protect
 from plugin.routes._filters import FILTERS
@@ -63,6 +65,8 @@ URLS = [
     ("/bulk/<int:job_id>", "bulk_job", compose.bulk_job, ["GET"]),
     ("/bulk/<int:job_id>/progress", "bulk_progress", compose.bulk_progress, ["GET"]),
     ("/bulk/<int:job_id>/cancel", "bulk_cancel", compose.bulk_cancel, ["POST"]),
+    # public: recipients of bulk email, no sign-in (see PUBLIC)
+    ("/unsubscribe/<token>", "unsubscribe", deliverability.unsubscribe, ["GET", "POST"]),
     # reading: the webmail
     ("/mail", "webmail", _W(webmail.inbox), ["GET"]),
     ("/mail/folders/<role>", "webmail_folder", _W(webmail.folder), ["GET"]),
@@ -86,6 +90,13 @@ URLS = [
 ]
 
 
+#: endpoints that need no sign-in and no CSRF token. Only the unsubscribe page: RFC 8058
+#: has mail providers POST to it with no cookie and no token of ours, and its signed
+#: token (plugin.sending.unsubscribe) proves the request came from the message sent.
+#: GET there never changes anything. Add nothing here without the same proof.
+PUBLIC = frozenset({"integrated_email.unsubscribe"})
+
+
 def make_blueprint(addon: IntegratedEmail) -> Blueprint:
     """The ``integrated_email`` blueprint of ``addon``, with its guard and headers."""
     bp = Blueprint("integrated_email", __name__, template_folder="../templates",
@@ -100,6 +111,8 @@ def make_blueprint(addon: IntegratedEmail) -> Blueprint:
         """404 while inactive, sign-in required, CSRF checked on state changes."""
         if not addon.is_active():
             abort(404, "Integrated email is not active.")
+        if request.endpoint in PUBLIC:
+            return None
         user = addon.host.current_user()
         if user is None:
             lm = getattr(current_app, "login_manager", None)

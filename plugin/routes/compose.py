@@ -29,6 +29,7 @@ from plugin.mail import build as compose_service
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import BulkJob, OutboundMessage
 from plugin.reading import messages
+from plugin.routes import deliverability
 from plugin.routes._http import found_or_404, wants_fragment
 from plugin.sending import bulk as bulk_service
 from plugin.sending.bulk import schedule as bulk_schedule
@@ -282,7 +283,8 @@ def bulk_send() -> ResponseReturnValue:
     s = addon.session()
     job = bulk_service.create_job(addon, s, g.ie_user, mb, values["subject"], values["body"],
                                   ctx["selection"], signature=values["signature"],
-                                  formatted=values["formatted"])
+                                  formatted=values["formatted"],
+                                  unsubscribe_base=deliverability.unsubscribe_base())
     if not job.finished:
         bulk_service.start_in_thread(addon, job.id)
     target = url_for("integrated_email.bulk_job", job_id=job.id)
