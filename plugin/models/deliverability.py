@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.db import Base
@@ -65,14 +65,14 @@ class Bounce(Base):
     """A delivery failure report that arrived for a message the ATS sent."""
 
     __tablename__ = "ie_bounce"
-    __table_args__ = (Index("ix_ie_bounce_outbound", "outbound_id"),)
+    __table_args__ = (Index("ix_ie_bounce_outbound", "outbound_id"),
+                      UniqueConstraint("message_id", "address"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     outbound_id: Mapped[int] = mapped_column(
         ForeignKey("ie_outbound_message.id", ondelete="CASCADE"))
     #: the stored report (shown in the webmail, never linked to records)
-    message_id: Mapped[int] = mapped_column(
-        ForeignKey("ie_message.id", ondelete="CASCADE"), unique=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("ie_message.id", ondelete="CASCADE"))
     #: the recipient that failed, lower-cased
     address: Mapped[str] = mapped_column(String(320))
     #: True: permanent (the address is suppressed); False: temporary

@@ -3,8 +3,8 @@
 Every request first passes ``guard``: 404 while the add-on is inactive, sign-in
 required, CSRF checked on state-changing methods. One exception, :data:`PUBLIC`:
 the one-click unsubscribe page, which recipients of bulk email (not users of the ATS)
-reach from their mail program; the signed token in its URL is its only key. The handlers live in one module
-per page group; this table is the only place URLs are named.
+reach from their mail program; the signed token in its URL is its only key. The
+handlers live in one module per page group; this table is the only place URLs are named.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from plugin.reading import messages
 from plugin.routes import deliverability
 from plugin.routes._http import found_or_404, wants_fragment
 from plugin.sending import bulk as bulk_service
+from plugin.sending import bounces as bounce_service
 from plugin.sending.bulk import schedule as bulk_schedule
 from plugin.sending import compose as compose_case
 from plugin.sending import merge, outbox
@@ -312,7 +313,8 @@ def _job_context(job: BulkJob) -> dict:
     return {"job": job, "progress": progress, "rows": rows,
             "skipped": json.loads(job.skipped or "[]"),
             "finish": bulk_schedule.expected_finish(s, current_app.config, job,
-                                                    progress.remaining)}
+                                                    progress.remaining),
+            "bounces": bounce_service.for_outbound(s, [r.id for r in rows])}
 
 
 def bulk_job(job_id: int) -> ResponseReturnValue:

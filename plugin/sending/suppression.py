@@ -44,3 +44,13 @@ def sentence(entry: Suppression) -> str:
     """Why bulk email leaves the address out, in plain words."""
     when = entry.created_at.strftime("%d %b %Y") if entry.created_at else ""
     return REASONS.get(entry.reason, "{detail}").format(when=when, detail=entry.detail)
+
+
+def add_pending(session: Session, address: str, reason: str, detail: str = "",
+                outbound_id: int | None = None) -> None:
+    """:func:`suppress` inside the caller's transaction (the caller commits)."""
+    key = address.strip().lower()
+    if session.scalar(select(Suppression.id).where(Suppression.address == key)) is None and \
+            not any(isinstance(o, Suppression) and o.address == key for o in session.new):
+        session.add(Suppression(address=key, reason=reason, detail=detail[:200],
+                                outbound_id=outbound_id))

@@ -49,7 +49,7 @@ def _suppressed(rita) -> list[str]:
 def test_unsubscribe_headers_on_the_bulk_bytes_follow_rfc_8058(rita, smtp_lab):
     _recs, raws = _bulk(rita, smtp_lab, "hdr")
     links = set()
-    for addr, raw in raws.items():
+    for raw in raws.values():
         head = raw.split(b"\r\n\r\n", 1)[0]
         # Exactly one of each, on one line each: an https URL in angle brackets, and
         # the one value RFC 8058 allows.

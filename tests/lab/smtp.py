@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 import requests
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
+from . import bounces
 from .dovecot import Dovecot
 from .servers import HOST, free_port
 
@@ -94,6 +95,12 @@ class _Handler:
             user = self.lab.dovecot.user(rcpt) if rcpt.lower().endswith("@example.test") else None
             if user is not None:
                 self.lab.dovecot.deliver(user, raw)
+            outcome = bounces.outcome_for(rcpt)
+            sender = self.lab.dovecot.user(envelope.mail_from or "")
+            if outcome is not None and sender is not None and self.lab.bounces:
+                # Playing the recipient's server: it took the message, then reports back.
+                self.lab.dovecot.deliver(sender, bounces.dsn(raw, envelope.mail_from, rcpt,
+                                                             *outcome))
         with self.lab._cond:
             self.lab._accepted_at.append(rec.at)
             self.lab.received.append(rec)
@@ -196,6 +203,8 @@ class SmtpLab:
         #: MAIL FROM times while throttling, and how many were refused
         self.attempts_at: list[float] = []
         self.throttled = 0
+        #: answer mail to "bounce*" addresses with a DSN into the sender's mailbox
+        self.bounces = True
         self._accepted_at: list[float] = []
         self._cond = threading.Condition()
         self._controllers: list[Controller] = []

@@ -68,7 +68,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["message_id"], ["ie_message.id"], ondelete="CASCADE",
                                 name=op.f("fk_ie_bounce_message_id_ie_message")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ie_bounce")),
-        sa.UniqueConstraint("message_id", name=op.f("uq_ie_bounce_message_id")),
+        sa.UniqueConstraint("message_id", "address",
+                            name=op.f("uq_ie_bounce_message_id_address")),
     )
     op.create_index("ix_ie_bounce_outbound", "ie_bounce", ["outbound_id"])
     with op.batch_alter_table("ie_outbound_message") as batch:
