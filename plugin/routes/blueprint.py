@@ -59,6 +59,7 @@ URLS = [
     ("/compose/reply/<int:message_id>", "compose_reply", compose.compose_reply, ["GET"]),
     ("/outbox", "outbox", compose.outbox_list, ["GET"]),
     ("/outbox/<int:outbound_id>/resend", "outbox_resend", compose.outbox_resend, ["POST"]),
+    ("/outbox/<int:outbound_id>/cancel", "outbox_cancel", compose.outbox_cancel, ["POST"]),
     ("/bulk/new", "bulk_new", compose.bulk_new, ["GET", "POST"]),
     ("/bulk/preview", "bulk_preview", compose.bulk_preview, ["POST"]),
     ("/bulk/send", "bulk_send", compose.bulk_send, ["POST"]),

@@ -35,7 +35,7 @@ from plugin.sending import bulk as bulk_service
 from plugin.sending import bounces as bounce_service
 from plugin.sending.bulk import schedule as bulk_schedule
 from plugin.sending import compose as compose_case
-from plugin.sending import merge, outbox
+from plugin.sending import merge, outbox, send_later
 from plugin.setup import mailbox as setup_service
 from plugin.setup import settings as settings_service
 
@@ -98,14 +98,20 @@ def _form_values(form: MultiDict) -> dict:
             "subject": form.get("subject", ""), "body": form.get("body", ""),
             "formatted": form.get("formatted") in ("on", "yes", "1"),
             "source": form.get("source", ""), "mode": form.get("mode", ""),
-            "records": form.getlist("record")}
+            "records": form.getlist("record"), **_send_later_values(form)}
+
+
+def _send_later_values(form: MultiDict) -> dict:
+    """The "Send later" fields as typed (empty: send now)."""
+    return {"send_at": form.get("send_at", ""), "time_zone": form.get("time_zone", "UTC")}
 
 
 def _render_form(values: dict, errors: dict[str, str], mb: Mailbox,
                  status: int = 200) -> ResponseReturnValue:
     refs = _records(values.get("records", []))
     ctx = {"values": values, "errors": errors, "mailbox": mb, "records": _record_names(refs),
-           "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"]}
+           "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"],
+           "zones": send_later.zone_names()}
     tpl = T + ("_partials/compose_form.html" if wants_fragment() else "compose.html")
     return render_template(tpl, **ctx), status
 
@@ -152,8 +158,12 @@ def _send(mb: Mailbox) -> ResponseReturnValue:
         except ValueError:
             abort(400, "The message replied to is not a message number.")
         original = _visible_message(source_id)
+    later = send_later.read(values["send_at"], values["time_zone"])
+    if later.error:
+        input_errors["send_at"] = later.error
     outcome = compose_case.send_from_form(addon, addon.session(), g.ie_user, mb, values,
-                                          attachments, original, input_errors)
+                                          attachments, original, input_errors,
+                                          send_at=later.when)
     if outcome.errors:
         return _render_form(values, outcome.errors, mb, 422)
     row = outcome.row
@@ -168,6 +178,9 @@ def _send(mb: Mailbox) -> ResponseReturnValue:
 
 def result_sentence(row: OutboundMessage) -> str:
     """The flash sentence for a message as its sending ended."""
+    if send_later.is_scheduled(row):
+        return (f"Your message is scheduled for {row.next_attempt_at:%d %b %Y %H:%M} UTC. "
+                "You can cancel it in Sent from the ATS until then.")
     if row.state in ("sent", "filed"):
         return "Your message was sent."
     if row.state == "queued":
@@ -203,6 +216,19 @@ def outbox_resend(outbound_id: int) -> ResponseReturnValue:
     return redirect(url_for("integrated_email.outbox"))
 
 
+def outbox_cancel(outbound_id: int) -> ResponseReturnValue:
+    """Cancel a scheduled message that has not started."""
+    s = get_addon().session()
+    row = s.get(OutboundMessage, outbound_id)
+    if row is None or row.user_id != g.ie_user.id:
+        abort(404, "No such message in your outbox.")
+    if send_later.cancel_row(s, row):
+        flash("The scheduled message was cancelled; it will not be sent.")
+    else:
+        flash("That message has already started sending and can no longer be cancelled.")
+    return redirect(url_for("integrated_email.outbox"))
+
+
 # ------------------------------------------------------------------ bulk
 
 
@@ -214,7 +240,8 @@ def _bulk_context(ids: list[str], mb: Mailbox) -> dict:
     limit = bulk_service.limit_problem(s, gs, g.ie_user.id, len(selection.records)) \
         if selection.records else None
     return {"selection": selection, "ids": [str(r.ref.id) for r in selection.records],
-            "limit_problem": limit, "fields": merge.FIELDS, "mailbox": mb, "gs": gs}
+            "limit_problem": limit, "fields": merge.FIELDS, "mailbox": mb, "gs": gs,
+            "zones": send_later.zone_names()}
 
 
 def bulk_new() -> ResponseReturnValue:
@@ -230,7 +257,7 @@ def bulk_new() -> ResponseReturnValue:
     ctx = _bulk_context(ids, mb)
     ctx.update(values={"subject": "", "body": "Hello {{ first_name }},\n\n\n\n"
                        "{{ recruiter_signature }}", "signature": g.ie_user.name,
-                       "formatted": False},
+                       "formatted": False, "send_at": "", "time_zone": "UTC"},
                problems=[], preview=None)
     return render_template(T + "bulk_new.html", **ctx)
 
@@ -238,7 +265,8 @@ def bulk_new() -> ResponseReturnValue:
 def _bulk_values(form: MultiDict) -> dict:
     return {"subject": form.get("subject", ""), "body": form.get("body", ""),
             "signature": form.get("signature", ""),
-            "formatted": form.get("formatted") in ("on", "yes", "1")}
+            "formatted": form.get("formatted") in ("on", "yes", "1"),
+            **_send_later_values(form)}
 
 
 def bulk_preview() -> ResponseReturnValue:
@@ -277,6 +305,9 @@ def bulk_send() -> ResponseReturnValue:
                                            "has a valid email address."))
     if ctx["limit_problem"]:
         problems.append(merge.MergeProblem("recipients", ctx["limit_problem"]))
+    later = send_later.read(values["send_at"], values["time_zone"])
+    if later.error:
+        problems.append(merge.MergeProblem("send_at", later.error))
     if problems:
         ctx.update(values=values, problems=problems, preview=None)
         tpl = "_partials/bulk_form.html" if wants_fragment() else "bulk_new.html"
@@ -285,8 +316,13 @@ def bulk_send() -> ResponseReturnValue:
     job = bulk_service.create_job(addon, s, g.ie_user, mb, values["subject"], values["body"],
                                   ctx["selection"], signature=values["signature"],
                                   formatted=values["formatted"],
-                                  unsubscribe_base=deliverability.unsubscribe_base())
-    if not job.finished:
+                                  unsubscribe_base=deliverability.unsubscribe_base(),
+                                  send_at=later.when)
+    if later.when is not None and not job.finished:
+        job.notice = (f"Scheduled for {values['send_at'].replace('T', ' ')} "
+                      f"({values['time_zone'] or 'UTC'}); you can cancel it until then.")
+        s.commit()
+    elif not job.finished:
         bulk_service.start_in_thread(addon, job.id)
     target = url_for("integrated_email.bulk_job", job_id=job.id)
     if wants_fragment():

@@ -1,0 +1,119 @@
+"""Send later, against the lab SMTP with a controllable clock: a scheduled message and a
+scheduled bulk go out at their time (typed in the sender's time zone) and not before;
+cancelled ones never go; times that cannot be used are refused in plain words."""
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime, timedelta
+
+import pytest
+
+from plugin.jobs import send as send_job
+from plugin.sending.lease import aware
+from plugin.testing import clock
+from tests.integration.send_helpers import form, job, make_sender, outbound_rows
+
+
+@pytest.fixture
+def rita(mini, dovecot, smtp_lab):
+    smtp_lab.clear()
+    yield make_sender(mini, dovecot, smtp_lab)
+    clock.set_clock(0, 1)
+
+
+BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
+
+
+def _tomorrow_9_berlin() -> tuple[str, datetime]:
+    local = (datetime.now(BERLIN) + timedelta(days=1)).replace(hour=9, minute=30, second=0,
+                                                               microsecond=0)
+    return local.strftime("%Y-%m-%dT%H:%M"), local.astimezone(zoneinfo.ZoneInfo("UTC"))
+
+
+def _tick(rita) -> None:
+    with rita.app.app_context():
+        send_job.run(rita.addon)
+
+
+def _advance_past(when: datetime) -> None:
+    clock.advance((when - clock.now()).total_seconds() + 30)
+
+
+def test_scheduled_message_goes_out_at_its_time_and_a_cancelled_one_never(rita, smtp_lab):
+    typed, when = _tomorrow_9_berlin()
+    resp = rita.client.post("/integrated-email/compose", data=form(
+        to="later@example.test", subject="Scheduled", body="At nine thirty",
+        send_at=typed, time_zone="Europe/Berlin"))
+    assert resp.status_code == 302
+    resp = rita.client.post("/integrated-email/compose", data=form(
+        to="never@example.test", subject="Cancelled", body="Not at all",
+        send_at=typed, time_zone="Europe/Berlin"))
+    later, never = outbound_rows(rita.addon)
+    assert aware(later.next_attempt_at) == when and later.state == "queued"
+    outbox = rita.client.get("/integrated-email/outbox").get_data(as_text=True)
+    assert outbox.count("Cancel sending") == 2
+    rita.client.post(f"/integrated-email/outbox/{never.id}/cancel", data=form())
+    _tick(rita)
+    assert smtp_lab.received == []  # not before its time
+    _advance_past(when)
+    _tick(rita)
+    got = smtp_lab.wait_for(1)
+    assert [r.rcpt_tos for r in got] == [("later@example.test",)]
+    _tick(rita)
+    assert len(smtp_lab.received) == 1
+    rows = {r.subject: r for r in outbound_rows(rita.addon)}
+    assert rows["Scheduled"].state == "filed" and rows["Cancelled"].state == "cancelled"
+    # Once it has gone out it cannot be cancelled.
+    rita.client.post(f"/integrated-email/outbox/{rows['Scheduled'].id}/cancel", data=form())
+    with rita.client.session_transaction() as session:
+        assert "can no longer be cancelled" in str(session.get("_flashes"))
+    assert {r.state for r in outbound_rows(rita.addon)} == {"filed", "cancelled"}
+
+
+def test_scheduled_bulk_starts_at_its_time_and_a_cancelled_one_never(rita, smtp_lab):
+    typed, when = _tomorrow_9_berlin()
+    recs = [rita.host.add_record("candidate", f"F{i}", "L", f"sched{i}@candidates.test")
+            for i in range(4)]
+    ids = [str(r.num) for r in recs]
+    jobs = []
+    for subject in ("Planned", "Dropped"):
+        resp = rita.client.post("/integrated-email/bulk/send", data=form(
+            candidate_ids=ids, subject=subject, body="Hello {{ first_name }}",
+            send_at=typed, time_zone="Europe/Berlin"))
+        assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
+        jobs.append(int(resp.headers["Location"].rsplit("/", 1)[1]))
+    planned, dropped = jobs
+    page = rita.client.get(f"/integrated-email/bulk/{planned}").get_data(as_text=True)
+    assert "Scheduled for" in page and "Europe/Berlin" in page
+    rita.client.post(f"/integrated-email/bulk/{dropped}/cancel", data=form())
+    _tick(rita)
+    assert smtp_lab.received == [] and job(rita.addon, planned).state == "queued"
+    _advance_past(when)
+    _tick(rita)
+    got = smtp_lab.wait_for(4)
+    assert sorted(r.rcpt_tos[0] for r in got) == sorted(r.email for r in recs)
+    assert job(rita.addon, planned).state == "done"
+    assert job(rita.addon, dropped).state == "cancelled"
+    _tick(rita)
+    assert len(smtp_lab.received) == 4
+
+
+@pytest.mark.parametrize("send_at, zone, sentence", [
+    ("2001-01-01T09:00", "UTC", "That time has passed"),
+    ("tomorrow at nine", "UTC", "Enter the date and time like"),
+    ("2099-01-01T09:00", "UTC", "Schedule at most a year ahead"),
+    ("next", "Mars/Olympus_Mons", "is not a time zone"),
+    ("next", "../../etc/passwd", "is not a time zone"),
+])
+def test_schedule_times_that_cannot_be_used_are_refused_and_nothing_is_queued(
+        rita, smtp_lab, send_at, zone, sentence):
+    if send_at == "next":
+        send_at = _tomorrow_9_berlin()[0]
+    resp = rita.client.post("/integrated-email/compose", data=form(
+        to="x@example.test", subject="Hi", body="x", send_at=send_at, time_zone=zone))
+    assert resp.status_code == 422 and sentence in resp.get_data(as_text=True)
+    ids = [str(rita.host.add_record("candidate", "A", "B", "ab@candidates.test").num)]
+    resp = rita.client.post("/integrated-email/bulk/send", data=form(
+        candidate_ids=ids, subject="Hi", body="x", send_at=send_at, time_zone=zone))
+    assert resp.status_code == 422 and sentence in resp.get_data(as_text=True)
+    assert outbound_rows(rita.addon) == [] and smtp_lab.received == []
