@@ -82,3 +82,33 @@ class Bounce(Base):
     #: plain words ("mailbox does not exist")
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MailTemplate(Base):
+    """A saved subject and body (with merge fields), personal or shared with everyone."""
+
+    __tablename__ = "ie_mail_template"
+    __table_args__ = (Index("ix_ie_mail_template_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: host user id of its author (the only one who may change it)
+    user_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(120))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    #: True: every user may pick it; False: only its author
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Signature(Base):
+    """A mailbox's signature, added under new mail and replies (formatting like the body)."""
+
+    __tablename__ = "ie_signature"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(
+        ForeignKey("ie_mailbox.id", ondelete="CASCADE"), unique=True)
+    #: plain text; **bold**, *italic* and links become formatting in formatted mail
+    text: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -23,6 +23,7 @@ from plugin.routes import (
     lifecycle,
     records,
     setup,
+    templates,
     webmail,
 )
 
@@ -60,6 +61,11 @@ URLS = [
     ("/outbox", "outbox", compose.outbox_list, ["GET"]),
     ("/outbox/<int:outbound_id>/resend", "outbox_resend", compose.outbox_resend, ["POST"]),
     ("/outbox/<int:outbound_id>/cancel", "outbox_cancel", compose.outbox_cancel, ["POST"]),
+    ("/templates", "templates", templates.template_list, ["GET", "POST"]),
+    ("/templates/<int:template_id>", "template_edit", templates.template_edit, ["GET", "POST"]),
+    ("/templates/<int:template_id>/delete", "template_delete", templates.template_delete,
+     ["POST"]),
+    ("/signature", "signature", templates.signature, ["GET", "POST"]),
     ("/bulk/new", "bulk_new", compose.bulk_new, ["GET", "POST"]),
     ("/bulk/preview", "bulk_preview", compose.bulk_preview, ["POST"]),
     ("/bulk/send", "bulk_send", compose.bulk_send, ["POST"]),

@@ -30,6 +30,7 @@ from plugin.models import Mailbox, Message
 from plugin.models.outbound import BulkJob, OutboundMessage
 from plugin.reading import messages
 from plugin.routes import deliverability
+from plugin.routes import templates as templates_routes
 from plugin.routes._http import found_or_404, wants_fragment
 from plugin.sending import bulk as bulk_service
 from plugin.sending import bounces as bounce_service
@@ -111,9 +112,21 @@ def _render_form(values: dict, errors: dict[str, str], mb: Mailbox,
     refs = _records(values.get("records", []))
     ctx = {"values": values, "errors": errors, "mailbox": mb, "records": _record_names(refs),
            "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"],
-           "zones": send_later.zone_names()}
+           "zones": send_later.zone_names(), **templates_routes.picker_context(),
+           **_picker_target(values)}
     tpl = T + ("_partials/compose_form.html" if wants_fragment() else "compose.html")
     return render_template(tpl, **ctx), status
+
+
+def _picker_target(values: dict) -> dict:
+    """Where "Use template" goes: the same compose or reply page, with what it needs."""
+    if values.get("mode") in ("reply", "reply_all", "forward") and values.get("source"):
+        return {"picker_action": url_for("integrated_email.compose_reply",
+                                         message_id=values["source"]),
+                "picker_hidden": [("mode", values["mode"])]}
+    return {"picker_action": url_for("integrated_email.compose"),
+            "picker_hidden": [("to", values.get("to", ""))] + [
+                ("record", r) for r in values.get("records", [])]}
 
 
 # ------------------------------------------------------------------ compose
@@ -128,7 +141,8 @@ def compose() -> ResponseReturnValue:
         values = {"to": request.args.get("to", ""), "cc": "", "bcc": "",
                   "subject": request.args.get("subject", ""), "body": "", "formatted": False,
                   "source": "", "mode": "", "records": request.args.getlist("record")}
-        return _render_form(values, {}, mb)
+        records = _record_names(_records(values["records"]))
+        return _render_form(templates_routes.prefill_compose(values, mb, records), {}, mb)
     return _send(mb)
 
 
@@ -142,6 +156,7 @@ def compose_reply(message_id: int) -> ResponseReturnValue:
         abort(404, "Choose reply, reply_all or forward.")
     msg = _visible_message(message_id)
     values = compose_case.reply_values(msg, mode, mb)
+    values = templates_routes.prefill_compose(values, mb, [], reply=True)
     return _render_form(values, {}, mb)
 
 
@@ -239,9 +254,11 @@ def _bulk_context(ids: list[str], mb: Mailbox) -> dict:
     gs = settings_service.load(s)
     limit = bulk_service.limit_problem(s, gs, g.ie_user.id, len(selection.records)) \
         if selection.records else None
-    return {"selection": selection, "ids": [str(r.ref.id) for r in selection.records],
+    kept = [str(r.ref.id) for r in selection.records]
+    return {"selection": selection, "ids": kept,
             "limit_problem": limit, "fields": merge.FIELDS, "mailbox": mb, "gs": gs,
-            "zones": send_later.zone_names()}
+            "zones": send_later.zone_names(), **templates_routes.picker_context(),
+            "picker_hidden": [("candidate_ids", i) for i in ids]}
 
 
 def bulk_new() -> ResponseReturnValue:
@@ -255,10 +272,10 @@ def bulk_new() -> ResponseReturnValue:
         flash("Select at least one candidate, then choose Email selected.")
         return redirect(request.referrer or url_for("integrated_email.outbox"))
     ctx = _bulk_context(ids, mb)
-    ctx.update(values={"subject": "", "body": "Hello {{ first_name }},\n\n\n\n"
-                       "{{ recruiter_signature }}", "signature": g.ie_user.name,
-                       "formatted": False, "send_at": "", "time_zone": "UTC"},
-               problems=[], preview=None)
+    ctx.update(values=templates_routes.prefill_bulk(
+        {"subject": "", "body": "Hello {{ first_name }},\n\n\n\n{{ recruiter_signature }}",
+         "signature": g.ie_user.name, "formatted": False, "send_at": "", "time_zone": "UTC"},
+        mb, source.get("template", "")), problems=[], preview=None)
     return render_template(T + "bulk_new.html", **ctx)
 
 

@@ -1,5 +1,6 @@
 """Bulk mail that lands: provider limits, slowed pace, suppression list, bounces,
-the unsubscribe URL of each bulk row, and the admin's unsubscribe switch
+the unsubscribe URL of each bulk row, the admin's unsubscribe switch; saved templates
+and mailbox signatures
 
 Revision ID: 0012
 Revises: 0007
@@ -72,6 +73,29 @@ def upgrade() -> None:
                             name=op.f("uq_ie_bounce_message_id_address")),
     )
     op.create_index("ix_ie_bounce_outbound", "ie_bounce", ["outbound_id"])
+    op.create_table(
+        "ie_mail_template",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("name", sa.String(length=120), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("shared", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ie_mail_template")),
+    )
+    op.create_index("ix_ie_mail_template_user", "ie_mail_template", ["user_id"])
+    op.create_table(
+        "ie_signature",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("mailbox_id", sa.Integer(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["mailbox_id"], ["ie_mailbox.id"], ondelete="CASCADE",
+                                name=op.f("fk_ie_signature_mailbox_id_ie_mailbox")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ie_signature")),
+        sa.UniqueConstraint("mailbox_id", name=op.f("uq_ie_signature_mailbox_id")),
+    )
     with op.batch_alter_table("ie_outbound_message") as batch:
         batch.add_column(sa.Column("unsubscribe_url", sa.String(length=600), nullable=True))
     with op.batch_alter_table("ie_global_settings") as batch:
@@ -84,6 +108,9 @@ def downgrade() -> None:
         batch.drop_column("bulk_unsubscribe")
     with op.batch_alter_table("ie_outbound_message") as batch:
         batch.drop_column("unsubscribe_url")
+    op.drop_table("ie_signature")
+    op.drop_index("ix_ie_mail_template_user", table_name="ie_mail_template")
+    op.drop_table("ie_mail_template")
     op.drop_index("ix_ie_bounce_outbound", table_name="ie_bounce")
     op.drop_table("ie_bounce")
     op.drop_table("ie_suppression")
