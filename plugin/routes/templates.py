@@ -84,9 +84,19 @@ def signature() -> ResponseReturnValue:
         error = saved_templates.save_signature(s, mb.id, text)
         if error is None:
             flash("Signature saved.")
-            return redirect(url_for("integrated_email.signature"))
-    return render_template(T + "signature.html", text=text, error=error, mailbox=mb), \
-        422 if error else 200
+            return redirect(_back_to(request.form.get("next", "")))
+    return render_template(T + "signature.html", text=text, error=error, mailbox=mb,
+                           next=request.values.get("next", "")), 422 if error else 200
+
+
+def _back_to(target: str) -> str:
+    """``target`` when it is a page of the add-on on this site (the composer the user
+    came from); the signature page otherwise, so the link cannot send anyone away."""
+    home = url_for("integrated_email.home")
+    if target.startswith(home) and "//" not in target and "\\" not in target and \
+            not any(ord(c) < 33 for c in target):
+        return target
+    return url_for("integrated_email.signature")
 
 
 # ------------------------------------------------------------------ pre-filling forms

@@ -101,3 +101,17 @@ def test_signature_with_a_nul_is_refused_and_nothing_saved(rita):
     resp = rita.client.post("/integrated-email/signature", data=form(signature="Rita\x00"))
     assert resp.status_code == 422 and "NUL" in resp.get_data(as_text=True)
     assert "\n-- \n" not in rita.client.get("/integrated-email/compose").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("target, lands", [
+    ("/integrated-email/compose?to=a@b.test", "/integrated-email/compose?to=a@b.test"),
+    ("https://evil.test/", "/integrated-email/signature"),
+    ("//evil.test/integrated-email/", "/integrated-email/signature"),
+    ("/integrated-email//evil.test", "/integrated-email/signature"),
+    ("/integrated-email/\\\\evil.test", "/integrated-email/signature"),
+    ("/elsewhere", "/integrated-email/signature"),
+])
+def test_signature_save_returns_only_to_the_add_ons_own_pages(rita, target, lands):
+    resp = rita.client.post("/integrated-email/signature", data=form(signature="Rita",
+                                                                    next=target))
+    assert resp.status_code == 302 and resp.headers["Location"] == lands
