@@ -35,6 +35,7 @@ from plugin.routes._http import found_or_404, wants_fragment
 from plugin.sending import bulk as bulk_service
 from plugin.sending import bounces as bounce_service
 from plugin.sending.bulk import schedule as bulk_schedule
+from plugin.sending.bulk import window as send_window
 from plugin.sending import compose as compose_case
 from plugin.sending import merge, outbox, send_later
 from plugin.setup import mailbox as setup_service
@@ -258,7 +259,8 @@ def _bulk_context(ids: list[str], mb: Mailbox) -> dict:
     return {"selection": selection, "ids": kept,
             "limit_problem": limit, "fields": merge.FIELDS, "mailbox": mb, "gs": gs,
             "zones": send_later.zone_names(), **templates_routes.picker_context(),
-            "picker_hidden": [("candidate_ids", i) for i in ids]}
+            "picker_hidden": [("candidate_ids", i) for i in ids],
+            "day_names": send_window.DAY_NAMES}
 
 
 def bulk_new() -> ResponseReturnValue:
@@ -274,7 +276,9 @@ def bulk_new() -> ResponseReturnValue:
     ctx = _bulk_context(ids, mb)
     ctx.update(values=templates_routes.prefill_bulk(
         {"subject": "", "body": "Hello {{ first_name }},\n\n\n\n{{ recruiter_signature }}",
-         "signature": g.ie_user.name, "formatted": False, "send_at": "", "time_zone": "UTC"},
+         "signature": g.ie_user.name, "formatted": False, "send_at": "", "time_zone": "UTC",
+         "window": False, "window_days": ["0", "1", "2", "3", "4"], "window_start": "08:00",
+         "window_end": "18:00"},
         mb, source.get("template", "")), problems=[], preview=None)
     return render_template(T + "bulk_new.html", **ctx)
 
@@ -283,7 +287,9 @@ def _bulk_values(form: MultiDict) -> dict:
     return {"subject": form.get("subject", ""), "body": form.get("body", ""),
             "signature": form.get("signature", ""),
             "formatted": form.get("formatted") in ("on", "yes", "1"),
-            **_send_later_values(form)}
+            "window": form.get("window") == "on", "window_days": form.getlist("window_days"),
+            "window_start": form.get("window_start", "08:00"),
+            "window_end": form.get("window_end", "18:00"), **_send_later_values(form)}
 
 
 def bulk_preview() -> ResponseReturnValue:
@@ -325,6 +331,11 @@ def bulk_send() -> ResponseReturnValue:
     later = send_later.read(values["send_at"], values["time_zone"])
     if later.error:
         problems.append(merge.MergeProblem("send_at", later.error))
+    hours, hours_error = send_window.read(values["window"], values["window_days"],
+                                          values["window_start"], values["window_end"],
+                                          values["time_zone"])
+    if hours_error:
+        problems.append(merge.MergeProblem("window", hours_error))
     if problems:
         ctx.update(values=values, problems=problems, preview=None)
         tpl = "_partials/bulk_form.html" if wants_fragment() else "bulk_new.html"
@@ -334,7 +345,7 @@ def bulk_send() -> ResponseReturnValue:
                                   ctx["selection"], signature=values["signature"],
                                   formatted=values["formatted"],
                                   unsubscribe_base=deliverability.unsubscribe_base(),
-                                  send_at=later.when)
+                                  send_at=later.when, window=hours)
     if later.when is not None and not job.finished:
         job.notice = (f"Scheduled for {values['send_at'].replace('T', ' ')} "
                       f"({values['time_zone'] or 'UTC'}); you can cancel it until then.")

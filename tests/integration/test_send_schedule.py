@@ -117,3 +117,50 @@ def test_schedule_times_that_cannot_be_used_are_refused_and_nothing_is_queued(
         candidate_ids=ids, subject="Hi", body="x", send_at=send_at, time_zone=zone))
     assert resp.status_code == 422 and sentence in resp.get_data(as_text=True)
     assert outbound_rows(rita.addon) == [] and smtp_lab.received == []
+
+
+def _set_now(target: datetime) -> None:
+    clock.set_clock(0, 1)
+    clock.set_clock((target - clock.now()).total_seconds(), 1)
+
+
+def test_schedule_window_holds_a_bulk_until_the_window_opens(rita, smtp_lab):
+    utc = zoneinfo.ZoneInfo("UTC")
+    saturday = datetime(2027, 1, 2, 10, 0, tzinfo=utc)  # a Saturday
+    _set_now(saturday)
+    recs = [rita.host.add_record("candidate", f"W{i}", "L", f"win{i}@candidates.test")
+            for i in range(3)]
+    resp = rita.client.post("/integrated-email/bulk/send", data=form(
+        candidate_ids=[str(r.num) for r in recs], subject="Hi", body="Hello",
+        window="on", window_days=["0", "1", "2", "3", "4"], window_start="08:00",
+        window_end="18:00", time_zone="Europe/Berlin"))
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
+    job_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    from tests.integration.send_helpers import wait_until
+    waiting = wait_until(lambda: (lambda j: j if j.lease_owner == "paused" else None)(
+        job(rita.addon, job_id)))
+    # Monday 08:00 in Berlin is 07:00 UTC.
+    assert aware(waiting.lease_until) == datetime(2027, 1, 4, 7, 0, tzinfo=utc)
+    assert "Mon, Tue, Wed, Thu, Fri 08:00–18:00 (Europe/Berlin)" in waiting.notice
+    assert smtp_lab.received == []
+    _set_now(datetime(2027, 1, 4, 6, 59, tzinfo=utc))
+    _tick(rita)
+    assert smtp_lab.received == []
+    _set_now(datetime(2027, 1, 4, 7, 1, tzinfo=utc))
+    _tick(rita)
+    assert len(smtp_lab.wait_for(3)) == 3 and job(rita.addon, job_id).state == "done"
+
+
+@pytest.mark.parametrize("fields, sentence", [
+    ({"window_days": []}, "Tick at least one day"),
+    ({"window_start": "18:00", "window_end": "08:00"}, "must end after it starts"),
+    ({"window_start": "8 o'clock"}, "like 08:00 and 18:00"),
+])
+def test_schedule_window_that_cannot_be_used_is_refused(rita, smtp_lab, fields, sentence):
+    ids = [str(rita.host.add_record("candidate", "A", "B", "ab@candidates.test").num)]
+    data = {"window": "on", "window_days": ["0"], "window_start": "08:00",
+            "window_end": "18:00", **fields}
+    resp = rita.client.post("/integrated-email/bulk/send", data=form(
+        candidate_ids=ids, subject="Hi", body="x", **data))
+    assert resp.status_code == 422 and sentence in resp.get_data(as_text=True)
+    assert outbound_rows(rita.addon) == []

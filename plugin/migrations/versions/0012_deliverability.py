@@ -98,12 +98,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ie_outbound_message") as batch:
         batch.add_column(sa.Column("unsubscribe_url", sa.String(length=600), nullable=True))
+    with op.batch_alter_table("ie_bulk_job") as batch:
+        batch.add_column(sa.Column("window_days", sa.String(length=7), nullable=True))
+        batch.add_column(sa.Column("window_start", sa.String(length=5), nullable=True))
+        batch.add_column(sa.Column("window_end", sa.String(length=5), nullable=True))
+        batch.add_column(sa.Column("window_zone", sa.String(length=64), nullable=True))
     with op.batch_alter_table("ie_global_settings") as batch:
         batch.add_column(sa.Column("bulk_unsubscribe", sa.Boolean(), nullable=False,
                                    server_default=sa.true()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ie_bulk_job") as batch:
+        for name in ("window_zone", "window_end", "window_start", "window_days"):
+            batch.drop_column(name)
     with op.batch_alter_table("ie_global_settings") as batch:
         batch.drop_column("bulk_unsubscribe")
     with op.batch_alter_table("ie_outbound_message") as batch:

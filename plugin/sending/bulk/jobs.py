@@ -76,20 +76,22 @@ def preview(subject: str, body: str, record: HostRecord, sender_user: HostUser,
 def create_job(addon: AddonContext, session: Session, user: HostUser, mb: Mailbox,
                subject: str, body: str, selection: Selection, signature: str = "",
                formatted: bool = False, unsubscribe_base: str | None = None,
-               send_at: datetime | None = None) -> BulkJob:
+               send_at: datetime | None = None, window: dict | None = None) -> BulkJob:
     """The job and its queued rows, committed together (nothing is sent here).
 
     ``unsubscribe_base`` (``https://.../unsubscribe/``): each row gets its signed
     one-click link, in its List-Unsubscribe header and under its text, unless the
     administrator turned unsubscribe links off. ``send_at``: the job is held (queued)
-    until then, and the send job starts it."""
+    until then, and the send job starts it. ``window``: the send-window columns
+    (:func:`plugin.sending.bulk.window.read`)."""
     gs = settings_service.load(session)
     if gs.bulk_unsubscribe is False:
         unsubscribe_base = None
     job = BulkJob(user_id=user.id, mailbox_id=mb.id, subject_template=subject,
                   body_template=body, state="queued",
                   spacing_seconds=int(gs.bulk_spacing_seconds or 0),
-                  lease_owner=PAUSED if send_at else None, lease_until=send_at)
+                  lease_owner=PAUSED if send_at else None, lease_until=send_at,
+                  **(window or {}))
     session.add(job)
     session.flush()
     skipped = list(selection.skipped)

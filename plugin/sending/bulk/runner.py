@@ -48,6 +48,7 @@ from plugin.sending import limits, outbox
 from plugin.sending.bulk.filer import Filer
 from plugin.sending.bulk.jobs import claim_job, close_run
 from plugin.sending.bulk.recipients import sent_today
+from plugin.sending.bulk import window as send_window
 from plugin.sending.bulk.row_marks import RowMarks
 from plugin.sending.delivery import PERMANENT_KINDS, smtp_session
 from plugin.sending.lease import lease_length, now, worker_id
@@ -92,7 +93,8 @@ def run_job(addon: AddonContext, job_id: int) -> str | None:
         allowance = gs.bulk_per_day - sent_today(session, job.user_id)
         spacing = job.spacing_seconds
         limit = limits.limit_for(session, mb, addon.app.config)
-    state = JobRun(addon, job_id, mb, policy, name, allowance, spacing, limit).run()
+        hours = send_window.of_job(job)
+    state = JobRun(addon, job_id, mb, policy, name, allowance, spacing, limit, hours).run()
     log.info("bulk job %s ended %s", job_id, state)
     return state
 
@@ -159,11 +161,13 @@ class JobRun:
 
     def __init__(self, addon: AddonContext, job_id: int, mb: Mailbox,
                  policy: ConnectionPolicy, name: str, allowance: int, spacing: int,
-                 limit: limits.ProviderLimit | None = None) -> None:
+                 limit: limits.ProviderLimit | None = None,
+                 window: send_window.SendWindow | None = None) -> None:
         self.addon, self.job_id = addon, job_id
         self.allowance, self.spacing = allowance, spacing
         self.mailbox_id = mb.id
         self.limit = limit or limits.ProviderLimit(limits.OTHER, "", 0, 0)
+        self.window = window
         #: when the run waits for the provider's day to have room again
         self.resume_at: datetime | None = None
         self.owner = worker_id()
@@ -198,7 +202,7 @@ class JobRun:
         """Send every queued row; returns the outcome, written to the job."""
         try:
             try:
-                if self._day_has_room():
+                if self._in_window() and self._day_has_room():
                     self.smtp.open()
             except MailError as exc:
                 self._stop(exc.kind, exc.sentence)
@@ -233,6 +237,18 @@ class JobRun:
             used = limits.sent_since(self.conn, self.mailbox_id, now() - limits.DAY)
             self.conn.rollback()
             self.day_left = self.limit.per_day - used
+
+    def _in_window(self) -> bool:
+        """False (and the run waits for its opening) outside the job's send window."""
+        if self.window is None:
+            return True
+        opens = send_window.next_opening(self.window, now())
+        if opens is None:
+            return True
+        self.resume_at, self.outcome = opens, "waiting"
+        self.notice = (f"Sends only {self.window.describe()}; it goes on by itself at "
+                       f"{opens:%d %b %Y %H:%M} UTC.")
+        return False
 
     def _day_has_room(self) -> bool:
         """False (and the run waits for tomorrow) when the provider's day is full."""
@@ -298,13 +314,13 @@ class JobRun:
         return row
 
     def _may_go_on(self) -> bool:
-        """Cancel, lease and the daily limit, checked before each claim."""
+        """Cancel, lease, the send window and the daily limits, checked before each claim."""
         if time.monotonic() - self._last_check >= CHECK_SECONDS or self.interval:
             self._last_check = time.monotonic()
             if _cancelled_or_lost(self.conn, self.job_id, self.owner, self.lease):
                 self.outcome = "cancelled"
                 return False
-        if not self._day_has_room():
+        if not (self._in_window() and self._day_has_room()):
             return False
         if self.allowance <= 0:
             self.outcome = "stopped"
