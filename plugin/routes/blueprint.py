@@ -61,6 +61,7 @@ URLS = [
     ("/outbox", "outbox", compose.outbox_list, ["GET"]),
     ("/outbox/<int:outbound_id>/resend", "outbox_resend", compose.outbox_resend, ["POST"]),
     ("/outbox/<int:outbound_id>/cancel", "outbox_cancel", compose.outbox_cancel, ["POST"]),
+    ("/outbox/<int:outbound_id>/edit", "outbox_edit", compose.outbox_edit, ["POST"]),
     ("/templates", "templates", templates.template_list, ["GET", "POST"]),
     ("/templates/<int:template_id>", "template_edit", templates.template_edit, ["GET", "POST"]),
     ("/templates/<int:template_id>/delete", "template_delete", templates.template_delete,

@@ -245,6 +245,28 @@ def outbox_cancel(outbound_id: int) -> ResponseReturnValue:
     return redirect(url_for("integrated_email.outbox"))
 
 
+def outbox_edit(outbound_id: int) -> ResponseReturnValue:
+    """Edit a scheduled message: it is taken back (cancelled) and opens in the composer
+    with everything it had; sending or scheduling it again makes a new message."""
+    mb = _mailbox_or_none()
+    if mb is None:
+        return _no_mailbox()
+    s = get_addon().session()
+    row = s.get(OutboundMessage, outbound_id)
+    if row is None or row.user_id != g.ie_user.id:
+        abort(404, "No such message in your outbox.")
+    if row.attachments not in (None, "", "[]"):
+        flash("A scheduled message with attachments cannot be edited: cancel it and write "
+              "it again.")
+        return redirect(url_for("integrated_email.outbox"))
+    if not send_later.cancel_row(s, row):
+        flash("That message has already started sending and can no longer be edited.")
+        return redirect(url_for("integrated_email.outbox"))
+    s.refresh(row)
+    values = send_later.compose_values(row)
+    return _render_form(values, {}, mb)
+
+
 # ------------------------------------------------------------------ bulk
 
 

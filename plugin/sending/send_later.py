@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from plugin.mail import build as compose
 from plugin.models.outbound import OutboundMessage
 from plugin.sending.lease import now
 
@@ -89,3 +90,18 @@ def cancel_row(session: Session, row: OutboundMessage) -> bool:
         state="cancelled", error="Not sent: you cancelled it before its time."))
     session.commit()
     return result.rowcount == 1
+
+
+def compose_values(row: OutboundMessage) -> dict:
+    """The composer's values for a scheduled message taken back to be edited (its time
+    shown in UTC; the records it was to be noted on kept)."""
+    def text(col: str | None) -> str:
+        return ", ".join(f'"{n}" <{a}>' if n and '"' not in n else a
+                         for n, a in compose.addresses_from_json(col))
+
+    when = row.next_attempt_at
+    return {"to": text(row.to_addrs), "cc": text(row.cc_addrs), "bcc": text(row.bcc_addrs),
+            "subject": row.subject, "body": row.body_text,
+            "formatted": row.body_html is not None, "source": "", "mode": "",
+            "records": [r for r in (row.record_refs or "").split() if r],
+            "send_at": when.strftime("%Y-%m-%dT%H:%M") if when else "", "time_zone": "UTC"}

@@ -164,3 +164,26 @@ def test_schedule_window_that_cannot_be_used_is_refused(rita, smtp_lab, fields, 
         candidate_ids=ids, subject="Hi", body="x", **data))
     assert resp.status_code == 422 and sentence in resp.get_data(as_text=True)
     assert outbound_rows(rita.addon) == []
+
+
+def test_scheduled_message_edited_before_its_time_goes_out_as_edited_once(rita, smtp_lab):
+    typed, when = _tomorrow_9_berlin()
+    rita.client.post("/integrated-email/compose", data=form(
+        to="edit@example.test", subject="First draft", body="Old text",
+        send_at=typed, time_zone="Europe/Berlin"))
+    (row,) = outbound_rows(rita.addon)
+    page = rita.client.post(f"/integrated-email/outbox/{row.id}/edit", data=form())
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "First draft" in text and "Old text" in text
+    assert when.strftime("%Y-%m-%dT%H:%M") in text  # the time kept (in UTC)
+    rita.client.post("/integrated-email/compose", data=form(
+        to="edit@example.test", subject="Second draft", body="New text",
+        send_at=when.strftime("%Y-%m-%dT%H:%M"), time_zone="UTC"))
+    _advance_past(when)
+    _tick(rita)
+    (got,) = smtp_lab.wait_for(1)
+    assert b"Second draft" in got.data and b"Old text" not in got.data
+    _tick(rita)
+    assert len(smtp_lab.received) == 1
+    states = sorted(r.state for r in outbound_rows(rita.addon))
+    assert states == ["cancelled", "filed"]
