@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, abort, current_app, g, request
+from flask.blueprints import BlueprintSetupState
 
-from plugin.csrf import protect
+from plugin.csrf import exempt_from_host_csrf, protect
 from plugin.routes._filters import FILTERS
 from plugin.routes import (
     admin,
@@ -113,6 +114,12 @@ def make_blueprint(addon: IntegratedEmail) -> Blueprint:
         bp.add_url_rule(rule, endpoint, view, methods=methods)
     for name, fn in FILTERS.items():
         bp.add_app_template_filter(fn, name)
+
+    @bp.record_once
+    def public_views(state: BlueprintSetupState) -> None:
+        """A host's Flask-WTF CSRFProtect must let the PUBLIC views' POSTs through."""
+        exempt_from_host_csrf(state.app, [view for _rule, endpoint, view, _m in URLS
+                                          if f"integrated_email.{endpoint}" in PUBLIC])
 
     @bp.before_request
     def guard() -> Response | None:

@@ -168,3 +168,36 @@ def test_unsubscribe_links_can_be_turned_off_by_the_admin(rita, smtp_lab):
     assert header(raw, "List-Unsubscribe") is None and b"unsubscribe" not in raw.lower()
     with rita.addon.session() as s:
         assert s.scalar(select(func.count()).select_from(Suppression)) == 0
+
+
+@pytest.mark.parametrize("csrf_first", [True, False])
+def test_unsubscribe_post_gets_past_a_hosts_flask_wtf_csrf_protect(tmp_path, csrf_first):
+    # RFC 8058 POSTs carry no CSRF token: a host's CSRFProtect, set up before or after
+    # the add-on, must leave this one view to its signed token (and nothing else).
+    from flask import Flask
+    from flask_wtf.csrf import CSRFProtect
+
+    from plugin import IntegratedEmail
+    from tests.conftest import TEST_KEY
+    from tests.hosts.mini_host import MiniHost
+
+    app = Flask("wtf", instance_path=str(tmp_path / "inst"))
+    app.config.update(IE_SECRET_KEYS=TEST_KEY, IE_SCHEDULER="off", SECRET_KEY="x",
+                      IE_DATABASE_URL=f"sqlite:///{tmp_path}/w.db")
+    if csrf_first:
+        CSRFProtect(app)
+    ie = IntegratedEmail(app, host=MiniHost())
+    if not csrf_first:
+        CSRFProtect(app)
+    ie.migrate()
+    ie.set_active(True)
+    client = app.test_client()
+    resp = client.post("/integrated-email/unsubscribe/not-a-token",
+                       data={"List-Unsubscribe": "One-Click"})
+    assert resp.status_code == 400
+    assert "This unsubscribe link is not valid" in resp.get_data(as_text=True)
+    # Every other state-changing URL of the add-on is still Flask-WTF's to guard.
+    other = client.post("/integrated-email/bulk/send", data={})
+    assert other.status_code == 400
+    assert "This unsubscribe link" not in other.get_data(as_text=True)
+    ie.engine.dispose()
