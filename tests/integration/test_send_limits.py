@@ -172,3 +172,24 @@ def test_paced_job_at_the_daily_cap_waits_for_the_next_day_even_across_a_worker_
     assert len(bulk_copies) == 25 and set(bulk_copies.values()) == {1}
     states = Counter(r.state for r in outbound_rows(rita.addon, bulk_job_id=job_id))
     assert states == {"filed": 24, "unknown": 1}
+
+
+def test_paced_limits_page_refuses_bad_figures_keeps_them_and_is_for_admins(rita):
+    data = {**_limits_form(), "per_minute_gmail": "lots", "per_day_other": "99999999999"}
+    resp = rita.admin_client.post("/integrated-email/admin/send-limits", data=form(**data))
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "nothing was saved" in text
+    assert "Type a whole number from 0 to 100,000 for Gmail" in text
+    assert 'value="lots"' in text and 'value="99999999999"' in text
+    with rita.addon.session() as s:
+        assert limits.all_limits(s, rita.app.config)[2].per_minute == 20  # Gmail unchanged
+    assert rita.client.get("/integrated-email/admin/send-limits").status_code == 403
+    assert rita.client.post("/integrated-email/admin/send-limits",
+                            data=form(**_limits_form())).status_code == 403
+
+
+def _limits_form() -> dict:
+    data = {"per_minute_other": "0", "per_day_other": "0", "bulk_unsubscribe": "on"}
+    for p in limits.PROVIDER_LIMITS:
+        data[f"per_minute_{p.key}"], data[f"per_day_{p.key}"] = str(p.per_minute), str(p.per_day)
+    return data
