@@ -33,7 +33,7 @@ def test_throttle_answers_are_recognised(code, text):
     (552, b"5.3.4 Message size exceeds fixed maximum message size"),
     (250, b"2.0.0 OK"),
 ])
-def test_refusals_that_are_not_throttling_are_not_taken_for_it(code, text):
+def test_refusals_that_are_no_throttle_are_not_taken_for_one(code, text):
     assert not is_throttling(code, text)
     assert classify(smtplib.SMTPDataError(code, text)).kind != THROTTLED
 
