@@ -11,8 +11,13 @@ which files them in the same thread while the SMTP server works. A runner that d
 leaves at most one row in ``sending``; the next runner (same job) turns it into
 ``sent`` when the Sent folder proves it, else ``unknown`` — never a second copy.
 
-Why one module of ~410 lines: it is the runner (``JobRun``) and its thread start;
-the row marks and the filer it uses already live in their own modules.
+Paced: messages start on the provider's grid (:mod:`.pace`), the run waits outside
+its send window or when the provider's day is full (:mod:`.hold`; the send job
+resumes it), and a throttling answer puts the row back in the queue and halves the
+pace (:meth:`JobRun._throttled`) instead of failing the recipient.
+
+Why one module of ~480 lines: it is the runner (``JobRun``) and its thread start;
+the row marks, the filer, the pace and the holds it uses live in their own modules.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import partial
@@ -49,6 +53,8 @@ from plugin.sending.bulk.filer import Filer
 from plugin.sending.bulk.jobs import claim_job, close_run
 from plugin.sending.bulk.recipients import sent_today
 from plugin.sending.bulk import window as send_window
+from plugin.sending.bulk.hold import Hold
+from plugin.sending.bulk.pace import Pace
 from plugin.sending.bulk.row_marks import RowMarks
 from plugin.sending.delivery import PERMANENT_KINDS, smtp_session
 from plugin.sending.lease import lease_length, now, worker_id
@@ -70,9 +76,6 @@ CHECK_SECONDS = 0.5
 CHUNK = 200
 #: clock seconds a throttled job waits before it tries again, slower
 THROTTLE_WAIT = 60.0
-#: real seconds added to the per-minute window, so the server's clock (which stamps a
-#: message a little after we start it, by a varying delay) never counts one too many
-WINDOW_MARGIN = 0.25
 
 
 def run_job(addon: AddonContext, job_id: int) -> str | None:
@@ -167,7 +170,6 @@ class JobRun:
         self.allowance, self.spacing = allowance, spacing
         self.mailbox_id = mb.id
         self.limit = limit or limits.ProviderLimit(limits.OTHER, "", 0, 0)
-        self.window = window
         #: when the run waits for the provider's day to have room again
         self.resume_at: datetime | None = None
         self.owner = worker_id()
@@ -178,16 +180,13 @@ class JobRun:
         self.notice: str | None = None
         self.conn = addon.engine.connect()
         self.marks = RowMarks(self.conn, self.owner)
-        #: the provider's pace: messages a minute now, seconds between two, start times
-        self.per_minute = 0
-        self.interval = 0.0
-        self._window: deque[float] = deque()
-        self._next_at = clock.monotonic()
-        self._set_pace(limits.paced_per_minute(self.conn, mb.id, self.limit, now()))
+        #: the provider's pace (and the admin's spacing)
+        self.pace = Pace(spacing, limits.paced_per_minute(self.conn, mb.id, self.limit, now()))
+        #: "sent" of one row and "sending" of the next are one commit (no pacing)
+        self.fold = not self.pace.paced
         self.conn.rollback()
-        #: messages the provider's 24 hours still have room for
-        self.day_left = 0
-        self._refresh_day()
+        #: the send window and the provider's daily budget
+        self.hold = Hold(self.conn, mb.id, self.limit, window)
         self._last_check = 0.0
         self._queued: Iterator[Row] = iter(())
         self._upcoming: Row | None = None
@@ -202,7 +201,7 @@ class JobRun:
         """Send every queued row; returns the outcome, written to the job."""
         try:
             try:
-                if self._in_window() and self._day_has_room():
+                if self._may_send_now():
                     self.smtp.open()
             except MailError as exc:
                 self._stop(exc.kind, exc.sentence)
@@ -224,64 +223,23 @@ class JobRun:
 
     # ------------------------------------------------------------ the provider's pace
 
-    def _set_pace(self, per_minute: int) -> None:
-        """Messages a minute from now on (0: as fast as the server takes them)."""
-        self.per_minute = per_minute
-        self.interval = max(float(self.spacing), 60.0 / per_minute if per_minute else 0.0)
-        self._window = deque(self._window, maxlen=per_minute or 1)
-        #: "sent" of one row and "sending" of the next are one commit (no pacing)
-        self.fold = not self.interval
-
-    def _refresh_day(self) -> None:
-        if self.limit.per_day:
-            used = limits.sent_since(self.conn, self.mailbox_id, now() - limits.DAY)
-            self.conn.rollback()
-            self.day_left = self.limit.per_day - used
-
-    def _in_window(self) -> bool:
-        """False (and the run waits for its opening) outside the job's send window."""
-        if self.window is None:
+    def _may_send_now(self) -> bool:
+        """False (the run waits, see :class:`Hold`) outside the send window or when the
+        provider's day is full."""
+        wait = self.hold.wait()
+        if wait is None:
             return True
-        opens = send_window.next_opening(self.window, now())
-        if opens is None:
-            return True
-        self.resume_at, self.outcome = opens, "waiting"
-        self.notice = (f"Sends only {self.window.describe()}; it goes on by itself at "
-                       f"{opens:%d %b %Y %H:%M} UTC.")
-        return False
-
-    def _day_has_room(self) -> bool:
-        """False (and the run waits for tomorrow) when the provider's day is full."""
-        if not self.limit.per_day or self.day_left > 0:
-            return True
-        self._refresh_day()  # single messages count too; old ones leave the window
-        if self.day_left > 0:
-            return True
-        self.resume_at = limits.day_reopens_at(self.conn, self.mailbox_id,
-                                               self.limit.per_day, now())
-        self.conn.rollback()
-        self.outcome = "waiting"
-        self.notice = (f"{self.limit.label} allows {self.limit.per_day:,} messages in 24 "
-                       "hours from one mailbox and that many went out. The rest go out by "
-                       f"themselves from {self.resume_at:%d %b %Y %H:%M} UTC.")
+        self.resume_at, self.notice, self.outcome = wait.until, wait.notice, "waiting"
         return False
 
     def _wait_for_slot(self) -> bool:
         """Wait for this message's place in the provider's pace; False when cancelled."""
-        if not self.interval:
-            return True
-        due = self._next_at
-        if self.per_minute and len(self._window) >= self.per_minute:
-            due = max(due, self._window[0] + 60.0 + clock.scaled(WINDOW_MARGIN))
-        left = due - clock.monotonic()
+        left = self.pace.wait_seconds()
         if left > 0 and _sleep_unless_cancelled(self.conn, self.job_id, self.owner,
                                                 self.lease, left):
             self.outcome = "cancelled"
             return False
-        start = clock.monotonic()
-        self._window.append(start)
-        # Planned on a fixed grid, so time spent sending does not add up into drift.
-        self._next_at = max(self._next_at + self.interval, start - self.interval)
+        self.pace.started()
         return True
 
     def _throttled(self, ns: SimpleNamespace | None) -> bool:
@@ -293,15 +251,16 @@ class JobRun:
                                                  _OUT.c.state == "sending").values(
                 state="queued", lease_owner=None, error_kind=THROTTLED, error=None))
             self.conn.commit()
-        slower = limits.record_throttle(self.conn, self.mailbox_id, self.per_minute)
+        slower = limits.record_throttle(self.conn, self.mailbox_id, self.pace.per_minute)
         log.info("bulk job %s throttled by the server: %d a minute now", self.job_id, slower)
-        self._set_pace(slower)
+        self.pace.set(slower)
+        self.fold = not self.pace.paced
         self._prebuilt.clear()
         if _sleep_unless_cancelled(self.conn, self.job_id, self.owner, self.lease,
                                    THROTTLE_WAIT):
             self.outcome = "cancelled"
             return False
-        self._next_at = clock.monotonic()
+        self.pace.restart()
         # Start again from the first queued row: the throttled one is queued again.
         self._queued = _queued_rows(self.conn, self.job_id)
         self._upcoming = next(self._queued, None)
@@ -315,12 +274,12 @@ class JobRun:
 
     def _may_go_on(self) -> bool:
         """Cancel, lease, the send window and the daily limits, checked before each claim."""
-        if time.monotonic() - self._last_check >= CHECK_SECONDS or self.interval:
+        if time.monotonic() - self._last_check >= CHECK_SECONDS or self.pace.paced:
             self._last_check = time.monotonic()
             if _cancelled_or_lost(self.conn, self.job_id, self.owner, self.lease):
                 self.outcome = "cancelled"
                 return False
-        if not (self._in_window() and self._day_has_room()):
+        if not self._may_send_now():
             return False
         if self.allowance <= 0:
             self.outcome = "stopped"
@@ -393,7 +352,7 @@ class JobRun:
             return self._failed(ns, exc)
         crashpoint("bulk_after_smtp")
         self.allowance -= 1
-        self.day_left -= 1
+        self.hold.sent_one()
         self._taken = _Taken(ns, raw, bool(refused))
         if not self.fold:
             self._mark_taken_sent()
