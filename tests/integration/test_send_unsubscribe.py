@@ -149,6 +149,11 @@ def test_unsubscribed_addresses_are_skipped_by_the_next_bulk_with_the_reason(rit
     assert sorted(r.rcpt_tos[0] for r in later) == sorted(set(raws) - {gone})
     shown = rita.client.get(f"/integrated-email/bulk/{job_id}").get_data(as_text=True)
     assert "Does not want bulk email" in shown
+    # The record says so too; the others' records do not.
+    by_email = {r.email: r for r in recs}
+    for addr, rec in by_email.items():
+        panel = rita.client.get(f"/integrated-email/records/candidate/{rec.num}/timeline")
+        assert ("Does not want bulk email" in panel.get_data(as_text=True)) == (addr == gone)
     # A message a person writes by hand is never blocked.
     resp = rita.client.post("/integrated-email/compose", data=form(
         to=gone, subject="Personal", body="Just you"))
