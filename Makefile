@@ -23,6 +23,7 @@ bench: install system-packages
 	$(PY) bench/pop3_import.py --messages 10000
 	$(PY) bench/scale_out.py --mailboxes 1000 --workers 1,2,3
 	$(PY) bench/bulk_send.py --recipients 1000
+	$(PY) bench/bulk_send.py --recipients 1000 --paced
 	$(PY) bench/webmail_load.py
 	$(PY) bench/timeline.py --db postgresql
 	$(PY) bench/timeline.py --db sqlite

@@ -4,7 +4,9 @@ Why a process: the server is Python too; in the benchmark's own process it would
 share the GIL with the client being measured.
 
     python bench/_smtp_proc.py CERT KEY LOGIN PASSWORD [pipelining|no-pipelining]
-prints "PORTS <starttls> <tls>", then answers "count" and "quit" on stdin."""
+prints "PORTS <starttls> <tls>", then answers "count", "clear", "throttle N" (accept at
+most N messages a minute, then 421 4.7.0), "throttled" (refusals so far), "busiest"
+(most messages accepted in any 60 s) and "quit" on stdin."""
 from __future__ import annotations
 
 import sys
@@ -21,6 +23,8 @@ from tests.lab.smtp import SmtpLab  # noqa: E402
 
 class _Users:
     """Just enough of tests.lab.dovecot.Dovecot for SmtpLab: one login, the certs."""
+
+    oauth = None
 
     def __init__(self, cert: str, key: str, login: str, password: str) -> None:
         self.certs = SimpleNamespace(cert=cert, key=key)
@@ -46,6 +50,19 @@ def main() -> None:
         elif cmd == "clear":
             lab.clear()
             print("ok", flush=True)
+        elif cmd.startswith("throttle "):
+            lab.throttle_per_minute = int(cmd.split()[1])
+            print("ok", flush=True)
+        elif cmd == "throttled":
+            print(lab.throttled, flush=True)
+        elif cmd == "busiest":
+            times = sorted(r.at for r in lab.received)
+            lo = most = 0
+            for hi, t in enumerate(times):
+                while times[lo] <= t - 60.0:
+                    lo += 1
+                most = max(most, hi - lo + 1)
+            print(most, flush=True)
         elif cmd == "quit":
             break
     lab.stop()

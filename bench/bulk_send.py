@@ -13,6 +13,11 @@ as real submission servers do: our sender uses it (the envelope in one write),
 smtplib does not; ``--no-pipelining`` takes it away, so both wait for every answer.
 The store is SQLite on the disk (or PostgreSQL with --db postgresql); the lab
 Dovecot's mail is in memory (bench/_lab.py).
+
+``--paced``: the provider limit of the lab's server set to 600 a minute (the admin's
+"Other mail servers" row) and the lab server itself refusing (421 4.7.0) past 600 in
+any minute; one round of the bulk job against its ideal schedule, N / 600 minutes.
+Last line: ``paced bulk ratio: R (actual s, ideal s)``.
 """
 from __future__ import annotations
 
@@ -86,12 +91,18 @@ BODY = ("Dear {{ full_name }},\n\nA new Backend Engineer role at one of our clie
         "{{ recruiter_signature }}\n")
 
 
-def ours(dovecot, user, smtp: SmtpProcess, n: int, db: str) -> tuple[float, float, int]:
+#: messages a minute of the paced run (the provider limit and the lab server's own)
+PACED_PER_MINUTE = 600
+
+
+def ours(dovecot, user, smtp: SmtpProcess, n: int, db: str,
+         paced: bool = False) -> tuple[float, float, int]:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
     from plugin.models import GlobalSettings, Mailbox
     from plugin.models.outbound import OutboundMessage
+    from plugin.sending import limits
     from plugin.sending import bulk
 
     with addon_app(dovecot, _db_url(db)) as addon:
@@ -102,6 +113,8 @@ def ours(dovecot, user, smtp: SmtpProcess, n: int, db: str) -> tuple[float, floa
         with Session(addon.engine, expire_on_commit=False) as s:
             gs = s.get(GlobalSettings, 1)
             gs.bulk_per_send, gs.bulk_per_day, gs.bulk_spacing_seconds = n, 10 * n, 0
+            if paced:
+                limits.save_limit(s, limits.OTHER, PACED_PER_MINUTE, 0)
             mb = Mailbox(user_id=person.get_id(), account_name="Bench", email=user.email,
                          is_active=True, protocol="imap", in_host="localhost",
                          in_port=dovecot.imaps, in_security="ssl", in_login=user.login,
@@ -167,6 +180,8 @@ def addon_app(dovecot, db_url: str | None):
            "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535,localhost:1024-65535",
            "IE_BLOB_DIR": str(tmp / "blobs"),
            "IE_MAIL_TIMEOUT": 30.0, "IE_CA_FILE": dovecot.ca_file,
+           # Unpaced unless --paced sets the "other servers" limit.
+           "IE_SEND_PER_MINUTE_DEFAULT": 0, "IE_SEND_PER_DAY_DEFAULT": 0,
            "INSTANCE_PATH": str(tmp / "instance")}
     app, host = create_mini_app(cfg)
     addon = IntegratedEmail(app, host=host)
@@ -201,7 +216,13 @@ def main() -> None:
                          "for every command's answer)")
     ap.add_argument("--profile", metavar="FILE", help="write cProfile stats of the bulk "
                     "job to FILE (slows it down; the ratio is then not meaningful)")
+    ap.add_argument("--paced", action="store_true",
+                    help=f"provider limit and lab server limit {PACED_PER_MINUTE} a minute; "
+                         "the job's time against its ideal schedule")
     args = ap.parse_args()
+    if args.paced:
+        paced_main(args)
+        return
     global PROFILE
     PROFILE = args.profile
     logging.basicConfig(level=logging.WARNING)
@@ -239,6 +260,30 @@ def main() -> None:
           flush=True)
     print(f"bulk/baseline ratio: {our_rate / base_rate:.2f} (bulk {our_rate:.0f} msg/s, "
           f"baseline {base_rate:.0f} msg/s, peak RSS {peak_rss_mb():.0f} MB)")
+
+
+def paced_main(args: argparse.Namespace) -> None:
+    """One paced bulk job of N against the ideal N / cap minutes."""
+    logging.basicConfig(level=logging.WARNING)
+    n = args.recipients
+    with lab() as dovecot:
+        user = dovecot.add_user("benchsender", "bench-pass")
+        smtp = SmtpProcess(dovecot, user, pipelining=not args.no_pipelining)
+        try:
+            smtp.ask(f"throttle {PACED_PER_MINUTE}")
+            took, _made, filed = ours(dovecot, user, smtp, n, args.db, paced=True)
+            got, refused = int(smtp.ask("count")), int(smtp.ask("throttled"))
+            busiest = int(smtp.ask("busiest"))
+        finally:
+            smtp.stop()
+            for db in _pgs:
+                db.drop()
+    assert got == n and filed == n, (got, filed)
+    ideal = n / PACED_PER_MINUTE * 60
+    print(f"paced bulk of {n} at {PACED_PER_MINUTE} a minute (store {args.db}): {got} "
+          f"received, {refused} refused by the server as too fast, at most {busiest} in "
+          "any minute", flush=True)
+    print(f"paced bulk ratio: {took / ideal:.3f} ({took:.1f} s, {ideal:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,13 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                          "mailboxes are taken over after it"),
     "IE_TEST_CONNECTION_PER_MINUTE": (6, "Test connection clicks allowed per user per minute"),
     "IE_MAX_ATTACHMENT_MB": (20, "largest total attachment size on a composed message"),
+    "IE_SEND_PER_MINUTE_DEFAULT": (30, "messages a minute one mailbox may send through a server "
+                                   "not in the provider table (admins change it on the "
+                                   "Sending limits page); 0: no limit"),
+    "IE_SEND_PER_DAY_DEFAULT": (2000, "messages in 24 hours one mailbox may send through a "
+                                "server not in the provider table; 0: no limit"),
+    "IE_PUBLIC_URL": (None, "https://... address recipients reach the ATS at, for one-click "
+                      "unsubscribe links in bulk mail; default: the request's host over https"),
     "IE_SEND_SECONDS": (15, "how often the send job retries queued mail, settles crashed "
                         "sends and resumes bulk jobs"),
     "IE_BLOB_FSYNC": (False, "fsync each raw-message blob before its row commits (slower; "
@@ -101,6 +108,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
 
 #: Environment variables (not app config) the add-on reads, for completeness.
 ENVIRONMENT: dict[str, str] = {
+    "IE_TEST_CLOCK": "test hook: 'offset_seconds,speed' shifts and speeds up the sending "
+                     "clock (provider limits per minute and per day)",
     "IE_CRASHPOINT": "fault-test hook: SIGKILL the process at the named sync step "
                      "(after_fetch, after_store, before_commit, after_commit, before_delete), or "
                      "the send step (bulk_before_smtp, bulk_after_smtp, bulk_after_sent, "

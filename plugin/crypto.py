@@ -6,6 +6,8 @@ key in front, run ``flask integrated-email rotate-keys``, then drop the old.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -30,6 +32,7 @@ class SecretBox:
                 "IE_SECRET_KEYS holds a value that is not a Fernet key "
                 "(32 url-safe base64-encoded bytes).") from exc
         self._multi = MultiFernet(self._fernets)
+        self._keys = [k.encode() if isinstance(k, str) else k for k in keys]
 
     def encrypt(self, plain: str) -> str:
         """Encrypt plaintext with the first key."""
@@ -52,6 +55,12 @@ class SecretBox:
             raise SecretKeyError(
                 "A stored mail password cannot be decrypted with the configured "
                 "IE_SECRET_KEYS; rotation stopped without changing anything.") from exc
+
+    def signing_keys(self, purpose: str) -> list[bytes]:
+        """HMAC keys for ``purpose``, one per configured key, the signing one (from the
+        first key) last, as itsdangerous wants them: rotation keeps old links valid."""
+        return [hmac.new(k, b"integrated-email:" + purpose.encode(), hashlib.sha256).digest()
+                for k in reversed(self._keys)]
 
     def is_current(self, token: str) -> bool:
         """Whether ``token`` is already encrypted under the first key."""

@@ -53,6 +53,9 @@ def make_config(db_url: str, tmp_path, **extra) -> dict:
         "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535,localhost:1024-65535",
         "IE_BLOB_DIR": str(tmp_path / "blobs"),
         "IE_MAIL_TIMEOUT": 3.0,
+        # No provider pacing for the lab's servers unless a test sets a limit.
+        "IE_SEND_PER_MINUTE_DEFAULT": 0,
+        "IE_SEND_PER_DAY_DEFAULT": 0,
         "INSTANCE_PATH": str(tmp_path / "instance"),
     }
     cfg.update(extra)

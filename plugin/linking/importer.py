@@ -25,6 +25,7 @@ from plugin.context import AddonContext
 from plugin.host import RecordRef
 from plugin.linking.consolidate import consolidate
 from plugin.models import Mailbox, Message, RecordLink
+from plugin.sending import bounces
 from plugin.setup import settings as settings_service
 
 log = logging.getLogger("plugin.integrated_email.import")
@@ -101,10 +102,13 @@ def _link_batch(addon: AddonContext, mailbox_id: int,
         if mb is None:
             return 0, 0
         ids = [m.id for m in msgs]
+        # Bounce reports are recorded on the mail we sent, never linked as mail.
+        reports = bounces.take_reports(addon, s, mailbox_id, ids)
+        msgs = [m for m in msgs if m.id not in reports]
         if not settings_service.auto_import(s):
             s.execute(update(Message).where(Message.id.in_(ids)).values(import_checked=True))
             s.commit()
-            return 0, len(msgs)
+            return 0, len(ids)
 
         wanted: dict[int, dict[RecordRef, str]] = defaultdict(dict)
         addresses = set().union(*(_addresses(m) for m in msgs))
@@ -153,5 +157,5 @@ def _link_batch(addon: AddonContext, mailbox_id: int,
         linked_ids = [mid for mid in wanted if wanted[mid]]
     if linked_ids and mb.consolidate_folder and mb.protocol == "imap":
         consolidate(addon, mailbox_id)
-    return created, len(msgs)
+    return created, len(ids)
 

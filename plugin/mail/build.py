@@ -74,7 +74,38 @@ class _MessageIdsHeader:
         return msgid.fold_ids(self.name, ids, policy.linesep, policy.max_line_length or 78)
 
 
+class _UrlHeader:
+    """``List-Unsubscribe`` (RFC 2369): one ``<https://...>`` on one line, as written.
+
+    The stdlib would encode a long URL with no space in it as encoded-words, which no
+    mail client follows; the URL is checked instead (:func:`check_unsubscribe_url`)."""
+
+    max_count = 1
+
+    @classmethod
+    def parse(cls, value: object, kwds: dict) -> None:  # the stdlib's header protocol
+        kwds["decoded"] = f"<{check_unsubscribe_url(str(value).strip('<>'))}>"
+        kwds["parse_tree"] = None
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+_URL = re.compile(r"https://[A-Za-z0-9.-]+(?::\d+)?/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
+#: RFC 8058's one value of List-Unsubscribe-Post
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def check_unsubscribe_url(url: str) -> str:
+    """``url`` when it is an https URL of plain characters that fits one header line."""
+    if len(url) > 900 or not _URL.fullmatch(url):
+        raise HeaderError("unsubscribe link", "The unsubscribe link must be an https:// "
+                          "address of plain characters. Check IE_PUBLIC_URL.")
+    return url
+
+
 _HEADERS = _HeaderClasses()
+_HEADERS.map_to_type("list-unsubscribe", _UrlHeader)
 _HEADERS.map_to_type("in-reply-to", _MessageIdsHeader)
 _HEADERS.map_to_type("references", _MessageIdsHeader)
 #: the policy messages are built and flattened with: CRLF, 78-column folding
@@ -225,10 +256,12 @@ def _address(name: str, addr: str) -> Address:
 def build_message(*, from_name: str, from_addr: str, to: list, cc: list, subject: str,
                   body_text: str, body_html: str | None, message_id: str, date: datetime,
                   in_reply_to: str | None = None, references: str | None = None,
-                  attachments: list[Attachment] = ()) -> EmailMessage:
+                  attachments: list[Attachment] = (),
+                  list_unsubscribe: str | None = None) -> EmailMessage:
     """The message as it goes out; the same inputs always give the same bytes.
 
-    Never has a Bcc header: blind copies exist only in the SMTP envelope."""
+    Never has a Bcc header: blind copies exist only in the SMTP envelope.
+    ``list_unsubscribe``: the one-click unsubscribe URL of a bulk message (RFC 8058)."""
     check_header(subject, "subject")
     check_header(from_name, "sender name")
     for name, _addr in list(to) + list(cc):
@@ -249,6 +282,9 @@ def build_message(*, from_name: str, from_addr: str, to: list, cc: list, subject
     refs = msgid.parse_msg_id_list(references)[-msgid.MAX_REFERENCES:]
     if refs:
         msg["References"] = " ".join(f"<{r}>" for r in refs)
+    if list_unsubscribe:
+        msg["List-Unsubscribe"] = list_unsubscribe
+        msg["List-Unsubscribe-Post"] = ONE_CLICK
     msg["MIME-Version"] = "1.0"
     # Text, never bytes: the policy folds and line-ends it, smtplib dot-stuffs it.
     msg.set_content(body_text or "", subtype="plain", charset="utf-8", cte=_cte(body_text))
@@ -292,7 +328,8 @@ def flatten(msg: EmailMessage) -> bytes:
 #: the header fields the add-on writes, on the message and on its MIME parts
 TOP_FIELDS = frozenset({"from", "to", "cc", "subject", "date", "message-id", "in-reply-to",
                         "references", "mime-version", "content-type",
-                        "content-transfer-encoding"})
+                        "content-transfer-encoding", "list-unsubscribe",
+                        "list-unsubscribe-post"})
 PART_FIELDS = frozenset({"content-type", "content-transfer-encoding", "content-disposition",
                          "mime-version", "content-id"})
 _FIELD_LINE = re.compile(rb"([!-9;-~]+):")
@@ -427,7 +464,8 @@ class PreparedMessage:
         self._from = _address_line("From", [(from_name, from_addr)])
 
     def build(self, *, to: list[tuple[str, str]], subject: str, body_text: str,
-              body_html: str | None, message_id: str, date: datetime) -> bytes:
+              body_html: str | None, message_id: str, date: datetime,
+              list_unsubscribe: str | None = None) -> bytes:
         """The message's bytes for one recipient list (headers checked, CRLF only)."""
         check_header(subject, "subject")
         for name, _addr in to:
@@ -441,6 +479,10 @@ class PreparedMessage:
         head.append(b"Message-ID: " + mid.encode("ascii") + b"\r\n"
                     if _PLAIN_ADDR.match(message_id) and len(mid) <= _MAX_LINE - 12
                     else _header_line("Message-ID", mid))
+        if list_unsubscribe:
+            head.append(b"List-Unsubscribe: <" + check_unsubscribe_url(
+                list_unsubscribe).encode("ascii") + b">\r\nList-Unsubscribe-Post: "
+                + ONE_CLICK.encode("ascii") + b"\r\n")
         head.append(b"MIME-Version: 1.0\r\n")
         cte, text = _body_part(body_text)
         if not body_html:
@@ -456,7 +498,7 @@ class PreparedMessage:
             return flatten(build_message(
                 from_name=self._from_name, from_addr=self._from_addr, to=list(to), cc=[],
                 subject=subject, body_text=body_text, body_html=body_html,
-                message_id=message_id, date=date))
+                message_id=message_id, date=date, list_unsubscribe=list_unsubscribe))
         head.append(b"Content-Type: multipart/alternative;\r\n boundary=\"" + boundary
                     + b"\"\r\n\r\n")
         return check_flattened(b"".join(head + [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import imaplib
 import poplib
+import re
 import smtplib
 import socket
 import ssl
@@ -44,6 +45,7 @@ OAUTH_PROVIDER = "oauth_provider"
 #: the administrator turned the provider's sign-in off or removed its client
 OAUTH_DISABLED = "oauth_disabled"
 NO_SERVER = "no_server"
+THROTTLED = "throttled"
 
 SENTENCES: dict[str, str] = {
     HOST_NOT_FOUND: "The server name could not be found. Check the host name.",
@@ -91,6 +93,8 @@ SENTENCES: dict[str, str] = {
     "email settings. Ask your administrator to turn it back on.",
     NO_SERVER: "No mail server is set for this mailbox. Add the server in the mailbox's "
     "settings.",
+    THROTTLED: "Your mail server asked us to send more slowly. The message waits and is "
+    "sent by itself a little later; nothing needs doing.",
 }
 
 KINDS: frozenset[str] = frozenset(SENTENCES)
@@ -161,8 +165,48 @@ def _classify_os(exc: BaseException) -> str | None:
     return None
 
 
+#: reply texts that mean "too much, too fast" (Exchange, Gmail, Yahoo, Postfix policies)
+_RATE_TEXT = re.compile(rb"rate|too many|throttl|limit|quota|slow down|try (?:again )?later",
+                        re.IGNORECASE)
+_ENHANCED = re.compile(rb"^\s*([245])\.(\d{1,3})\.(\d{1,3})")
+
+
+def is_throttling(code: int | None, text: bytes | str | None) -> bool:
+    """Whether an SMTP answer means "slow down": 421, a 4.7.x status, or a rate text with
+    a temporary code, 5.4.5 or 5.7.x. Only the verdict is kept, never the text."""
+    if code is None:
+        return False
+    raw = text.encode("utf-8", "replace") if isinstance(text, str) else (text or b"")
+    if code == 421:
+        return True
+    status = _ENHANCED.match(raw)
+    klass, subject = (status.group(1), status.group(2)) if status else (b"", b"")
+    if klass == b"4" and subject == b"7":
+        return True
+    if status and (klass, subject, status.group(3)) == (b"5", b"4", b"5"):
+        return True
+    rate = _RATE_TEXT.search(raw) is not None
+    return rate and (400 <= code < 500 or (klass == b"5" and subject == b"7"))
+
+
+def _throttled(exc: smtplib.SMTPException) -> int | None:
+    """The code of a throttling answer inside ``exc``, else None."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        answers = list(exc.recipients.values())
+        if answers and all(is_throttling(c, t) for c, t in answers):
+            return answers[0][0]
+        return None
+    if isinstance(exc, smtplib.SMTPResponseException) and \
+            is_throttling(exc.smtp_code, exc.smtp_error):
+        return exc.smtp_code
+    return None
+
+
 def _classify_smtp(exc: smtplib.SMTPException) -> MailError:
     name = type(exc).__name__
+    throttled = _throttled(exc)
+    if throttled is not None:
+        return MailError(THROTTLED, code=throttled, detail=name)
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return MailError(AUTH_FAILED, code=exc.smtp_code, detail=name)
     if isinstance(exc, smtplib.SMTPNotSupportedError):

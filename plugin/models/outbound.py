@@ -68,6 +68,8 @@ class OutboundMessage(Base):
     attachments: Mapped[str] = mapped_column(Text, default="[]")
     #: space-separated record references ("candidate:12 contact:3") to note it on
     record_refs: Mapped[str] = mapped_column(Text, default="")
+    #: bulk only: the recipient's signed one-click unsubscribe URL (List-Unsubscribe)
+    unsubscribe_url: Mapped[str | None] = mapped_column(String(600))
     #: the Date header, fixed when sending starts so a rebuild gives the same bytes
     date: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -124,6 +126,12 @@ class BulkJob(Base):
     #: seconds between two messages (the admin's spacing when the job was made)
     spacing_seconds: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: send window: weekdays it may send on ("01234": Monday to Friday), None: any time
+    window_days: Mapped[str | None] = mapped_column(String(7))
+    #: the window's local opening and closing time ("08:00", "18:00") and its zone
+    window_start: Mapped[str | None] = mapped_column(String(5))
+    window_end: Mapped[str | None] = mapped_column(String(5))
+    window_zone: Mapped[str | None] = mapped_column(String(64))
     #: one plain sentence when the job stopped early (a limit, a bad password)
     notice: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(80))

@@ -57,6 +57,8 @@ class GlobalSettings(Base):
     bulk_per_day: Mapped[int] = mapped_column(Integer, default=500)
     #: seconds between two bulk messages
     bulk_spacing_seconds: Mapped[int] = mapped_column(Integer, default=2)
+    #: one-click unsubscribe (RFC 8058) headers and link on bulk messages
+    bulk_unsubscribe: Mapped[bool] = mapped_column(Boolean, default=True)
     #: extra mail hosts (one per line) allowed beyond IE_ALLOWED_MAIL_HOSTS
     allowed_mail_hosts: Mapped[str] = mapped_column(Text, default="")
     #: user ids (comma-separated) who do not see other users' public mail

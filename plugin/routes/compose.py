@@ -29,10 +29,15 @@ from plugin.mail import build as compose_service
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import BulkJob, OutboundMessage
 from plugin.reading import messages
+from plugin.routes import deliverability
+from plugin.routes import templates as templates_routes
 from plugin.routes._http import found_or_404, wants_fragment
 from plugin.sending import bulk as bulk_service
+from plugin.sending import bounces as bounce_service
+from plugin.sending.bulk import schedule as bulk_schedule
+from plugin.sending.bulk import window as send_window
 from plugin.sending import compose as compose_case
-from plugin.sending import merge, outbox
+from plugin.sending import merge, outbox, send_later
 from plugin.setup import mailbox as setup_service
 from plugin.setup import settings as settings_service
 
@@ -108,7 +113,13 @@ def _form_values(form: MultiDict) -> dict:
             "subject": form.get("subject", ""), "body": form.get("body", ""),
             "formatted": form.get("formatted") in ("on", "yes", "1"),
             "source": form.get("source", ""), "mode": form.get("mode", ""),
-            "records": form.getlist("record"), "forward": form.getlist("forward")}
+            "records": form.getlist("record"), "forward": form.getlist("forward"),
+            **_send_later_values(form)}
+
+
+def _send_later_values(form: MultiDict) -> dict:
+    """The "Send later" fields as typed (empty: send now)."""
+    return {"send_at": form.get("send_at", ""), "time_zone": form.get("time_zone", "UTC")}
 
 
 def _render_form(values: dict, errors: dict[str, str], mb: Mailbox, status: int = 200,
@@ -118,7 +129,8 @@ def _render_form(values: dict, errors: dict[str, str], mb: Mailbox, status: int 
         values.get("mode") == "forward" else []
     ctx = {"values": values, "errors": errors, "mailbox": mb, "records": _record_names(refs),
            "max_mb": current_app.config["IE_MAX_ATTACHMENT_MB"], "forwardable": forwardable,
-           "back": _back_link(values)}
+           "back": _back_link(values), "zones": send_later.zone_names(),
+           **templates_routes.picker_context(), **_picker_target(values)}
     tpl = T + ("_partials/compose_form.html" if wants_fragment() else "compose.html")
     return render_template(tpl, **ctx), status
 
@@ -138,6 +150,17 @@ def _back_link(values: dict) -> tuple[str, str]:
     return "Sent from the ATS", url_for("integrated_email.outbox")
 
 
+def _picker_target(values: dict) -> dict:
+    """Where "Use template" goes: the same compose or reply page, with what it needs."""
+    if values.get("mode") in ("reply", "reply_all", "forward") and values.get("source"):
+        return {"picker_action": url_for("integrated_email.compose_reply",
+                                         message_id=values["source"]),
+                "picker_hidden": [("mode", values["mode"])]}
+    return {"picker_action": url_for("integrated_email.compose"),
+            "picker_hidden": [("to", values.get("to", ""))] + [
+                ("record", r) for r in values.get("records", [])]}
+
+
 # ------------------------------------------------------------------ compose
 
 
@@ -151,7 +174,8 @@ def compose() -> ResponseReturnValue:
                   "subject": request.args.get("subject", ""), "body": "", "formatted": False,
                   "source": "", "mode": "", "records": request.args.getlist("record"),
                   "forward": []}
-        return _render_form(values, {}, mb)
+        records = _record_names(_records(values["records"]))
+        return _render_form(templates_routes.prefill_compose(values, mb, records), {}, mb)
     return _send(mb)
 
 
@@ -165,6 +189,7 @@ def compose_reply(message_id: int) -> ResponseReturnValue:
         abort(404, "Choose reply, reply_all or forward.")
     msg = _visible_message(message_id)
     values = compose_case.reply_values(msg, mode, mb)
+    values = templates_routes.prefill_compose(values, mb, [], reply=True)
     return _render_form(values, {}, mb, original=msg)
 
 
@@ -186,10 +211,14 @@ def _send(mb: Mailbox) -> ResponseReturnValue:
             forwarded = compose_case.forwarded_files(current_app.config, original,
                                                      values["forward"])
     attachments = _read_attachments(input_errors, forwarded)
+    later = send_later.read(values["send_at"], values["time_zone"])
+    if later.error:
+        input_errors["send_at"] = later.error
     # A forward starts a conversation of its own: no threading headers.
     replied_to = original if values["mode"] in ("reply", "reply_all") else None
     outcome = compose_case.send_from_form(addon, addon.session(), g.ie_user, mb, values,
-                                          attachments, replied_to, input_errors)
+                                          attachments, replied_to, input_errors,
+                                          send_at=later.when)
     if outcome.errors:
         return _render_form(values, outcome.errors, mb, 422, original=original)
     row = outcome.row
@@ -205,6 +234,9 @@ def _send(mb: Mailbox) -> ResponseReturnValue:
 
 def result_sentence(row: OutboundMessage) -> str:
     """The flash sentence for a message as its sending ended."""
+    if send_later.is_scheduled(row):
+        return (f"Your message is scheduled for {row.next_attempt_at:%d %b %Y %H:%M} UTC. "
+                "You can cancel it in Sent from the ATS until then.")
     if row.state in ("sent", "filed"):
         return "Your message was sent."
     if row.state == "queued":
@@ -238,6 +270,41 @@ def outbox_resend(outbound_id: int) -> ResponseReturnValue:
         row = outbox.deliver(addon, row.id)
         flash(result_sentence(row))
     return redirect(url_for("integrated_email.outbox"))
+
+
+def outbox_cancel(outbound_id: int) -> ResponseReturnValue:
+    """Cancel a scheduled message that has not started."""
+    s = get_addon().session()
+    row = s.get(OutboundMessage, outbound_id)
+    if row is None or row.user_id != g.ie_user.id:
+        abort(404, "No such message in your outbox.")
+    if send_later.cancel_row(s, row):
+        flash("The scheduled message was cancelled; it will not be sent.")
+    else:
+        flash("That message has already started sending and can no longer be cancelled.")
+    return redirect(url_for("integrated_email.outbox"))
+
+
+def outbox_edit(outbound_id: int) -> ResponseReturnValue:
+    """Edit a scheduled message: it is taken back (cancelled) and opens in the composer
+    with everything it had; sending or scheduling it again makes a new message."""
+    mb = _mailbox_or_none()
+    if mb is None:
+        return _no_mailbox()
+    s = get_addon().session()
+    row = s.get(OutboundMessage, outbound_id)
+    if row is None or row.user_id != g.ie_user.id:
+        abort(404, "No such message in your outbox.")
+    if row.attachments not in (None, "", "[]"):
+        flash("A scheduled message with attachments cannot be edited: cancel it and write "
+              "it again.")
+        return redirect(url_for("integrated_email.outbox"))
+    if not send_later.cancel_row(s, row):
+        flash("That message has already started sending and can no longer be edited.")
+        return redirect(url_for("integrated_email.outbox"))
+    s.refresh(row)
+    values = send_later.compose_values(row)
+    return _render_form(values, {}, mb)
 
 
 # ------------------------------------------------------------------ bulk
@@ -280,7 +347,10 @@ def _bulk_context(refs: list[RecordRef], mb: Mailbox) -> dict:
         if selection.records else None
     return {"selection": selection, "refs": [str(r.ref) for r in selection.records],
             "words": _bulk_words(refs), "limit_problem": limit, "fields": merge.FIELDS,
-            "mailbox": mb, "gs": gs}
+            "mailbox": mb, "gs": gs, "zones": send_later.zone_names(),
+            **templates_routes.picker_context(),
+            "picker_hidden": [("records", str(r)) for r in refs],
+            "day_names": send_window.DAY_NAMES}
 
 
 def bulk_new() -> ResponseReturnValue:
@@ -291,10 +361,12 @@ def bulk_new() -> ResponseReturnValue:
     source = request.form if request.method == "POST" else request.args
     refs = bulk_refs(source)
     ctx = _bulk_context(refs, mb)
-    ctx.update(values={"subject": "", "body": "Hello {{ first_name }},\n\n\n\n"
-                       "{{ recruiter_signature }}", "signature": g.ie_user.name,
-                       "formatted": False},
-               problems=[], preview=None)
+    ctx.update(values=templates_routes.prefill_bulk(
+        {"subject": "", "body": "Hello {{ first_name }},\n\n\n\n{{ recruiter_signature }}",
+         "signature": g.ie_user.name, "formatted": False, "send_at": "", "time_zone": "UTC",
+         "window": False, "window_days": ["0", "1", "2", "3", "4"], "window_start": "08:00",
+         "window_end": "18:00"},
+        mb, source.get("template", "")), problems=[], preview=None)
     if not refs:  # said on the page itself: no host layout needs to show flashes
         kinds = " or ".join(k.label for k in get_addon().host.bulk_kinds()) or "record"
         ctx["problems"] = [merge.MergeProblem(
@@ -307,7 +379,10 @@ def bulk_new() -> ResponseReturnValue:
 def _bulk_values(form: MultiDict) -> dict:
     return {"subject": form.get("subject", ""), "body": form.get("body", ""),
             "signature": form.get("signature", ""),
-            "formatted": form.get("formatted") in ("on", "yes", "1")}
+            "formatted": form.get("formatted") in ("on", "yes", "1"),
+            "window": form.get("window") == "on", "window_days": form.getlist("window_days"),
+            "window_start": form.get("window_start", "08:00"),
+            "window_end": form.get("window_end", "18:00"), **_send_later_values(form)}
 
 
 def bulk_preview() -> ResponseReturnValue:
@@ -350,6 +425,14 @@ def bulk_send() -> ResponseReturnValue:
             "address."))
     if ctx["limit_problem"]:
         problems.append(merge.MergeProblem("recipients", ctx["limit_problem"]))
+    later = send_later.read(values["send_at"], values["time_zone"])
+    if later.error:
+        problems.append(merge.MergeProblem("send_at", later.error))
+    hours, hours_error = send_window.read(values["window"], values["window_days"],
+                                          values["window_start"], values["window_end"],
+                                          values["time_zone"])
+    if hours_error:
+        problems.append(merge.MergeProblem("window", hours_error))
     if problems:
         ctx.update(values=values, problems=problems, preview=None)
         tpl = "_partials/bulk_form.html" if wants_fragment() else "bulk_new.html"
@@ -357,8 +440,14 @@ def bulk_send() -> ResponseReturnValue:
     s = addon.session()
     job = bulk_service.create_job(addon, s, g.ie_user, mb, values["subject"], values["body"],
                                   ctx["selection"], signature=values["signature"],
-                                  formatted=values["formatted"])
-    if not job.finished:
+                                  formatted=values["formatted"],
+                                  unsubscribe_base=deliverability.unsubscribe_base(),
+                                  send_at=later.when, window=hours)
+    if later.when is not None and not job.finished:
+        job.notice = (f"Scheduled for {values['send_at'].replace('T', ' ')} "
+                      f"({values['time_zone'] or 'UTC'}); you can cancel it until then.")
+        s.commit()
+    elif not job.finished:
         bulk_service.start_in_thread(addon, job.id)
     target = url_for("integrated_email.bulk_job", job_id=job.id)
     if wants_fragment():
@@ -381,8 +470,12 @@ def _job_context(job: BulkJob) -> dict:
     s = get_addon().session()
     rows = s.scalars(select(OutboundMessage).where(OutboundMessage.bulk_job_id == job.id)
                      .order_by(OutboundMessage.id)).all()
-    return {"job": job, "progress": bulk_service.progress(s, job.id), "rows": rows,
-            "skipped": json.loads(job.skipped or "[]")}
+    progress = bulk_service.progress(s, job.id)
+    return {"job": job, "progress": progress, "rows": rows,
+            "skipped": json.loads(job.skipped or "[]"),
+            "finish": bulk_schedule.expected_finish(s, current_app.config, job,
+                                                    progress.remaining),
+            "bounces": bounce_service.for_outbound(s, [r.id for r in rows])}
 
 
 def bulk_job(job_id: int) -> ResponseReturnValue:

@@ -18,6 +18,7 @@ from plugin.models import Attachment, GlobalSettings, Message, RecordLink
 from plugin.reading.messages import addresses
 from plugin.reading.render_body import render_body
 from plugin.routes._http import attachment_response, found_or_404, page_csp
+from plugin.sending import bounces, suppression
 from plugin.setup import mailbox as setup_service
 from plugin.sharing import rule as sharing
 from plugin.sharing import timeline
@@ -35,16 +36,29 @@ def _context(addon: AddonContext, ref: RecordRef) -> dict[str, object]:
     viewer = addon.host.current_user()
     gs = s.get(GlobalSettings, 1)
     own = setup_service.active_mailbox(s, viewer.id)
+    entries = timeline.entries(s, addon.host, viewer, ref)
     return {
         "ref": ref,
         "dom": dom_id(ref),
-        "entries": timeline.entries(s, addon.host, viewer, ref),
+        "entries": entries,
+        # Bulk email's view of the address: unsubscribed or bounced, and bounced sends.
+        "bulk_status": _bulk_status(addon, ref),
+        "bounces": bounces.for_stored(s, [e.message.id for e in entries]),
         "webmail": not (gs and gs.outbound_only),
         # The box is for Custom sharing only: Public shares everything already.
         "show_share": own is not None and own.sharing == "custom",
         "shared": own is not None and sharing.shares_record(s, viewer.id, ref),
         "viewer": viewer,
     }
+
+
+def _bulk_status(addon: AddonContext, ref: RecordRef) -> str | None:
+    """Why bulk email leaves this record's address out, if it does."""
+    rec = addon.host.get_records([ref]).get(ref)
+    if rec is None or not rec.email:
+        return None
+    entry = suppression.suppressed(addon.session(), [rec.email]).get(rec.email.strip().lower())
+    return suppression.sentence(entry) if entry else None
 
 
 def panels_for(addon: AddonContext, ref: RecordRef) -> list[Markup]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ from plugin.mail import build as compose
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import OutboundMessage
 from plugin.reading.messages import attachment_bytes
-from plugin.sending import outbox
+from plugin.sending import outbox, send_later
 
 #: the compose form's address fields and the label its error sentences use
 ADDRESS_FIELDS = (("to", "To field"), ("cc", "Cc field"), ("bcc", "Bcc field"))
@@ -53,7 +54,8 @@ def visible_records(host: HostAdapter, user: HostUser, texts: Iterable[str]) -> 
 def send_from_form(addon: AddonContext, session: Session, user: HostUser, mb: Mailbox,
                    values: dict[str, Any], attachments: list[compose.Attachment],
                    original: Message | None = None,
-                   input_errors: dict[str, str] | None = None) -> ComposeOutcome:
+                   input_errors: dict[str, str] | None = None,
+                   send_at: datetime | None = None) -> ComposeOutcome:
     """Check the form's values, queue the message and deliver it now.
 
     ``original``: the message replied to (threading headers come from it);
@@ -81,6 +83,9 @@ def send_from_form(addon: AddonContext, session: Session, user: HostUser, mb: Ma
     except (compose.HeaderError, ValueError) as exc:
         return ComposeOutcome(errors={"subject": getattr(exc, "sentence", None) or (
             "This message cannot be sent as written. Check the recipients and subject.")})
+    if send_at is not None:  # send later: the send job delivers it at its time
+        send_later.schedule_row(session, row, send_at)
+        return ComposeOutcome(row=row, records=records)
     row = outbox.deliver(addon, row.id) or row
     return ComposeOutcome(row=row, records=records)
 

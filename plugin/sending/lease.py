@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from plugin.testing import clock
+
 #: taken around this process's own write transactions on the outbox, so a bulk
 #: runner and its filer thread queue for SQLite's write lock without its busy sleeps
 write_lock = threading.RLock()
@@ -25,8 +27,8 @@ _worker: tuple[int, str] | None = None
 
 
 def now() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
+    """The current time, aware, in UTC (the sending clock tests can move)."""
+    return clock.now()
 
 
 def aware(value: datetime) -> datetime:

@@ -37,7 +37,8 @@ def message_for(config: Mapping[str, Any], row: OutboundRow) -> EmailMessage:
         cc=compose.addresses_from_json(row.cc_addrs), subject=row.subject,
         body_text=row.body_text, body_html=row.body_html, message_id=row.message_id_header,
         date=row.date or now(), in_reply_to=row.in_reply_to, references=row.references,
-        attachments=attachments_of(config, row))
+        attachments=attachments_of(config, row),
+        list_unsubscribe=getattr(row, "unsubscribe_url", None))
 
 
 def bulk_template(row: OutboundRow) -> compose.PreparedMessage | None:
@@ -69,4 +70,5 @@ def raw_for(config: Mapping[str, Any], row: OutboundRow,
         return compose.flatten(message_for(config, row))
     return prepared.build(to=compose.addresses_from_json(row.to_addrs), subject=row.subject,
                           body_text=row.body_text, body_html=row.body_html,
-                          message_id=row.message_id_header, date=row.date or now())
+                          message_id=row.message_id_header, date=row.date or now(),
+                          list_unsubscribe=getattr(row, "unsubscribe_url", None))

@@ -18,10 +18,11 @@ from plugin.blobs import blob_store
 from plugin.context import AddonContext
 from plugin.host import HostUser, RecordRef
 from plugin.mail import build as compose
-from plugin.mail.errors import MailError
+from plugin.mail.errors import THROTTLED, MailError
 from plugin.models import Mailbox
 from plugin.models._types import UTCDateTime
 from plugin.models.outbound import BulkJob, OutboundMessage
+from plugin.sending import limits
 from plugin.sending.delivery import (
     UNKNOWN_SENTENCE,
     backoff,
@@ -97,6 +98,8 @@ def deliver(addon: AddonContext, row_id: int) -> OutboundMessage | None:
             crashpoint("single_after_smtp")
         except MailError as exc:
             _failed(session, row, exc)
+            if exc.kind == THROTTLED:
+                _slow_down(addon, session, mb)
             return row
         stamp = now()
         note = None
@@ -127,6 +130,15 @@ def _failed(session: Session, row: OutboundMessage, exc: MailError) -> None:
     session.commit()
     session.refresh(row)
     log.info("outbound %s %s (%s)", row.id, row.state, verdict.kind)
+
+
+def _slow_down(addon: AddonContext, session: Session, mb: Mailbox) -> None:
+    """The server throttled a single message: the mailbox's bulk mail goes slower too."""
+    pace = limits.paced_per_minute(session, mb.id, limits.limit_for(
+        session, mb, addon.app.config), now())
+    session.rollback()
+    with addon.engine.connect() as conn:
+        limits.record_throttle(conn, mb.id, pace)
 
 
 def resend(session: Session, row: OutboundMessage) -> bool:

@@ -43,6 +43,9 @@ def live_host(tmp_path, dovecot):
         "IE_CA_FILE": dovecot.ca_file,
         "IE_MAIL_TIMEOUT": 3.0,
         "IE_BLOB_DIR": str(tmp_path / "blobs"),
+        # No provider pacing for the lab's servers unless a test sets a limit.
+        "IE_SEND_PER_MINUTE_DEFAULT": 0,
+        "IE_SEND_PER_DAY_DEFAULT": 0,
     })
     with app.extensions["host_ats.db"].sessions() as s:
         seed_demo(s)

@@ -49,9 +49,10 @@ HOSTILE = [
     "Hi\rX-Injected: 1",
     "Hi\x00",
 ]
-#: fields the add-on writes on a composed message
+#: fields the add-on writes on a composed message (List-* on bulk: one-click unsubscribe)
 FIELDS = {b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"in-reply-to",
-          b"references", b"mime-version", b"content-type", b"content-transfer-encoding"}
+          b"references", b"mime-version", b"content-type", b"content-transfer-encoding",
+          b"list-unsubscribe", b"list-unsubscribe-post"}
 
 
 def assert_clean(raw: bytes) -> None:

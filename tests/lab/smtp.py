@@ -12,6 +12,7 @@ import json
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
@@ -20,6 +21,7 @@ from aiosmtpd.controller import Controller
 import requests
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
+from . import bounces
 from .dovecot import Dovecot
 from .servers import HOST, free_port
 
@@ -31,6 +33,7 @@ class Received:
     data: bytes              # exactly as received (CRLF, after dot-unstuffing)
     login: str | None        # AUTH identity, None if unauthenticated
     port: int
+    at: float = 0.0          # when it was accepted, on the lab's clock (SmtpLab.clock)
 
 
 def default_refuse(address: str) -> bool:
@@ -52,6 +55,16 @@ class _Handler:
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        lab = self.lab
+        if lab.throttle_per_minute is not None:
+            # An Exchange-like submission limit: N accepted in any minute, then 421.
+            with lab._cond:
+                stamp = lab.clock()
+                lab.attempts_at.append(stamp)
+                recent = [t for t in lab._accepted_at if t > stamp - 60.0]
+                if len(recent) >= lab.throttle_per_minute:
+                    lab.throttled += 1
+                    return lab.throttle_reply
         if self.lab.refuse(address):
             return "553 5.7.1 Sender refused by lab policy"
         envelope.mail_from = address
@@ -76,13 +89,20 @@ class _Handler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8")
         rec = Received(envelope.mail_from, tuple(envelope.rcpt_tos), raw, login,
-                       server.transport.get_extra_info("sockname")[1])
+                       server.transport.get_extra_info("sockname")[1], self.lab.clock())
         # Deliver before recording so wait_for() implies "already in the INBOX".
         for rcpt in rec.rcpt_tos:
             user = self.lab.dovecot.user(rcpt) if rcpt.lower().endswith("@example.test") else None
             if user is not None:
                 self.lab.dovecot.deliver(user, raw)
+            outcome = bounces.outcome_for(rcpt)
+            sender = self.lab.dovecot.user(envelope.mail_from or "")
+            if outcome is not None and sender is not None and self.lab.bounces:
+                # Playing the recipient's server: it took the message, then reports back.
+                self.lab.dovecot.deliver(sender, bounces.dsn(raw, envelope.mail_from, rcpt,
+                                                             *outcome))
         with self.lab._cond:
+            self.lab._accepted_at.append(rec.at)
             self.lab.received.append(rec)
             self.lab._cond.notify_all()
         return "250 Message accepted for delivery"
@@ -174,6 +194,18 @@ class SmtpLab:
         #: advertise PIPELINING (RFC 2920) in the EHLO answer
         self.pipelining = pipelining
         self.received: list[Received] = []
+        #: accept at most this many messages in any minute of ``clock``, then answer
+        #: ``throttle_reply`` at MAIL FROM (None: no limit)
+        self.throttle_per_minute: int | None = None
+        self.throttle_reply = "421 4.7.0 Try again later: message rate limit exceeded"
+        #: seconds for the throttle's window and Received.at (tests pass a faster clock)
+        self.clock: Callable[[], float] = time.monotonic
+        #: MAIL FROM times while throttling, and how many were refused
+        self.attempts_at: list[float] = []
+        self.throttled = 0
+        #: answer mail to "bounce*" addresses with a DSN into the sender's mailbox
+        self.bounces = True
+        self._accepted_at: list[float] = []
         self._cond = threading.Condition()
         self._controllers: list[Controller] = []
         self.starttls_port = self.tls_port = self.plain_port = 0
@@ -223,6 +255,10 @@ class SmtpLab:
     def clear(self) -> None:
         with self._cond:
             self.received.clear()
+            self.throttle_per_minute, self.clock = None, time.monotonic
+            self.attempts_at.clear()
+            self._accepted_at.clear()
+            self.throttled = 0
 
     def wait_for(self, count: int = 1, timeout: float = 5) -> list[Received]:
         """Block until at least `count` messages were received; returns a copy of the list."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, literal, select, update
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from plugin.mail import build as compose
 from plugin.models import Mailbox
 from plugin.models._types import UTCDateTime
 from plugin.models.outbound import BulkJob, OutboundMessage
-from plugin.sending import merge
+from plugin.sending import merge, unsubscribe
 from plugin.sending.bulk.recipients import Selection
 from plugin.sending.delivery import backoff
 from plugin.sending.lease import aware, lease_length, now, owner_gone, worker_id
@@ -74,12 +75,23 @@ def preview(subject: str, body: str, record: HostRecord, sender_user: HostUser,
 
 def create_job(addon: AddonContext, session: Session, user: HostUser, mb: Mailbox,
                subject: str, body: str, selection: Selection, signature: str = "",
-               formatted: bool = False) -> BulkJob:
-    """The job and its queued rows, committed together (nothing is sent here)."""
+               formatted: bool = False, unsubscribe_base: str | None = None,
+               send_at: datetime | None = None, window: dict | None = None) -> BulkJob:
+    """The job and its queued rows, committed together (nothing is sent here).
+
+    ``unsubscribe_base`` (``https://.../unsubscribe/``): each row gets its signed
+    one-click link, in its List-Unsubscribe header and under its text, unless the
+    administrator turned unsubscribe links off. ``send_at``: the job is held (queued)
+    until then, and the send job starts it. ``window``: the send-window columns
+    (:func:`plugin.sending.bulk.window.read`)."""
     gs = settings_service.load(session)
+    if gs.bulk_unsubscribe is False:
+        unsubscribe_base = None
     job = BulkJob(user_id=user.id, mailbox_id=mb.id, subject_template=subject,
                   body_template=body, state="queued",
-                  spacing_seconds=int(gs.bulk_spacing_seconds or 0))
+                  spacing_seconds=int(gs.bulk_spacing_seconds or 0),
+                  lease_owner=PAUSED if send_at else None, lease_until=send_at,
+                  **(window or {}))
     session.add(job)
     session.flush()
     skipped = list(selection.skipped)
@@ -92,6 +104,12 @@ def create_job(addon: AddonContext, session: Session, user: HostUser, mb: Mailbo
             rendered_subject = compose.check_header(merge.render(subject_tpl, values), "subject")
             rendered_body = compose.check_body(merge.render(body_tpl, values))
             to = [(compose.check_header(rec.name, "recipient name"), rec.email)]
+            message_id = compose.new_message_id(mb.email)
+            link = None
+            if unsubscribe_base:
+                link = unsubscribe.link_for(unsubscribe_base, addon.secrets, message_id,
+                                            rec.email)
+                rendered_body += unsubscribe.FOOTER.format(url=link)
         except (merge.MergeError, compose.HeaderError) as exc:
             reason = exc.sentence if isinstance(exc, compose.HeaderError) else \
                 "A merge field could not be filled in safely."
@@ -99,7 +117,7 @@ def create_job(addon: AddonContext, session: Session, user: HostUser, mb: Mailbo
             continue
         rows.append({
             "user_id": user.id, "mailbox_id": mb.id, "bulk_job_id": job.id,
-            "message_id_header": compose.new_message_id(mb.email), "state": "queued",
+            "message_id_header": message_id, "state": "queued", "unsubscribe_url": link,
             "from_addr": mb.email, "from_name": user.name,
             "to_addrs": compose.addresses_json(to), "cc_addrs": "[]", "bcc_addrs": "[]",
             "subject": rendered_subject, "body_text": rendered_body,
@@ -214,8 +232,10 @@ def resumable_jobs(addon: AddonContext) -> list[int]:
     return out
 
 
-def close_run(engine: Engine, job_id: int, outcome: str, notice: str | None) -> None:
-    """Write the outcome a runner reached: done, cancelled, stopped, or paused."""
+def close_run(engine: Engine, job_id: int, outcome: str, notice: str | None,
+              resume_at: datetime | None = None) -> None:
+    """Write the outcome a runner reached: done, cancelled, stopped, paused, or waiting
+    (the provider's daily limit is reached: the send job resumes it at ``resume_at``)."""
     with engine.connect() as conn:
         begin_write(conn)
         if outcome == "cancelled":
@@ -227,6 +247,9 @@ def close_run(engine: Engine, job_id: int, outcome: str, notice: str | None) -> 
             conn.execute(update(_JOB).where(_JOB.c.id == job_id).values(
                 state="stopped", notice=notice, finished_at=now(),
                 lease_owner=None, lease_until=None))
+        elif outcome == "waiting":
+            conn.execute(update(_JOB).where(_JOB.c.id == job_id).values(
+                notice=notice, lease_owner=PAUSED, lease_until=resume_at or now()))
         elif outcome == "paused":
             # The server is unreachable for now: the send job resumes after a pause.
             conn.execute(update(_JOB).where(_JOB.c.id == job_id).values(

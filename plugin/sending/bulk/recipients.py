@@ -14,6 +14,7 @@ from plugin.mail.addresses import normalize_address
 from plugin.models import GlobalSettings
 from plugin.models._types import UTCDateTime
 from plugin.models.outbound import OutboundMessage
+from plugin.sending import suppression
 from plugin.sending.lease import now
 
 _OUT = OutboundMessage.__table__
@@ -69,7 +70,24 @@ def select_records(addon: AddonContext, user: HostUser, refs: list[RecordRef]) -
         seen_addresses.add(fresh[0].lower())
         records.append(HostRecord(rec.ref, rec.name, fresh[0], rec.url, rec.first_name,
                                   rec.last_name))
-    return Selection(records, skipped)
+    return _without_suppressed(addon, Selection(records, skipped))
+
+
+def _without_suppressed(addon: AddonContext, selection: Selection) -> Selection:
+    """Leave out addresses on the suppression list (unsubscribed, hard-bounced), with why."""
+    with Session(addon.engine) as session:
+        found = suppression.suppressed(session, [r.email for r in selection.records])
+        if not found:
+            return selection
+        kept = []
+        for rec in selection.records:
+            entry = found.get(rec.email.lower())
+            if entry is None:
+                kept.append(rec)
+            else:
+                selection.skipped.append({"name": rec.name, "ref": str(rec.ref),
+                                          "reason": suppression.sentence(entry)})
+    return Selection(kept, selection.skipped)
 
 
 def sent_today(session: Session, user_id: str) -> int:

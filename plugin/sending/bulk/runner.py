@@ -11,8 +11,13 @@ which files them in the same thread while the SMTP server works. A runner that d
 leaves at most one row in ``sending``; the next runner (same job) turns it into
 ``sent`` when the Sent folder proves it, else ``unknown`` — never a second copy.
 
-Why one module of ~410 lines: it is the runner (``JobRun``) and its thread start;
-the row marks and the filer it uses already live in their own modules.
+Paced: messages start on the provider's grid (:mod:`.pace`), the run waits outside
+its send window or when the provider's day is full (:mod:`.hold`; the send job
+resumes it), and a throttling answer puts the row back in the queue and halves the
+pace (:meth:`JobRun._throttled`) instead of failing the recipient.
+
+Why one module of ~480 lines: it is the runner (``JobRun``) and its thread start;
+the row marks, the filer, the pace and the holds it uses live in their own modules.
 """
 
 from __future__ import annotations
@@ -38,15 +43,19 @@ from plugin.mail.errors import (
     MESSAGE_UNSAFE,
     RECIPIENT_REFUSED,
     SENDER_REFUSED,
+    THROTTLED,
     TOO_LARGE,
     MailError,
 )
 from plugin.models import Mailbox
 from plugin.models.outbound import BulkJob, OutboundMessage
-from plugin.sending import outbox
+from plugin.sending import limits, outbox
 from plugin.sending.bulk.filer import Filer
 from plugin.sending.bulk.jobs import claim_job, close_run
 from plugin.sending.bulk.recipients import sent_today
+from plugin.sending.bulk import window as send_window
+from plugin.sending.bulk.hold import Hold
+from plugin.sending.bulk.pace import Pace
 from plugin.sending.bulk.row_marks import RowMarks
 from plugin.sending.delivery import PERMANENT_KINDS, smtp_session
 from plugin.sending.lease import lease_length, now, worker_id
@@ -55,6 +64,7 @@ from plugin.sending.sent_copy import sender_name
 from plugin.sending.sent_folder import file_rows
 from plugin.setup import settings as settings_service
 from plugin.setup.policy import connection_policy
+from plugin.testing import clock
 from plugin.testing.faults import crashpoint
 
 log = logging.getLogger("plugin.integrated_email.bulk")
@@ -67,6 +77,8 @@ CHECK_SECONDS = 0.5
 #: a row's failure when its message cannot be built for a reason without its own sentence
 UNBUILDABLE = "This message could not be written (a header holds something mail cannot carry)."
 CHUNK = 200
+#: clock seconds a throttled job waits before it tries again, slower
+THROTTLE_WAIT = 60.0
 
 
 def run_job(addon: AddonContext, job_id: int) -> str | None:
@@ -86,7 +98,9 @@ def run_job(addon: AddonContext, job_id: int) -> str | None:
             file_rows(addon, session, mb, leftover, policy)
         allowance = gs.bulk_per_day - sent_today(session, job.user_id)
         spacing = job.spacing_seconds
-    state = JobRun(addon, job_id, mb, policy, name, allowance, spacing).run()
+        limit = limits.limit_for(session, mb, addon.app.config)
+        hours = send_window.of_job(job)
+    state = JobRun(addon, job_id, mb, policy, name, allowance, spacing, limit, hours).run()
     log.info("bulk job %s ended %s", job_id, state)
     return state
 
@@ -152,9 +166,15 @@ class JobRun:
     """
 
     def __init__(self, addon: AddonContext, job_id: int, mb: Mailbox,
-                 policy: ConnectionPolicy, name: str, allowance: int, spacing: int) -> None:
+                 policy: ConnectionPolicy, name: str, allowance: int, spacing: int,
+                 limit: limits.ProviderLimit | None = None,
+                 window: send_window.SendWindow | None = None) -> None:
         self.addon, self.job_id = addon, job_id
         self.allowance, self.spacing = allowance, spacing
+        self.mailbox_id = mb.id
+        self.limit = limit or limits.ProviderLimit(limits.OTHER, "", 0, 0)
+        #: when the run waits for the provider's day to have room again
+        self.resume_at: datetime | None = None
         self.owner = worker_id()
         self.lease = lease_length(addon.app.config)
         self.filer = Filer(addon, mb, policy, name)
@@ -163,10 +183,14 @@ class JobRun:
         self.notice: str | None = None
         self.conn = addon.engine.connect()
         self.marks = RowMarks(self.conn, self.owner)
-        #: "sent" of one row and "sending" of the next are one commit (no spacing)
-        self.fold = not spacing
+        #: the provider's pace (and the admin's spacing)
+        self.pace = Pace(spacing, limits.paced_per_minute(self.conn, mb.id, self.limit, now()))
+        #: "sent" of one row and "sending" of the next are one commit (no pacing)
+        self.fold = not self.pace.paced
+        self.conn.rollback()
+        #: the send window and the provider's daily budget
+        self.hold = Hold(self.conn, mb.id, self.limit, window)
         self._last_check = 0.0
-        self._last_sent = False
         self._queued: Iterator[Row] = iter(())
         self._upcoming: Row | None = None
         #: the row the server took whose ``sent`` is not committed yet: it is
@@ -180,7 +204,8 @@ class JobRun:
         """Send every queued row; returns the outcome, written to the job."""
         try:
             try:
-                self.smtp.open()
+                if self._may_send_now():
+                    self.smtp.open()
             except MailError as exc:
                 self._stop(exc.kind, exc.sentence)
             if self.outcome == "done":
@@ -203,8 +228,53 @@ class JobRun:
             self.smtp.close()
             self.filer.finish()
             self.conn.close()
-        close_run(self.addon.engine, self.job_id, self.outcome, self.notice)
+        close_run(self.addon.engine, self.job_id, self.outcome, self.notice, self.resume_at)
         return self.outcome
+
+    # ------------------------------------------------------------ the provider's pace
+
+    def _may_send_now(self) -> bool:
+        """False (the run waits, see :class:`Hold`) outside the send window or when the
+        provider's day is full."""
+        wait = self.hold.wait()
+        if wait is None:
+            return True
+        self.resume_at, self.notice, self.outcome = wait.until, wait.notice, "waiting"
+        return False
+
+    def _wait_for_slot(self) -> bool:
+        """Wait for this message's place in the provider's pace; False when cancelled."""
+        left = self.pace.wait_seconds()
+        if left > 0 and _sleep_unless_cancelled(self.conn, self.job_id, self.owner,
+                                                self.lease, left):
+            self.outcome = "cancelled"
+            return False
+        self.pace.started()
+        return True
+
+    def _throttled(self, ns: SimpleNamespace | None) -> bool:
+        """The server said "too fast": the row waits (queued), the pace halves, and the
+        run goes on after a pause; False when cancelled meanwhile."""
+        if ns is not None:
+            begin_write(self.conn)
+            self.conn.execute(update(_OUT).where(_OUT.c.id == ns.id,
+                                                 _OUT.c.state == "sending").values(
+                state="queued", lease_owner=None, error_kind=THROTTLED, error=None))
+            self.conn.commit()
+        slower = limits.record_throttle(self.conn, self.mailbox_id, self.pace.per_minute)
+        log.info("bulk job %s throttled by the server: %d a minute now", self.job_id, slower)
+        self.pace.set(slower)
+        self.fold = not self.pace.paced
+        self._prebuilt.clear()
+        if _sleep_unless_cancelled(self.conn, self.job_id, self.owner, self.lease,
+                                   THROTTLE_WAIT):
+            self.outcome = "cancelled"
+            return False
+        self.pace.restart()
+        # Start again from the first queued row: the throttled one is queued again.
+        self._queued = _queued_rows(self.conn, self.job_id)
+        self._upcoming = next(self._queued, None)
+        return True
 
     # ------------------------------------------------------------ choosing the next row
 
@@ -213,12 +283,14 @@ class JobRun:
         return row
 
     def _may_go_on(self) -> bool:
-        """Cancel, lease and the daily limit, checked before each claim."""
-        if time.monotonic() - self._last_check >= CHECK_SECONDS or self.spacing:
+        """Cancel, lease, the send window and the daily limits, checked before each claim."""
+        if time.monotonic() - self._last_check >= CHECK_SECONDS or self.pace.paced:
             self._last_check = time.monotonic()
             if _cancelled_or_lost(self.conn, self.job_id, self.owner, self.lease):
                 self.outcome = "cancelled"
                 return False
+        if not self._may_send_now():
+            return False
         if self.allowance <= 0:
             self.outcome = "stopped"
             self.notice = ("Your administrator's limit of bulk messages per day was "
@@ -242,13 +314,7 @@ class JobRun:
             self._mark_taken_sent()
         if self.outcome != "done":
             return None
-        if self.spacing and self._last_sent:
-            self._last_sent = False
-            if _sleep_unless_cancelled(self.conn, self.job_id, self.owner, self.lease,
-                                       self.spacing):
-                self.outcome = "cancelled"
-                return None
-        while self._upcoming is not None and self._may_go_on():
+        while self._upcoming is not None and self._may_go_on() and self._wait_for_slot():
             candidate = self._advance()
             stamp = now()
             if self.marks.claim(candidate.id, stamp):
@@ -301,7 +367,7 @@ class JobRun:
             return self._failed(ns, exc)
         crashpoint("bulk_after_smtp")
         self.allowance -= 1
-        self._last_sent = True
+        self.hold.sent_one()
         self._taken = _Taken(ns, raw, bool(refused))
         if not self.fold:
             self._mark_taken_sent()
@@ -344,8 +410,12 @@ class JobRun:
             # written): the previous row is committed on its own and this one
             # was never claimed (still ``queued``, nothing of it sent).
             self._mark_taken_sent()
+            if exc.kind == THROTTLED:
+                return self._throttled(None)
             self._stop(exc.kind, exc.sentence)
             return False
+        if exc.kind == THROTTLED:
+            return self._throttled(ns)
         stop = _after_failure(self.conn, ns, exc)
         if stop is not None:
             self._stop(exc.kind, stop)
@@ -430,11 +500,12 @@ def _cancelled_or_lost(conn: Connection, job_id: int, owner: str, lease: timedel
 
 def _sleep_unless_cancelled(conn: Connection, job_id: int, owner: str, lease: timedelta,
                             seconds: float) -> bool:
-    end = time.monotonic() + seconds
+    """Sleep ``seconds`` of the sending clock, looking for Cancel every CHECK_SECONDS."""
+    end = clock.monotonic() + seconds
     while True:
-        left = end - time.monotonic()
+        left = end - clock.monotonic()
         if left <= 0:
             return False
-        time.sleep(min(left, CHECK_SECONDS))
+        clock.sleep(min(left, clock.scaled(CHECK_SECONDS)))
         if _cancelled_or_lost(conn, job_id, owner, lease):
             return True
