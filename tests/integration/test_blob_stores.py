@@ -244,7 +244,7 @@ def test_blob_cli_collect_removes_only_unused_old_blobs(addon, monkeypatch):
     store.sync()
     s = addon.session()
     mb = Mailbox(user_id="1", account_name="r", email="r@example.test", protocol="imap",
-                 out_host="h", out_port=465, out_security="ssl")
+                 in_host="h", out_host="h", out_port=465, out_security="ssl")
     s.add(mb)
     s.flush()
     s.add(Message(mailbox_id=mb.id, message_key="k", subject="s", from_addr="a@b",
