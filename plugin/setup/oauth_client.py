@@ -19,6 +19,7 @@ from collections.abc import Callable
 import base64
 import json
 import logging
+import math
 import re
 import secrets
 import ssl
@@ -78,6 +79,13 @@ _ERROR_KINDS = {
     "temporarily_unavailable": PROVIDER_ERROR,
 }
 _LEEWAY = 120  # seconds of clock skew tolerated on an ID token's expiry
+#: longest token kept; real ones are 0.2-4 KB (Microsoft's JWTs are the big ones)
+_MAX_TOKEN = 64 * 1024
+#: an access token's expiry is capped at a day ahead (real ones: about an hour)
+_MAX_LIFETIME = 24 * 3600
+# RFC 6750 b64token, as plugin.mail.auth sends it; a refresh token is printable ASCII
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
 class OAuthFailure(Exception):
@@ -203,7 +211,10 @@ def _failure(exc: BaseException) -> OAuthFailure:
 def _call(what: str, fn: Callable[..., Any], *args, **kwargs):
     try:
         return fn(*args, **kwargs)
-    except (_AuthlibError, requests.exceptions.RequestException, ValueError, KeyError) as exc:
+    # Not only the documented errors: a hostile answer makes Authlib or json raise anything
+    # (a JSON list: AttributeError; expires_in 1e400: OverflowError; deep nesting:
+    # RecursionError), and each must be a plain sentence, not a 500.
+    except Exception as exc:
         failure = _failure(exc)
         log.warning("oauth %s failed: %s (%s)", what, failure.kind,
                     failure.error or type(exc).__name__)
@@ -233,9 +244,32 @@ def callback_failure(params: dict[str, str]) -> OAuthFailure | None:
 
 
 def _expires_at(token: dict) -> float:
-    if token.get("expires_at"):
-        return float(token["expires_at"])
-    return time.time() + float(token.get("expires_in") or 3600)
+    try:
+        at = (float(token["expires_at"]) if token.get("expires_at")
+              else time.time() + float(token.get("expires_in") or 3600))
+    except (TypeError, ValueError, OverflowError):
+        raise OAuthFailure(BAD_ANSWER) from None
+    if not math.isfinite(at):
+        raise OAuthFailure(BAD_ANSWER)
+    # A lifetime past any real one (an hour at both providers) would overflow a datetime.
+    return min(at, time.time() + _MAX_LIFETIME)
+
+
+def _checked(token: Any) -> dict:
+    """The token answer, refused (BAD_ANSWER) unless each field has a usable shape: the
+    access token goes into SASL messages (only RFC 6750 b64token characters), both tokens
+    are encrypted as text, and nothing huge is stored."""
+    if not isinstance(token, dict):
+        raise OAuthFailure(BAD_ANSWER)
+    access, refresh = token.get("access_token"), token.get("refresh_token")
+    id_token = token.get("id_token")
+    if (not isinstance(access, str) or len(access) > _MAX_TOKEN or not _B64TOKEN.fullmatch(access)
+            or (refresh is not None and (not isinstance(refresh, str) or len(refresh) > _MAX_TOKEN
+                                          or not _PRINTABLE.fullmatch(refresh)))
+            or (id_token is not None and (not isinstance(id_token, str)
+                                          or len(id_token) > _MAX_TOKEN))):
+        raise OAuthFailure(BAD_ANSWER)
+    return token
 
 
 def _b64url_json(part: str) -> dict:
@@ -252,13 +286,14 @@ def id_token_claims(id_token: str, client_id: str, nonce: str | None) -> dict:
         raise OAuthFailure(BAD_ANSWER)
     try:
         claims = _b64url_json(parts[1])
-    except (ValueError, UnicodeError) as exc:
+    except (ValueError, UnicodeError, RecursionError) as exc:
         raise OAuthFailure(BAD_ANSWER) from exc
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
     exp = claims.get("exp")
+    # isfinite: Python's json reads NaN, which no comparison would call expired
     if (client_id not in audiences or not isinstance(exp, (int, float))
-            or exp + _LEEWAY < time.time()
+            or not math.isfinite(exp) or exp + _LEEWAY < time.time()
             or (nonce is not None and claims.get("nonce") != nonce)):
         raise OAuthFailure(BAD_ANSWER)
     return claims
@@ -295,8 +330,7 @@ def exchange_code(provider: OAuthProvider, client: ClientConfig, code: str,
         token = _call("code exchange", session.fetch_token, provider.token_url,
                       grant_type="authorization_code", code=code,
                       code_verifier=request.code_verifier)
-    if not token.get("access_token"):
-        raise OAuthFailure(BAD_ANSWER)
+    token = _checked(token)
     account = None
     if token.get("id_token"):
         account = _account(provider, id_token_claims(token["id_token"], client.client_id,
@@ -314,8 +348,7 @@ def refresh(provider: OAuthProvider, client: ClientConfig, refresh_token: str) -
     with _session(provider, client) as session:
         token = _call("refresh", session.refresh_token, provider.token_url,
                       refresh_token=refresh_token)
-    if not token.get("access_token"):
-        raise OAuthFailure(BAD_ANSWER)
+    token = _checked(token)
     new = token.get("refresh_token")
     return TokenSet(token["access_token"], _expires_at(token), new or refresh_token,
                     rotated=bool(new) and new != refresh_token, scope=token.get("scope", ""))
