@@ -230,6 +230,40 @@ def test_oauth_a_misbehaving_token_endpoint_gives_a_sentence_and_stores_nothing(
     assert_no_secret_leaked(lab, caplog)
 
 
+def test_oauth_an_endless_token_answer_is_cut_off_after_a_megabyte(lab, mail_user):
+    """A token endpoint that streams without end is not read into memory: the client
+    stops at a limit far above any real answer (a few KB) and says so plainly."""
+    sent = []
+
+    def endless(_token):
+        for _ in range(64):  # 64 MB if nobody stops reading
+            sent.append(1)
+            yield b"x" * 2**20
+
+    lab.oauth.token_rewrite = endless
+    address = f"{mail_user.login}@{MICROSOFT_DOMAIN}"
+    resp, _ = come_back(lab, start(lab, address, "microsoft"), address)
+    assert resp.status_code == 502 and "did not expect" in resp.get_data(as_text=True)
+    assert len(sent) < 32, f"{len(sent)} MB were read"
+    nothing_stored(lab)
+
+
+def test_oauth_a_token_answer_dripping_slowly_is_given_up(lab, mail_user):
+    """Each byte comes within the read timeout (3 s in the lab), the whole answer never:
+    the client gives up after its time for the whole answer, not after each read."""
+    def drip(_token):
+        for _ in range(16):  # 8 s in all, over IE_OAUTH_TIMEOUT
+            time.sleep(0.5)
+            yield b" "
+        yield b"<html></html>"
+
+    lab.oauth.token_rewrite = drip
+    address = f"{mail_user.login}@{MICROSOFT_DOMAIN}"
+    resp, _ = come_back(lab, start(lab, address, "microsoft"), address)
+    assert resp.status_code == 502 and "did not answer in time" in resp.get_data(as_text=True)
+    nothing_stored(lab)
+
+
 def test_oauth_an_absurd_token_lifetime_is_capped_not_a_crash(lab, mail_user):
     lab.oauth.token_rewrite = lambda token: {**token, "expires_in": 10**30}
     mb = base.sign_in_microsoft(lab, mail_user)

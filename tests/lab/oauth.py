@@ -57,8 +57,9 @@ class OAuthLab:
         #: seconds the token endpoint waits before answering
         self.token_delay = 0.0
         #: misbehaving on purpose: called with the JSON of each successful token answer,
-        #: returns what to answer instead (a dict as JSON, or str/bytes as the raw body)
-        self.token_rewrite: Callable[[dict], dict | str | bytes] | None = None
+        #: returns what to answer instead (a dict as JSON, str/bytes as the raw body, or an
+        #: iterator of chunks streamed one by one)
+        self.token_rewrite: Callable[[dict], object] | None = None
         #: the Content-Type of a raw (str/bytes) rewritten answer
         self.token_rewrite_mimetype = "application/json"
         #: pre-filled account on the authorize page when no login_hint comes

@@ -230,7 +230,7 @@ def build_app(lab: OAuthLab) -> Flask:
         if lab.token_rewrite is None or answer.status_code != 200:
             return answer
         body = lab.token_rewrite(answer.get_json())
-        if isinstance(body, (str, bytes)):
+        if isinstance(body, (str, bytes)) or hasattr(body, "__next__"):  # raw, or streamed
             return Response(body, status=200, mimetype=lab.token_rewrite_mimetype)
         return jsonify(body)
 
