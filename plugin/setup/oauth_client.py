@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Callable
 import base64
+import io
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
 from authlib.integrations.base_client import OAuthError as _AuthlibError
 from authlib.integrations.requests_client import OAuth2Session
 from requests.adapters import HTTPAdapter
@@ -79,6 +81,8 @@ _ERROR_KINDS = {
     "temporarily_unavailable": PROVIDER_ERROR,
 }
 _LEEWAY = 120  # seconds of clock skew tolerated on an ID token's expiry
+#: longest answer read from the provider; real ones are a few KB
+_MAX_ANSWER = 1024 * 1024
 #: longest token kept; real ones are 0.2-4 KB (Microsoft's JWTs are the big ones)
 _MAX_TOKEN = 64 * 1024
 #: an access token's expiry is capped at a day ahead (real ones: about an hour)
@@ -154,9 +158,33 @@ class _TlsAdapter(HTTPAdapter):
     CA). requests would otherwise load a CA bundle into it again for each new connection
     (~0.3 s) and let ``verify=False`` or REQUESTS_CA_BUNDLE decide what is trusted."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, context: ssl.SSLContext, seconds: float = 10.0) -> None:
         self._context = context
+        self._seconds = seconds
         super().__init__(max_retries=0)
+
+    def send(self, request: Any, *args, **kwargs) -> requests.Response:
+        """The answer read here, at most _MAX_ANSWER bytes within ``seconds`` in all:
+        requests would read any size, and its timeout is per read, so a provider that
+        streams without end, or drips a byte per read, would hold the request for ever."""
+        resp = super().send(request, *args, **kwargs)
+        raw, deadline, body = resp.raw, time.monotonic() + self._seconds, bytearray()
+        try:
+            while chunk := raw.read1(65536, decode_content=True):
+                body += chunk
+                if len(body) > _MAX_ANSWER:
+                    raise requests.exceptions.ContentDecodingError("answer too large")
+                if time.monotonic() > deadline:
+                    raise requests.exceptions.ReadTimeout("answer too slow")
+        except urllib3.exceptions.ReadTimeoutError:  # as requests would have said
+            resp.close()
+            raise requests.exceptions.ReadTimeout("answer too slow") from None
+        except BaseException:
+            resp.close()
+            raise
+        raw.release_conn()
+        resp.raw = io.BytesIO(bytes(body))  # what requests then reads as the content
+        return resp
 
     def init_poolmanager(self, *args, **kwargs):
         kwargs["ssl_context"] = self._context
@@ -185,7 +213,8 @@ def _session(provider: OAuthProvider, client: ClientConfig) -> OAuth2Session:
         token_endpoint_auth_method="client_secret_post",
         revocation_endpoint_auth_method="client_secret_post",
         default_timeout=client.timeout)
-    session.mount("https://", _TlsAdapter(ssl_context(ConnectionPolicy(ca_file=client.ca_file))))
+    session.mount("https://", _TlsAdapter(ssl_context(ConnectionPolicy(ca_file=client.ca_file)),
+                                          seconds=client.timeout))
     return session
 
 
