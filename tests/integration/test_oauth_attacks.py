@@ -335,3 +335,24 @@ def test_oauth_admin_sign_in_form_refuses_ids_and_secrets_that_cannot_be_real(
     url = start(lab, f"r@{MICROSOFT_DOMAIN}", "microsoft")
     assert query(url)["client_id"] == lab.clients["microsoft"].client_id
     assert_no_secret_leaked(lab, caplog)
+
+
+def test_oauth_endpoints_moved_to_plain_http_are_never_used(lab, mail_user, caplog):
+    """IE_OAUTH_ENDPOINTS is the deployment's (trusted, it may name a private address:
+    the lab is on loopback), but a token must never travel without TLS."""
+    endpoints = lab.app.config["IE_OAUTH_ENDPOINTS"]
+    endpoints["microsoft"] = {**endpoints["microsoft"],
+                              "token_url": endpoints["microsoft"]["token_url"].replace(
+                                  "https://", "http://")}
+    page = lab.seen.add(lab.rita.get("/integrated-email/mailboxes/new"))
+    assert page.status_code == 200
+    resp = lab.seen.add(lab.rita.post(START, data=new_mailbox(
+        f"{mail_user.login}@{MICROSOFT_DOMAIN}")))
+    assert "Location" not in resp.headers and lab.oauth.token_requests == []
+    assert resp.status_code == 403 and "not turned on" in resp.get_data(as_text=True)
+    assert "sign-in with microsoft is off: IE_OAUTH_ENDPOINTS: token_url must be an " \
+        "https:// URL" in caplog.text
+    nothing_stored(lab)
+    # Google, configured correctly, still works.
+    assert "Location" in lab.rita.post(START, data=new_mailbox(
+        f"{mail_user.login}@fabrikam.test", provider="google")).headers
