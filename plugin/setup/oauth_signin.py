@@ -115,7 +115,13 @@ def sign_in_for(addon: AddonContext, session: Session, key: str,
         client_id, secret, tenant = row.client_id, addon.secrets.decrypt(row.client_secret), \
             row.tenant
         source = "settings"
-    provider = _configured(config, key, tenant)
+    try:
+        provider = _configured(config, key, tenant)
+    except ValueError as exc:
+        # A wrong IE_OAUTH_ENDPOINTS (an http:// URL, a bad server) turns the provider off
+        # with the reason logged, not every set-up page into a 500. The texts are ours.
+        log.error("sign-in with %s is off: IE_OAUTH_ENDPOINTS: %s", key, exc)
+        return None
     client = ClientConfig(client_id, secret, redirect_uri, ca_file=config.get("IE_CA_FILE"),
                           timeout=float(config.get("IE_OAUTH_TIMEOUT") or 10.0))
     return SignIn(provider, client, source)
