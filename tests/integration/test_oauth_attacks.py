@@ -356,3 +356,18 @@ def test_oauth_endpoints_moved_to_plain_http_are_never_used(lab, mail_user, capl
     # Google, configured correctly, still works.
     assert "Location" in lab.rita.post(START, data=new_mailbox(
         f"{mail_user.login}@fabrikam.test", provider="google")).headers
+
+
+@pytest.mark.parametrize("answer", ['[1, 2]', '"a@b.test"', '{"email": ["a@b.test"]}',
+                                    '{"email": "<x>@fabrikam.test"}', "not json", "null"])
+def test_oauth_google_userinfo_answering_nonsense_is_no_address(lab, mail_user, answer):
+    """Without an ID token the address comes from userinfo (Google): its answer is checked
+    as carefully as the token endpoint's."""
+    lab.oauth.token_rewrite = lambda token: {k: v for k, v in token.items() if k != "id_token"}
+    lab.oauth.userinfo_answer = answer
+    address = f"{mail_user.login}@fabrikam.test"
+    resp, _ = come_back(lab, start(lab, address, "google"), address)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code in (409, 502), page[:2000]
+    assert "<x>" not in page
+    nothing_stored(lab)

@@ -60,6 +60,8 @@ class OAuthLab:
         #: returns what to answer instead (a dict as JSON, str/bytes as the raw body, or an
         #: iterator of chunks streamed one by one)
         self.token_rewrite: Callable[[dict], object] | None = None
+        #: the raw JSON body the userinfo endpoint answers instead of the account's
+        self.userinfo_answer: str | None = None
         #: the Content-Type of a raw (str/bytes) rewritten answer
         self.token_rewrite_mimetype = "application/json"
         #: pre-filled account on the authorize page when no login_hint comes
@@ -216,6 +218,7 @@ class OAuthLab:
         self.token_status = None
         self.token_delay = 0.0
         self.token_rewrite = None
+        self.userinfo_answer = None
         self.token_rewrite_mimetype = "application/json"
         self.authorize_requests.clear()
         self.token_requests.clear()

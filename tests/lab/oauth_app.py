@@ -246,6 +246,8 @@ def build_app(lab: OAuthLab) -> Flask:
     @protect()
     def userinfo():
         tok = current_token
+        if lab.userinfo_answer is not None:  # misbehaving on purpose
+            return Response(lab.userinfo_answer, mimetype="application/json")
         return jsonify(sub=tok.email, email=tok.email, email_verified=True)
 
     @app.get("/jwks")
