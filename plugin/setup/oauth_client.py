@@ -345,9 +345,11 @@ def _userinfo_address(provider: OAuthProvider, client: ClientConfig, token: dict
         if resp.status_code != 200:
             return None
         try:
-            return _account(provider, resp.json())
-        except ValueError:
+            data = resp.json()
+        except (ValueError, RecursionError):
             return None
+        # Only an object has claims: a list, a string or null there is no address.
+        return _account(provider, data) if isinstance(data, dict) else None
 
 
 def exchange_code(provider: OAuthProvider, client: ClientConfig, code: str,
