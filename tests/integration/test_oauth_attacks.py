@@ -371,3 +371,15 @@ def test_oauth_google_userinfo_answering_nonsense_is_no_address(lab, mail_user, 
     assert resp.status_code in (409, 502), page[:2000]
     assert "<x>" not in page
     nothing_stored(lab)
+
+
+def test_oauth_the_providers_spelling_of_the_same_address_is_the_same_account(lab, mail_user):
+    """Microsoft answers the UPN as it was created ("Rita.Smith@Contoso.com") while the
+    recruiter types it in lower case: one account (same_account says case-insensitive),
+    not "you signed in as another account"."""
+    typed = f"{mail_user.login}@{MICROSOFT_DOMAIN}"
+    spelled = f"{mail_user.login.capitalize()}@{MICROSOFT_DOMAIN.upper()}"
+    resp, _ = come_back(lab, start(lab, typed, "microsoft"), spelled)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
+    (mb,) = mailboxes(lab.addon)
+    assert mb.email.lower() == typed
