@@ -210,7 +210,10 @@ def account_of(session: Session, mb: Mailbox) -> Account | None:
 def same_account(a: str | None, b: str | None) -> bool:
     """Whether two addresses name one account (case-insensitive)."""
     na, nb = normalize_address(a or ""), normalize_address(b or "")
-    return bool(na) and na == nb
+    # email_validator lowers only the domain; Google and Microsoft treat the local part
+    # case-insensitively too (a UPN keeps the capitals it was created with). lower(),
+    # not casefold(): "ß" must not become "ss", another mailbox.
+    return bool(na) and bool(nb) and na.lower() == nb.lower()
 
 
 def connect(session: Session, addon: AddonContext, mb: Mailbox, sign_in: SignIn,
