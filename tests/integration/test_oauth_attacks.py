@@ -383,3 +383,16 @@ def test_oauth_the_providers_spelling_of_the_same_address_is_the_same_account(la
     assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
     (mb,) = mailboxes(lab.addon)
     assert mb.email.lower() == typed
+
+
+def test_oauth_the_providers_error_text_never_reaches_the_page_or_log(lab, mail_user, caplog):
+    url = start(lab, f"{mail_user.login}@{MICROSOFT_DOMAIN}", "microsoft")
+    resp = lab.seen.add(lab.rita.get(callback_path({
+        "state": query(url)["state"], "error": "access_denied\r\n<script>x</script>",
+        "error_description": "<script>alert(1)</script> lab-at-leak",
+        "error_uri": "https://evil.test/"})))
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "did not expect" in page
+    for text in ("<script>", "lab-at-leak", "evil.test"):
+        assert text not in page and text not in caplog.text
+    nothing_stored(lab)
