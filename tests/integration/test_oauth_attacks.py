@@ -396,3 +396,13 @@ def test_oauth_the_providers_error_text_never_reaches_the_page_or_log(lab, mail_
     for text in ("<script>", "lab-at-leak", "evil.test"):
         assert text not in page and text not in caplog.text
     nothing_stored(lab)
+
+
+def test_oauth_a_recruiter_cannot_change_the_sign_in_settings(lab, mail_user):
+    """A curious colleague posting the admin's form with her own app's client: refused,
+    and users keep signing in with the admin's client."""
+    mine = lab.oauth.add_client(redirect_uris=(base.CALLBACK,))
+    resp = lab.seen.add(enable_providers(lab.rita, {"google": mine, "microsoft": mine}))
+    assert resp.status_code == 403
+    url = start(lab, f"{mail_user.login}@{MICROSOFT_DOMAIN}", "microsoft")
+    assert query(url)["client_id"] == lab.clients["microsoft"].client_id
