@@ -145,7 +145,8 @@ def sign_in_settings() -> Page:
                                          client_secret=request.form.get(f"{key}_client_secret"),
                                          tenant=mine["tenant"])
         except ValueError as exc:
-            field = "tenant" if "tenant" in str(exc) else "client_id"
+            field = ("tenant" if "tenant" in str(exc) else "client_secret"
+                     if str(exc).startswith("The client secret") else "client_id")
             errors[key] = {field: str(exc)}
     if errors:
         s.rollback()

@@ -17,8 +17,10 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Callable
 import base64
+import io
 import json
 import logging
+import math
 import re
 import secrets
 import ssl
@@ -26,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
 from authlib.integrations.base_client import OAuthError as _AuthlibError
 from authlib.integrations.requests_client import OAuth2Session
 from requests.adapters import HTTPAdapter
@@ -78,6 +81,15 @@ _ERROR_KINDS = {
     "temporarily_unavailable": PROVIDER_ERROR,
 }
 _LEEWAY = 120  # seconds of clock skew tolerated on an ID token's expiry
+#: longest answer read from the provider; real ones are a few KB
+_MAX_ANSWER = 1024 * 1024
+#: longest token kept; real ones are 0.2-4 KB (Microsoft's JWTs are the big ones)
+_MAX_TOKEN = 64 * 1024
+#: an access token's expiry is capped at a day ahead (real ones: about an hour)
+_MAX_LIFETIME = 24 * 3600
+# RFC 6750 b64token, as plugin.mail.auth sends it; a refresh token is printable ASCII
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
 class OAuthFailure(Exception):
@@ -146,9 +158,33 @@ class _TlsAdapter(HTTPAdapter):
     CA). requests would otherwise load a CA bundle into it again for each new connection
     (~0.3 s) and let ``verify=False`` or REQUESTS_CA_BUNDLE decide what is trusted."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, context: ssl.SSLContext, seconds: float = 10.0) -> None:
         self._context = context
+        self._seconds = seconds
         super().__init__(max_retries=0)
+
+    def send(self, request: Any, *args, **kwargs) -> requests.Response:
+        """The answer read here, at most _MAX_ANSWER bytes within ``seconds`` in all:
+        requests would read any size, and its timeout is per read, so a provider that
+        streams without end, or drips a byte per read, would hold the request for ever."""
+        resp = super().send(request, *args, **kwargs)
+        raw, deadline, body = resp.raw, time.monotonic() + self._seconds, bytearray()
+        try:
+            while chunk := raw.read1(65536, decode_content=True):
+                body += chunk
+                if len(body) > _MAX_ANSWER:
+                    raise requests.exceptions.ContentDecodingError("answer too large")
+                if time.monotonic() > deadline:
+                    raise requests.exceptions.ReadTimeout("answer too slow")
+        except urllib3.exceptions.ReadTimeoutError:  # as requests would have said
+            resp.close()
+            raise requests.exceptions.ReadTimeout("answer too slow") from None
+        except BaseException:
+            resp.close()
+            raise
+        raw.release_conn()
+        resp.raw = io.BytesIO(bytes(body))  # what requests then reads as the content
+        return resp
 
     def init_poolmanager(self, *args, **kwargs):
         kwargs["ssl_context"] = self._context
@@ -177,7 +213,8 @@ def _session(provider: OAuthProvider, client: ClientConfig) -> OAuth2Session:
         token_endpoint_auth_method="client_secret_post",
         revocation_endpoint_auth_method="client_secret_post",
         default_timeout=client.timeout)
-    session.mount("https://", _TlsAdapter(ssl_context(ConnectionPolicy(ca_file=client.ca_file))))
+    session.mount("https://", _TlsAdapter(ssl_context(ConnectionPolicy(ca_file=client.ca_file)),
+                                          seconds=client.timeout))
     return session
 
 
@@ -203,7 +240,10 @@ def _failure(exc: BaseException) -> OAuthFailure:
 def _call(what: str, fn: Callable[..., Any], *args, **kwargs):
     try:
         return fn(*args, **kwargs)
-    except (_AuthlibError, requests.exceptions.RequestException, ValueError, KeyError) as exc:
+    # Not only the documented errors: a hostile answer makes Authlib or json raise anything
+    # (a JSON list: AttributeError; expires_in 1e400: OverflowError; deep nesting:
+    # RecursionError), and each must be a plain sentence, not a 500.
+    except Exception as exc:
         failure = _failure(exc)
         log.warning("oauth %s failed: %s (%s)", what, failure.kind,
                     failure.error or type(exc).__name__)
@@ -233,9 +273,32 @@ def callback_failure(params: dict[str, str]) -> OAuthFailure | None:
 
 
 def _expires_at(token: dict) -> float:
-    if token.get("expires_at"):
-        return float(token["expires_at"])
-    return time.time() + float(token.get("expires_in") or 3600)
+    try:
+        at = (float(token["expires_at"]) if token.get("expires_at")
+              else time.time() + float(token.get("expires_in") or 3600))
+    except (TypeError, ValueError, OverflowError):
+        raise OAuthFailure(BAD_ANSWER) from None
+    if not math.isfinite(at):
+        raise OAuthFailure(BAD_ANSWER)
+    # A lifetime past any real one (an hour at both providers) would overflow a datetime.
+    return min(at, time.time() + _MAX_LIFETIME)
+
+
+def _checked(token: Any) -> dict:
+    """The token answer, refused (BAD_ANSWER) unless each field has a usable shape: the
+    access token goes into SASL messages (only RFC 6750 b64token characters), both tokens
+    are encrypted as text, and nothing huge is stored."""
+    if not isinstance(token, dict):
+        raise OAuthFailure(BAD_ANSWER)
+    access, refresh = token.get("access_token"), token.get("refresh_token")
+    id_token = token.get("id_token")
+    if (not isinstance(access, str) or len(access) > _MAX_TOKEN or not _B64TOKEN.fullmatch(access)
+            or (refresh is not None and (not isinstance(refresh, str) or len(refresh) > _MAX_TOKEN
+                                          or not _PRINTABLE.fullmatch(refresh)))
+            or (id_token is not None and (not isinstance(id_token, str)
+                                          or len(id_token) > _MAX_TOKEN))):
+        raise OAuthFailure(BAD_ANSWER)
+    return token
 
 
 def _b64url_json(part: str) -> dict:
@@ -252,13 +315,14 @@ def id_token_claims(id_token: str, client_id: str, nonce: str | None) -> dict:
         raise OAuthFailure(BAD_ANSWER)
     try:
         claims = _b64url_json(parts[1])
-    except (ValueError, UnicodeError) as exc:
+    except (ValueError, UnicodeError, RecursionError) as exc:
         raise OAuthFailure(BAD_ANSWER) from exc
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
     exp = claims.get("exp")
+    # isfinite: Python's json reads NaN, which no comparison would call expired
     if (client_id not in audiences or not isinstance(exp, (int, float))
-            or exp + _LEEWAY < time.time()
+            or not math.isfinite(exp) or exp + _LEEWAY < time.time()
             or (nonce is not None and claims.get("nonce") != nonce)):
         raise OAuthFailure(BAD_ANSWER)
     return claims
@@ -281,9 +345,11 @@ def _userinfo_address(provider: OAuthProvider, client: ClientConfig, token: dict
         if resp.status_code != 200:
             return None
         try:
-            return _account(provider, resp.json())
-        except ValueError:
+            data = resp.json()
+        except (ValueError, RecursionError):
             return None
+        # Only an object has claims: a list, a string or null there is no address.
+        return _account(provider, data) if isinstance(data, dict) else None
 
 
 def exchange_code(provider: OAuthProvider, client: ClientConfig, code: str,
@@ -295,8 +361,7 @@ def exchange_code(provider: OAuthProvider, client: ClientConfig, code: str,
         token = _call("code exchange", session.fetch_token, provider.token_url,
                       grant_type="authorization_code", code=code,
                       code_verifier=request.code_verifier)
-    if not token.get("access_token"):
-        raise OAuthFailure(BAD_ANSWER)
+    token = _checked(token)
     account = None
     if token.get("id_token"):
         account = _account(provider, id_token_claims(token["id_token"], client.client_id,
@@ -314,8 +379,7 @@ def refresh(provider: OAuthProvider, client: ClientConfig, refresh_token: str) -
     with _session(provider, client) as session:
         token = _call("refresh", session.refresh_token, provider.token_url,
                       refresh_token=refresh_token)
-    if not token.get("access_token"):
-        raise OAuthFailure(BAD_ANSWER)
+    token = _checked(token)
     new = token.get("refresh_token")
     return TokenSet(token["access_token"], _expires_at(token), new or refresh_token,
                     rotated=bool(new) and new != refresh_token, scope=token.get("scope", ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from sqlalchemy import select
@@ -12,6 +13,9 @@ from plugin.models._types import utcnow
 from plugin.models.oauth import OAuthProviderSettings
 from plugin.setup.oauth_client import ClientConfig
 from plugin.setup.oauth_providers import OAuthProvider, configured, get_provider, valid_tenant
+
+#: a client id or secret as providers issue them (the id column is 255 long)
+_CREDENTIAL = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def save_provider(session: Session, box: SecretBox, key: str, *, enabled: bool,
@@ -24,6 +28,16 @@ def save_provider(session: Session, box: SecretBox, key: str, *, enabled: bool,
     """
     provider = get_provider(key)
     client_id = (client_id or "").strip()
+    # Real ids and secrets are short printable ASCII without spaces (a GUID, a
+    # "…apps.googleusercontent.com" name, a 35-40 character secret). Anything else was
+    # pasted wrongly, and a 300-character id would fail the database's column (a 500).
+    if client_id and not _CREDENTIAL.fullmatch(client_id):
+        raise ValueError("The client id must be up to 255 letters, digits and signs, without "
+                         "spaces or line breaks: copy it again from the provider's page.")
+    if client_secret and not _CREDENTIAL.fullmatch(client_secret.strip()):
+        raise ValueError("The client secret must be up to 255 letters, digits and signs, "
+                         "without spaces or line breaks: copy it again from the provider's "
+                         "page.")
     tenant = (tenant or "").strip() or None
     if provider.has_tenant:
         if tenant is not None and not valid_tenant(tenant):

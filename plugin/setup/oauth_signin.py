@@ -115,7 +115,13 @@ def sign_in_for(addon: AddonContext, session: Session, key: str,
         client_id, secret, tenant = row.client_id, addon.secrets.decrypt(row.client_secret), \
             row.tenant
         source = "settings"
-    provider = _configured(config, key, tenant)
+    try:
+        provider = _configured(config, key, tenant)
+    except ValueError as exc:
+        # A wrong IE_OAUTH_ENDPOINTS (an http:// URL, a bad server) turns the provider off
+        # with the reason logged, not every set-up page into a 500. The texts are ours.
+        log.error("sign-in with %s is off: IE_OAUTH_ENDPOINTS: %s", key, exc)
+        return None
     client = ClientConfig(client_id, secret, redirect_uri, ca_file=config.get("IE_CA_FILE"),
                           timeout=float(config.get("IE_OAUTH_TIMEOUT") or 10.0))
     return SignIn(provider, client, source)
@@ -204,7 +210,10 @@ def account_of(session: Session, mb: Mailbox) -> Account | None:
 def same_account(a: str | None, b: str | None) -> bool:
     """Whether two addresses name one account (case-insensitive)."""
     na, nb = normalize_address(a or ""), normalize_address(b or "")
-    return bool(na) and na == nb
+    # email_validator lowers only the domain; Google and Microsoft treat the local part
+    # case-insensitively too (a UPN keeps the capitals it was created with). lower(),
+    # not casefold(): "ß" must not become "ss", another mailbox.
+    return bool(na) and bool(nb) and na.lower() == nb.lower()
 
 
 def connect(session: Session, addon: AddonContext, mb: Mailbox, sign_in: SignIn,

@@ -18,6 +18,7 @@ import secrets
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
@@ -55,6 +56,14 @@ class OAuthLab:
         self.token_status: int | None = None
         #: seconds the token endpoint waits before answering
         self.token_delay = 0.0
+        #: misbehaving on purpose: called with the JSON of each successful token answer,
+        #: returns what to answer instead (a dict as JSON, str/bytes as the raw body, or an
+        #: iterator of chunks streamed one by one)
+        self.token_rewrite: Callable[[dict], object] | None = None
+        #: the raw JSON body the userinfo endpoint answers instead of the account's
+        self.userinfo_answer: str | None = None
+        #: the Content-Type of a raw (str/bytes) rewritten answer
+        self.token_rewrite_mimetype = "application/json"
         #: pre-filled account on the authorize page when no login_hint comes
         self.default_email = "someone@example.test"
         #: query parameters of every authorize request, in order
@@ -164,6 +173,16 @@ class OAuthLab:
         with self._lock:
             return [t for t in self._by_access.values() if t.email == email]
 
+    def id_token(self, claims: dict) -> str:
+        """An ID token with these claims, signed with the lab's key (for rewritten answers)."""
+        from joserfc import jwt
+        return jwt.encode({"alg": "ES256", "kid": self._key.kid}, claims, self._key)
+
+    def id_claims(self, id_token: str) -> dict:
+        """The claims of an ID token the lab issued."""
+        from joserfc import jwt
+        return dict(jwt.decode(id_token, self._key).claims)
+
     def introspect(self, token_string: str) -> dict:
         """What the introspection endpoint would say (used by the lab SMTP server)."""
         tok = self._by_access.get(token_string)
@@ -198,6 +217,9 @@ class OAuthLab:
         self.rotate_refresh_tokens = True
         self.token_status = None
         self.token_delay = 0.0
+        self.token_rewrite = None
+        self.userinfo_answer = None
+        self.token_rewrite_mimetype = "application/json"
         self.authorize_requests.clear()
         self.token_requests.clear()
 

@@ -226,7 +226,13 @@ def build_app(lab: OAuthLab) -> Flask:
         if lab.token_status:
             return Response("<html><body>Service Unavailable</body></html>",
                             status=lab.token_status, mimetype="text/html")
-        return server.create_token_response()
+        answer = server.create_token_response()
+        if lab.token_rewrite is None or answer.status_code != 200:
+            return answer
+        body = lab.token_rewrite(answer.get_json())
+        if isinstance(body, (str, bytes)) or hasattr(body, "__next__"):  # raw, or streamed
+            return Response(body, status=200, mimetype=lab.token_rewrite_mimetype)
+        return jsonify(body)
 
     @app.post("/revoke")
     def revoke():
@@ -240,6 +246,8 @@ def build_app(lab: OAuthLab) -> Flask:
     @protect()
     def userinfo():
         tok = current_token
+        if lab.userinfo_answer is not None:  # misbehaving on purpose
+            return Response(lab.userinfo_answer, mimetype="application/json")
         return jsonify(sub=tok.email, email=tok.email, email_verified=True)
 
     @app.get("/jwks")
