@@ -123,8 +123,8 @@ def test_discover_mx_at_google_offers_sign_in_when_the_admin_enabled_it(
                        data=data).get_data(as_text=True)
     assert "Sign in with Google" in html and _value(html, "_hosted") == "google"
     # Later answers of the form keep the offer (the hidden field carries it).
-    html = client.post("/integrated-email/setup/fields", headers={**HX, "HX-Trigger-Name": "use_password"},
-                       data={**data, "_hosted": "google"}).get_data(as_text=True)
+    html = client.post("/integrated-email/setup/fields", data={**data, "_hosted": "google"},
+                       headers={**HX, "HX-Trigger-Name": "use_password"}).get_data(as_text=True)
     assert "Sign in with Google" in html
 
 
