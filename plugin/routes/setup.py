@@ -182,7 +182,7 @@ def form_fields() -> Page:
     looking_up = ""
     if changed == "email" and not state.signed_in:
         address = values.get("email", "")
-        looking_up = (domain_of(address) or "") if preset_for(address) is None else ""
+        looking_up = (domain_of(address) or "") if _needs_lookup(address) else ""
     resp = no_store(make_response(render_template(
         "integrated_email/_partials/mailbox_fields_oob.html", state=state, changed=changed,
         mailbox=existing, looking_up=looking_up)))
@@ -200,6 +200,15 @@ def _sign_in_offer(values: dict) -> str | None:
                                      hosted=values.get("_hosted") or None)
 
 
+def _needs_lookup(address: str) -> bool:
+    """Whether discovery has something to add for the address: not for a preset's (the
+    fields answer filled it, its notes name the source) nor an address whose domain is an
+    enabled sign-in provider's (the form already offers Sign in)."""
+    addon = get_addon()
+    return bool(domain_of(address)) and preset_for(address) is None \
+        and oauth_signin.provider_for(addon, addon.session(), address) is None
+
+
 def discover_settings() -> Page:
     """htmx: look up the address's servers and fill in the ones the user has not typed."""
     _gate_or_403()
@@ -211,8 +220,7 @@ def discover_settings() -> Page:
     address = values.get("email", "")
     found, filled = None, set()
     signed_in = existing is not None and bool(existing.oauth_provider)
-    # A preset's servers were filled by the fields answer (its notes name the source).
-    if not signed_in and domain_of(address) and preset_for(address) is None:
+    if not signed_in and _needs_lookup(address):
         found = discovery_config.discover_for(addon, connection_policy(addon, s), address)
         values, filled = setup_service.apply_discovery(values, found)
     gs = settings_service.load(s)

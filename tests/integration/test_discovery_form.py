@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.helpers import form, save_global_settings, signed_in
-from tests.integration.oauth_helpers import enable_providers, point_at_lab
+from tests.integration.oauth_helpers import GOOGLE_DOMAIN, enable_providers, point_at_lab
 from tests.lab.discovery_lab import discovery_config, publish_lab_mail
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -126,6 +126,13 @@ def test_discover_mx_at_google_offers_sign_in_when_the_admin_enabled_it(
     html = client.post("/integrated-email/setup/fields", data={**data, "_hosted": "google"},
                        headers={**HX, "HX-Trigger-Name": "use_password"}).get_data(as_text=True)
     assert "Sign in with Google" in html
+    # An address at the provider's own domain is offered Sign in with nothing to look up.
+    html = client.post("/integrated-email/setup/fields", data=_values(f"ann@{GOOGLE_DOMAIN}"),
+                       headers={**HX, "HX-Trigger-Name": "email"}).get_data(as_text=True)
+    assert "Sign in with Google" in html and "Looking up" not in html
+    html = client.post("/integrated-email/setup/discover", headers=HX,
+                       data=_values(f"ann@{GOOGLE_DOMAIN}")).get_data(as_text=True)
+    assert "No settings could be found" not in html
 
 
 def test_discover_nothing_found_says_so_and_fills_nothing(recruiter):
