@@ -221,7 +221,8 @@ def discover_settings() -> Page:
     found, filled = None, set()
     signed_in = existing is not None and bool(existing.oauth_provider)
     if not signed_in and _needs_lookup(address):
-        found = discovery_config.discover_for(addon, connection_policy(addon, s), address)
+        found = discovery_config.discover_for(addon, connection_policy(addon, s), address,
+                                              g.ie_user.id)
         values, filled = setup_service.apply_discovery(values, found)
     gs = settings_service.load(s)
     outbound_only = gs.outbound_only

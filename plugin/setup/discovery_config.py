@@ -13,12 +13,16 @@ from typing import Any
 
 from plugin.context import AddonContext
 from plugin.mail.connect import ConnectionPolicy
-from plugin.setup.discovery import Discovery, DiscoverySettings, discover
+from plugin.setup.discovery import Discovery, DiscoverySettings, discover, domain_of
 from plugin.setup.discovery_cache import DiscoveryCache
+from plugin.setup.ratelimit import RateLimiter
 
 _PROTOCOLS = ("imap", "pop3", "smtp")
 _SECURITIES = ("ssl", "starttls")
 _held_lock = threading.Lock()
+#: what the form says when a user's lookups are over IE_DISCOVERY_PER_MINUTE
+TOO_MANY = ("You have looked up settings for many addresses in a row. Type your mail "
+            "server's settings below, or wait a minute and type the address again.")
 
 
 def discovery_settings(config: Mapping[str, Any]) -> DiscoverySettings:
@@ -61,12 +65,19 @@ def discovery_cache(config: Mapping[str, Any]) -> DiscoveryCache:
                           negative_ttl=float(300 if miss is None else miss))
 
 
-def discover_for(addon: AddonContext, policy: ConnectionPolicy, address: str) -> Discovery:
-    """Discovery for the set-up form: the add-on's settings and its one cache per settings."""
+def discover_for(addon: AddonContext, policy: ConnectionPolicy, address: str,
+                 user_id: str) -> Discovery:
+    """Discovery for the set-up form: the add-on's settings, its one cache per settings,
+    and a per-user limit on lookups the cache cannot answer (each costs network work)."""
     settings = discovery_settings(addon.app.config)
     with _held_lock:
         held = getattr(addon, "_discovery", None)
         if held is None or held[0] != settings:
-            held = (settings, discovery_cache(addon.app.config))
+            held = (settings, discovery_cache(addon.app.config),
+                    RateLimiter(int(addon.app.config.get("IE_DISCOVERY_PER_MINUTE") or 20)))
             addon._discovery = held  # type: ignore[attr-defined]
-    return discover(address, policy=policy, settings=settings, cache=held[1])
+    _settings, cache, limiter = held
+    domain = domain_of(address) or ""
+    if not cache.has(domain) and not limiter.allow(str(user_id)):
+        return Discovery(address, domain, "", TOO_MANY)
+    return discover(address, policy=policy, settings=settings, cache=cache)

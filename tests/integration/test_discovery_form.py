@@ -141,3 +141,23 @@ def test_discover_nothing_found_says_so_and_fills_nothing(recruiter):
                        data=_values("x@nothing-corp.test")).get_data(as_text=True)
     assert "No settings could be found for nothing-corp.test." in html
     assert 'name="in_host"' not in html and 'name="out_host"' not in html
+
+
+def test_discover_lookups_are_limited_per_user_but_cached_domains_are_not(
+        recruiter, lab_dns, autoconfig_web, dovecot, smtp_lab):
+    app, admin, client = recruiter
+    app.config["IE_DISCOVERY_PER_MINUTE"] = 3
+    publish_lab_mail(lab_dns, autoconfig_web, "form-corp.test", dovecot, smtp_lab)
+    lines = []
+    for i in range(4):
+        html = client.post("/integrated-email/setup/discover", headers=HX,
+                           data=_values(f"x@limit{i}-corp.test")).get_data(as_text=True)
+        lines.append("many addresses in a row" in html)
+    assert lines == [False, False, False, True]
+    # Another user's lookup is not limited by Rita's; once it is cached, Rita's is answered.
+    html = admin.post("/integrated-email/setup/discover", headers=HX,
+                      data=_values("ada@form-corp.test")).get_data(as_text=True)
+    assert "published configuration" in html
+    html = client.post("/integrated-email/setup/discover", headers=HX,
+                       data=_values("kim@form-corp.test")).get_data(as_text=True)
+    assert "published configuration" in html and "many addresses" not in html
