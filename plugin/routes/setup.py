@@ -14,9 +14,9 @@ from werkzeug.wrappers import Response
 from plugin.current import get_addon
 from plugin.fetching import status as fetch_status
 from plugin.mail.errors import MailError
+from plugin.mail.presets import preset_for
 from plugin.routes._http import found_or_404, wants_fragment
 from plugin.setup import mailbox as setup_service
-from plugin.mail.presets import preset_for
 from plugin.setup import discovery_config, oauth_signin, saving
 from plugin.setup import settings as settings_service
 from plugin.setup.discovery import domain_of
