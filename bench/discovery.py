@@ -30,7 +30,7 @@ from tests.lab.autoconfig_web import AutoconfigWeb, client_config, document  # n
 from tests.lab.discovery_lab import publish  # noqa: E402
 from tests.lab.dovecot import Dovecot  # noqa: E402
 from tests.lab.nameserver import LabDns  # noqa: E402
-from tests.lab.servers import HOST  # noqa: E402
+from tests.lab.servers import HOST, LAB_ALLOWED  # noqa: E402
 from tests.lab.smtp import SmtpLab  # noqa: E402
 
 PATHS = ("autoconfig", "well-known", "srv", "mx-provider", "mx-autoconfig", "guess", "none")
@@ -111,7 +111,8 @@ def main() -> None:
     lab.start()
     try:
         info = ours.recv()
-        policy = ConnectionPolicy(allowed_hosts=frozenset({HOST}), ca_file=info["ca_file"])
+        # The lab servers take high ports: allowed for loopback as IE_ALLOWED_MAIL_HOSTS would.
+        policy = ConnectionPolicy(allowed_hosts=frozenset({LAB_ALLOWED}), ca_file=info["ca_file"])
         settings = DiscoverySettings(nameservers=(HOST,), dns_port=info["dns"],
                                      https_port=info["https"], budget=args.budget,
                                      guess_ports=info["guess_ports"])

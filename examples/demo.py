@@ -3,7 +3,9 @@ sandbox mail server (the test lab's Dovecot and SMTP) already holding mail from
 demo candidates, so set-up can be finished and mail seen within two minutes.
 
 The sandbox is for the demo only: it listens on 127.0.0.1, and 127.0.0.1 is
-allow-listed for mail hosts in this process alone.
+allow-listed for mail hosts in this process alone. It also runs a DNS server and an
+autoconfig web server for one demo domain (DEMO_DOMAIN), so that typing an address
+there shows settings discovery fill the form.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ from sqlalchemy import select
 from examples.host_ats import create_app
 from examples.host_ats.models import Candidate, Contact
 from examples.host_ats.seed import DEMO_USERS, seed_demo
-from tests.lab.ca import make_certs
+from tests.lab.authority import LabAuthority
+from tests.lab.autoconfig_web import AutoconfigWeb, client_config, document
 from tests.lab.dovecot import Dovecot
+from tests.lab.nameserver import LabDns
 from tests.lab.oauth import OAuthLab
 from tests.lab.smtp import SmtpLab
 
 INSTANCE = Path(__file__).resolve().parent / "host_ats" / "instance"
 WEB_PORT = int(os.environ.get("DEMO_PORT", "5000"))
 MAIL_PASSWORD = "mailpass"
+#: the company domain whose mail settings the sandbox publishes (autoconfig + DNS)
+DEMO_DOMAIN = "northwind.test"
 SUBJECTS = [
     ("Application for the {title} role", "Hello,\n\nI would like to apply for the {title} "
      "position. My CV is attached.\n\nBest regards,\n{name}"),
@@ -128,13 +134,28 @@ def _pick_ports(wanted: tuple[int, ...]) -> tuple[int, ...] | None:
     return wanted if all(_port_free(p) for p in wanted) else None
 
 
+def _publish_demo_domain(authority: LabAuthority, dovecot: Dovecot,
+                         smtp: SmtpLab) -> tuple[LabDns, AutoconfigWeb]:
+    """DNS and autoconfig for DEMO_DOMAIN: its published configuration names the sandbox
+    Dovecot and SMTP as mail.<domain> (the sandbox certificate covers that name)."""
+    dns = LabDns().start()
+    mail_host = f"mail.{DEMO_DOMAIN}"
+    for name in (f"autoconfig.{DEMO_DOMAIN}", mail_host):
+        dns.zone.add_a(name, "127.0.0.1")
+    web = AutoconfigWeb(authority).start()
+    web.autoconfig(DEMO_DOMAIN, document(client_config(
+        imap=(mail_host, dovecot.imaps, "SSL"), smtp=(mail_host, smtp.tls_port, "SSL"))))
+    return dns, web
+
+
 def main() -> int:
     if not _port_free(WEB_PORT):
         print(f"Port {WEB_PORT} is in use; stop what runs there or set DEMO_PORT.",
               file=sys.stderr)
         return 1
     INSTANCE.mkdir(parents=True, exist_ok=True)
-    certs = make_certs(INSTANCE / "sandbox-certs")
+    authority = LabAuthority(INSTANCE / "sandbox-certs")
+    certs = authority.lab_certs(extra_names=(f"mail.{DEMO_DOMAIN}",))
     # Fixed ports and a kept mail folder, so a mailbox set up yesterday still works.
     mail_dir = INSTANCE / "sandbox-mail"
     mail_dir.mkdir(exist_ok=True)
@@ -152,12 +173,18 @@ def main() -> int:
                "smtp": f"localhost:{smtp.tls_port}:ssl", "token_url": oauth.token_url,
                "authorize_url": oauth.authorize_url, "revoke_url": oauth.revoke_url}
 
+    dns, web = _publish_demo_domain(authority, dovecot, smtp)
+
     app = create_app({
         "INSTANCE_PATH": str(INSTANCE),
         "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535,localhost:1024-65535",
         "IE_CA_FILE": str(certs.ca_cert),
         "IE_GENERATE_SECRET_KEY": True,
         "IE_DISPATCH_SECONDS": 10,
+        # Settings discovery (and mail host names) ask the sandbox's DNS server.
+        "IE_DISCOVERY_NAMESERVERS": "127.0.0.1",
+        "IE_DISCOVERY_DNS_PORT": dns.port,
+        "IE_DISCOVERY_HTTPS_PORT": web.port,
         # Both sign-in buttons, against the sandbox: addresses at contoso.test are
         # "Microsoft" mail, at fabrikam.test "Google" mail (same sandbox mailboxes).
         "IE_OAUTH_ENDPOINTS": {
@@ -191,6 +218,8 @@ def main() -> int:
     print("  rita@contoso.test (Microsoft) or rita@fabrikam.test (Google) and click the button;")
     print(f"  the sandbox's page at {oauth.base_url} uses the sandbox certificate, so the")
     print("  browser warns once: continue, it is this machine. Approve, and you are back.")
+    print("Settings discovery: in set-up, type rita@northwind.test (the sandbox publishes")
+    print(f"  {DEMO_DOMAIN}'s settings): the servers fill themselves in; password {MAIL_PASSWORD}.")
     print("First: sign in as admin, Settings > Manage plugins and add-ons > Activate.")
     print("=" * 72 + "\n", flush=True)
 
@@ -204,6 +233,8 @@ def main() -> int:
         smtp.stop()
         dovecot.stop()
         oauth.stop()
+        web.stop()
+        dns.stop()
     return 0
 
 

@@ -66,6 +66,11 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "IE_DISCOVERY_CACHE_SECONDS": (3600, "how long a domain's discovered settings are reused"),
     "IE_DISCOVERY_MISS_CACHE_SECONDS": (300, "how long a domain where nothing was found is "
                                         "not looked up again"),
+    "IE_DISCOVERY_PER_MINUTE": (20, "settings lookups of addresses not yet cached allowed per "
+                                "user per minute"),
+    "IE_DISCOVERY_GUESS_PORTS": ("", "protocol:security:port list the last guess tries, like "
+                                 "imap:ssl:993,smtp:ssl:465; empty: the usual mail ports (the "
+                                 "test lab and the demo listen on others)"),
     "IE_HTMX_URL": (None, "URL of htmx.min.js when the host supplies it; default: the copy "
                     "installed from npm into the add-on's static folder"),
     "IE_LOCALE": ("en", "the add-on's language when the host has no Flask-Babel (with "

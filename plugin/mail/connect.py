@@ -26,8 +26,19 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
+import dns.exception
+import dns.name
+import dns.resolver
+
 from plugin.mail import networks
-from plugin.mail.errors import HOST_NOT_ALLOWED, REFUSED, MailError, classify
+from plugin.mail.errors import (
+    HOST_NOT_ALLOWED,
+    HOST_NOT_FOUND,
+    REFUSED,
+    TIMEOUT,
+    MailError,
+    classify,
+)
 
 log = logging.getLogger("plugin.integrated_email.mail")
 
@@ -63,6 +74,10 @@ class ConnectionPolicy:
     ca_file: str | None = None
     #: seconds for connecting and for each read/write on the socket
     timeout: float = 15.0
+    #: DNS servers that resolve mail host names (the ones discovery asks, so that a host
+    #: it found can be connected to); empty: the machine's resolver
+    nameservers: tuple[str, ...] = ()
+    dns_port: int = 53
 
 
 def _not_allowed(reason: str, host: str) -> MailError:
@@ -280,18 +295,8 @@ def check_host(host: str, port: int, policy: ConnectionPolicy,
     if port not in MAIL_PORTS | extra_ports and not any(e.has_port(port) for e in entries):
         # Refused before DNS too: nothing in the answer depends on the name.
         raise _not_allowed("not a mail port", host)
-    try:
-        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-    except UnicodeError:
-        raise _not_allowed("malformed", host) from None
-    except OSError as exc:
-        raise classify(exc) from None
-
     ips: list[IPAddress] = []
-    for family, _type, _proto, _canon, sockaddr in infos:
-        if family not in (socket.AF_INET, socket.AF_INET6):
-            continue
-        ip = ipaddress.ip_address(sockaddr[0])
+    for ip in resolve(name, port, policy):
         if not _address_allowed(ip, entries):
             # One bad address is enough: the kernel could pick it on any retry.
             raise _not_allowed("resolves to a non-public address", host)
@@ -302,6 +307,42 @@ def check_host(host: str, port: int, policy: ConnectionPolicy,
     if not _port_allowed(port, entries, name, ips, extra_ports):
         raise _not_allowed("not a mail port", host)
     return [str(ip) for ip in ips]
+
+
+def resolve(name: str, port: int, policy: ConnectionPolicy) -> list[IPAddress]:
+    """The addresses of a host name: from ``policy.nameservers`` when set, else the system
+    resolver. Judging them is the caller's (``check_host``)."""
+    if policy.nameservers:
+        return _resolve_with(name, policy)
+    try:
+        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    except UnicodeError:
+        raise _not_allowed("malformed", name) from None
+    except OSError as exc:
+        raise classify(exc) from None
+    return [ipaddress.ip_address(sockaddr[0]) for family, _t, _p, _c, sockaddr in infos
+            if family in (socket.AF_INET, socket.AF_INET6)]
+
+
+def _resolve_with(name: str, policy: ConnectionPolicy) -> list[IPAddress]:
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = list(policy.nameservers)
+    resolver.port = policy.dns_port
+    ips: list[IPAddress] = []
+    for rtype in ("A", "AAAA"):
+        try:
+            answer = resolver.resolve(name, rtype, lifetime=policy.timeout, search=False,
+                                      raise_on_no_answer=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            continue
+        except dns.exception.Timeout:
+            raise MailError(TIMEOUT, detail="DNS timeout") from None
+        except (dns.name.LabelTooLong, dns.name.EmptyLabel, UnicodeError):
+            raise _not_allowed("malformed", name) from None
+        except dns.exception.DNSException as exc:
+            raise MailError(HOST_NOT_FOUND, detail=type(exc).__name__) from None
+        ips += [ipaddress.ip_address(r.address) for r in (answer.rrset or ())]
+    return ips
 
 
 @functools.lru_cache(maxsize=16)

@@ -57,6 +57,7 @@ URLS = [
     ("/mailboxes/<int:mailbox_id>/status", "mailbox_status", setup.mailbox_status, ["GET"]),
     ("/setup/fields", "setup_fields", setup.form_fields, ["POST"]),
     ("/setup/test", "setup_test", setup.test_connection, ["POST"]),
+    ("/setup/discover", "setup_discover", setup.discover_settings, ["POST"]),
     # signing in with Google or Microsoft (the callback is the redirect URI to register)
     ("/oauth/start", "oauth_start", oauth.sign_in_start, ["POST"]),
     ("/oauth/callback", "oauth_callback", oauth.sign_in_callback, ["GET"]),

@@ -14,10 +14,12 @@ from werkzeug.wrappers import Response
 from plugin.current import get_addon
 from plugin.fetching import status as fetch_status
 from plugin.mail.errors import MailError
+from plugin.mail.presets import preset_for
 from plugin.routes._http import found_or_404, wants_fragment
 from plugin.setup import mailbox as setup_service
-from plugin.setup import oauth_signin, saving
+from plugin.setup import discovery_config, oauth_signin, saving
 from plugin.setup import settings as settings_service
+from plugin.setup.discovery import domain_of
 from plugin.setup.policy import connection_policy
 
 Page = Response | str | tuple[str, int]
@@ -142,7 +144,7 @@ def mailbox_form(mailbox_id: int | None = None) -> Page:
         values = (setup_service.values_from_mailbox(existing) if existing
                   else setup_service.initial_values(g.ie_user, gs))
     state = saving.form_state(s, values, outcome.errors, existing,
-                              oauth=oauth_signin.provider_for(addon, s, values.get("email", "")))
+                              oauth=_sign_in_offer(values))
     tpl = ("integrated_email/_partials/mailbox_form.html" if wants_fragment()
            else "integrated_email/mailbox_form.html")
     # htmx swaps 422 responses too (configured on the page), so errors show in place.
@@ -176,11 +178,62 @@ def form_fields() -> Page:
                                         policy=connection_policy(get_addon(), s), only=changed)
     state = saving.form_state(s, values, errors, existing,
                               gs_override={"outbound_only": outbound_only},
-                              oauth=oauth_signin.provider_for(get_addon(), s,
-                                                              values.get("email", "")))
-    return no_store(make_response(render_template(
+                              oauth=_sign_in_offer(values))
+    looking_up = ""
+    if changed == "email" and not state.signed_in:
+        address = values.get("email", "")
+        looking_up = (domain_of(address) or "") if _needs_lookup(address) else ""
+    resp = no_store(make_response(render_template(
         "integrated_email/_partials/mailbox_fields_oob.html", state=state, changed=changed,
-        mailbox=existing)))
+        mailbox=existing, looking_up=looking_up)))
+    if changed == "email" and not state.signed_in:
+        # Discovery is a request of its own, sent once this answer is in the form, so
+        # typing never waits for it and it sees the servers this answer set.
+        resp.headers["HX-Trigger-After-Swap"] = "ie-discover"
+    return resp
+
+
+def _sign_in_offer(values: dict) -> str | None:
+    """The enabled provider to offer for the form's address (by domain, or at its MX)."""
+    addon = get_addon()
+    return oauth_signin.provider_for(addon, addon.session(), values.get("email", ""),
+                                     hosted=values.get("_hosted") or None)
+
+
+def _needs_lookup(address: str) -> bool:
+    """Whether discovery has something to add for the address: not for a preset's (the
+    fields answer filled it, its notes name the source) nor an address whose domain is an
+    enabled sign-in provider's (the form already offers Sign in)."""
+    addon = get_addon()
+    return bool(domain_of(address)) and preset_for(address) is None \
+        and oauth_signin.provider_for(addon, addon.session(), address) is None
+
+
+def discover_settings() -> Page:
+    """htmx: look up the address's servers and fill in the ones the user has not typed."""
+    _gate_or_403()
+    addon = get_addon()
+    s = addon.session()
+    values = setup_service.read_form(request.form)
+    mailbox_id = _int(request.form.get("_mailbox_id"))
+    existing = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id) if mailbox_id else None
+    address = values.get("email", "")
+    found, filled = None, set()
+    signed_in = existing is not None and bool(existing.oauth_provider)
+    if not signed_in and _needs_lookup(address):
+        found = discovery_config.discover_for(addon, connection_policy(addon, s), address,
+                                              g.ie_user.id)
+        values, filled = setup_service.apply_discovery(values, found)
+    gs = settings_service.load(s)
+    outbound_only = gs.outbound_only
+    if request.form.get("_admin_page") == "1":
+        outbound_only = request.form.get("outbound_only") == "yes"
+    state = saving.form_state(s, values, {}, existing,
+                              gs_override={"outbound_only": outbound_only},
+                              oauth=_sign_in_offer(values))
+    return no_store(make_response(render_template(
+        "integrated_email/_partials/mailbox_discovered.html", state=state, found=found,
+        filled=filled, mailbox=existing)))
 
 
 def test_connection() -> Page:

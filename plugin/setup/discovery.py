@@ -225,7 +225,8 @@ def _search(domain: str, address: str, policy: ConnectionPolicy,
     with lock:
         finished = dict(times)
     record = tuple(finished.get(name, StepTime(name, spent, "unfinished")) for name, _s in steps)
-    timed_out = winner is None and len(finished) < len(steps)
+    # A step that gave up because the budget ran out finished too, but out of time.
+    timed_out = winner is None and (len(finished) < len(steps) or spent >= settings.budget)
     if winner is None:
         log.info("discovery for %s found nothing%s", domain, " in time" if timed_out else "")
     return _Outcome(winner[1] if winner else None, timed_out, record)

@@ -80,6 +80,11 @@ class DiscoveryCache(Generic[V]):
                 event.set()  # type: ignore[union-attr]
         return value, False
 
+    def has(self, key: str) -> bool:
+        """Whether ``key`` has a fresh value (or is being computed: its callers will wait)."""
+        with self._lock:
+            return self._fresh(key)[0] or key in self._pending
+
     def clear(self) -> None:
         """Forget every entry (an administrator changed the resolver, say)."""
         with self._lock:

@@ -25,6 +25,7 @@ from plugin.mail.connect import ConnectionPolicy, check_host
 from plugin.mail.errors import MailError
 from plugin.mail.presets import Preset, default_port, preset_for
 from plugin.models import GlobalSettings, Mailbox
+from plugin.setup.discovery import Discovery, domain_of
 from plugin.setup.oauth_providers import PROVIDERS
 
 PROTOCOLS = {"imap": "IMAP", "pop3": "POP3"}
@@ -39,6 +40,10 @@ TEXT_FIELDS = ("account_name", "email", "protocol", "in_login", "in_password", "
                "in_port", "in_security", "out_login", "out_password", "out_host", "out_port",
                "out_security", "delete_policy", "delete_after_days", "sharing",
                "consolidate_folder")
+#: what the add-on filled in itself (hidden fields): the hosts and login discovery put in the
+#: form, so a later address may replace them (a value the user typed differs from these),
+#: and the sign-in provider discovery found at the domain's MX
+AUTO_FIELDS = ("_auto_in_host", "_auto_out_host", "_auto_login", "_hosted")
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,253}$")
 
 
@@ -103,6 +108,8 @@ def read_form(form: Mapping[str, Any]) -> dict:
         values[pw] = str(form.get(pw, ""))  # passwords may have spaces at the ends
     for name in CHECKBOXES:
         values[name] = "on" if form.get(name) in ("on", "yes", "1", "true") else ""
+    for name in AUTO_FIELDS:
+        values[name] = str(form.get(name, "")).strip()[:253]
     return values
 
 
@@ -152,12 +159,15 @@ def _apply_preset(v: dict, previous_email: str) -> None:
     old, new = preset_for(previous_email), preset_for(v.get("email", ""))
     if old is not None and new is not None and old.name == new.name:
         return
+    if old is None and new is None and domain_of(previous_email) == domain_of(v.get("email", "")):
+        return  # same domain: what discovery filled still applies
     kept = []
     for side, host_key, port_key, sec_key in (("in", "in_host", "in_port", "in_security"),
                                               ("out", "out_host", "out_port", "out_security")):
         current = v.get(host_key, "")
-        # Ours to change: empty, or what the previous address's preset put there.
-        ours = not current or current in _preset_hosts(old, side)
+        # Ours to change: empty, or what the previous address's preset or discovery put there.
+        ours = (not current or current in _preset_hosts(old, side)
+                or current == v.get(f"_auto_{side}_host"))
         if side == "in":
             proto = v.get("protocol") or "imap"
             if new is not None and proto == "pop3" and not new.pop3 and ours:
@@ -174,7 +184,7 @@ def _apply_preset(v: dict, previous_email: str) -> None:
             v[host_key], v[port_key], v[sec_key] = (
                 endpoint.host, str(endpoint.port), endpoint.security)
         elif current:
-            v[host_key] = ""
+            v[host_key] = v[f"_auto_{side}_host"] = ""
             v[port_key] = str(default_port(proto, v.get(sec_key) or "ssl"))
     if kept and new is not None:
         v["_preset_notice"] = (
@@ -192,8 +202,10 @@ def derive(values: dict, changed: str, previous_email: str = "") -> dict:
     v.pop("_preset_notice", None)
     if changed == "email":
         email = v.get("email", "")
-        if not v.get("in_login") or v.get("in_login") == previous_email:
+        if v.get("in_login") in ("", previous_email, v.get("_auto_login") or None):
             v["in_login"] = email
+        if domain_of(email) != domain_of(previous_email):
+            v["_hosted"] = ""
         _apply_preset(v, previous_email)
     elif changed in ("protocol", "in_security"):
         proto = v.get("protocol") or "imap"
@@ -209,6 +221,32 @@ def derive(values: dict, changed: str, previous_email: str = "") -> dict:
     elif changed == "out_security":
         v["out_port"] = str(default_port("smtp", v.get("out_security") or "ssl"))
     return v
+
+
+def apply_discovery(values: dict, found: Discovery) -> tuple[dict, set[str]]:
+    """Fill in what discovery found where the form is still the add-on's to fill: a side
+    whose host is empty or was filled by a preset or an earlier discovery, a login that is
+    empty, the address or discovery's. Never a value typed by hand. Returns the values and
+    the parts filled ("in", "out", "login")."""
+    v, filled = dict(values), set()
+    v["_hosted"] = found.oauth or ""
+    preset = preset_for(v.get("email", ""))
+    for side, server in (("in", found.incoming), ("out", found.outgoing)):
+        current = v.get(f"{side}_host", "")
+        if server is None or (current and current != v.get(f"_auto_{side}_host")
+                              and current not in _preset_hosts(preset, side)):
+            continue
+        v[f"{side}_host"], v[f"{side}_port"], v[f"{side}_security"] = (
+            server.host, str(server.port), server.security)
+        v[f"_auto_{side}_host"] = server.host
+        if side == "in":
+            v["protocol"] = server.protocol
+        filled.add(side)
+    if "in" in filled and found.incoming is not None and v.get("in_login") in (
+            "", v.get("email"), v.get("_auto_login") or None):
+        v["in_login"] = v["_auto_login"] = found.incoming.username
+        filled.add("login")
+    return v, filled
 
 
 def preset_info(values: dict) -> tuple[str | None, list[str]]:

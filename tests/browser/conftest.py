@@ -9,6 +9,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import TEST_KEY
+from tests.lab.discovery_lab import discovery_config
 from tests.lab.servers import free_port
 
 
@@ -30,8 +31,9 @@ class LiveHost:
 
 
 @pytest.fixture
-def live_host(tmp_path, dovecot):
-    """The reference host ATS + add-on on SQLite, served on 127.0.0.1:<free port>."""
+def live_host(tmp_path, dovecot, smtp_lab, lab_dns, autoconfig_web):
+    """The reference host ATS + add-on on SQLite, served on 127.0.0.1:<free port>; settings
+    discovery (and mail host names) resolve through the lab DNS, never the Internet's."""
     from examples.host_ats import create_app
     from examples.host_ats.seed import seed_demo
 
@@ -46,6 +48,7 @@ def live_host(tmp_path, dovecot):
         # No provider pacing for the lab's servers unless a test sets a limit.
         "IE_SEND_PER_MINUTE_DEFAULT": 0,
         "IE_SEND_PER_DAY_DEFAULT": 0,
+        **discovery_config(lab_dns, autoconfig_web, dovecot, smtp_lab),
     })
     with app.extensions["host_ats.db"].sessions() as s:
         seed_demo(s)

@@ -131,6 +131,14 @@ def status(code: int) -> Route:
     return send
 
 
+def late(route: Route, seconds: float) -> Route:
+    """Answer as ``route`` does, ``seconds`` later (a discovery that arrives late)."""
+    def send(h: _Handler) -> None:
+        time.sleep(seconds)
+        route(h)
+    return send
+
+
 # ---------------------------------------------------------------------------- server
 class _Handler(BaseHTTPRequestHandler):
     server: _Server

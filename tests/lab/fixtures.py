@@ -15,7 +15,7 @@ import pytest
 from .authority import LabAuthority
 from .autoconfig_web import AutoconfigWeb
 from .ca import LabCerts
-from .discovery_lab import BUDGET, GUESS_DOMAIN, ConnectionLog
+from .discovery_lab import BUDGET, LAB_CERT_NAMES, ConnectionLog
 from .dovecot import DOVECOT, Dovecot, MailUser
 from .nameserver import LabDns
 from .oauth import OAuthLab
@@ -34,9 +34,10 @@ def lab_authority(tmp_path_factory) -> LabAuthority:
 
 @pytest.fixture(scope="session")
 def lab_certs(lab_authority) -> LabCerts:
-    # The server certificate also covers the guessed names of GUESS_DOMAIN, so that
-    # discovery's TLS handshakes against the lab Dovecot and SMTP verify as in real life.
-    return lab_authority.lab_certs(extra_names=(f"*.{GUESS_DOMAIN}",))
+    # The server certificate also covers the guessed names of GUESS_DOMAIN and the mail
+    # hosts the discovery tests publish, so that discovery's TLS handshakes and Test
+    # connection against the lab Dovecot and SMTP verify as in real life.
+    return lab_authority.lab_certs(extra_names=LAB_CERT_NAMES)
 
 
 @pytest.fixture(scope="session")

@@ -126,3 +126,17 @@ def test_discover_settings_and_cache_from_the_ie_configuration():
     off = discovery_cache({**defaults, "IE_DISCOVERY_CACHE_SECONDS": 0})
     off.get_or_compute("a.test", lambda: "x", positive=bool, wait=1)
     assert off.get_or_compute("a.test", lambda: "y", positive=bool, wait=1) == ("y", False)
+
+
+def test_discover_guess_ports_setting():
+    import pytest
+
+    from plugin.setup.discovery import DEFAULT_GUESS_PORTS
+    from plugin.setup.discovery_config import discovery_settings
+
+    assert discovery_settings({}).guess_ports == DEFAULT_GUESS_PORTS
+    custom = discovery_settings({"IE_DISCOVERY_GUESS_PORTS": "IMAP:ssl:10993, smtp:starttls:10587"})
+    assert custom.guess_ports == (("imap", "ssl", 10993), ("smtp", "starttls", 10587))
+    for bad in ("imap:none:143", "imap:ssl:0", "ftp:ssl:21", "imap:ssl"):
+        with pytest.raises(ValueError, match="protocol:security:port"):
+            discovery_settings({"IE_DISCOVERY_GUESS_PORTS": bad})
