@@ -10,7 +10,7 @@ import uuid
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from plugin.host import RecordRef
 from plugin.jobs.dispatcher import dispatch
@@ -377,3 +377,102 @@ def test_migration_0009_records_the_notes_written_before_it(db_url):
                         (sent_key("k-ats", ref), FULL)}
     finally:
         engine.dispose()
+
+
+# ------------------------------------------------------------ links made by hand
+
+
+def test_a_link_made_by_hand_writes_a_note_by_the_same_rule(mini, dovecot):
+    app, host, addon = mini
+    complete_settings(addon)
+    rita = host.add_person("Rita", "rita@acme.test")
+    ann = host.add_record("candidate", "Ann", "Lee", "ann@cand.test")
+    ref = RecordRef("candidate", str(ann.num))
+    tag = uuid.uuid4().hex[:6]
+    private, public = dovecot.add_user(f"mp{tag}", "pw"), dovecot.add_user(f"mq{tag}", "pw")
+    make_mailbox(addon, rita.get_id(), dovecot, private)
+    make_mailbox(addon, rita.get_id(), dovecot, public, sharing="public")
+    # From Ann's home address: nothing links it automatically.
+    dovecot.deliver(private, _mail("ann@home.test", private.email, f"Hidden {tag}"))
+    dovecot.deliver(public, _mail("ann@home.test", public.email, f"Shown {tag}"))
+    _fetch(app, addon)
+    assert host.notes_on(ref) == []
+    client = signed_in(app, rita)
+    for subject in (f"Hidden {tag}", f"Shown {tag}"):
+        mid = _message_id(addon, subject)
+        for _ in range(2):  # twice: still one note
+            resp = client.post(f"/integrated-email/mail/messages/{mid}/records",
+                               data=form(ref=str(ref)))
+            assert resp.status_code == 302
+    notes = sorted(host.notes_on(ref))
+    assert len(notes) == 2
+    brief, full = sorted(notes, key=lambda n: n.startswith("An email"), reverse=True)
+    assert brief.startswith("An email was exchanged") and f"Hidden {tag}" not in brief
+    assert f"Shown {tag}" in full and "ann@home.test" in full
+
+
+# ------------------------------------------------------------- removing a mailbox
+
+
+def _delete_page(client, box: int) -> str:
+    resp = client.get(f"/integrated-email/mailboxes/{box}/delete")
+    assert resp.status_code == 200
+    return resp.get_data(as_text=True)
+
+
+def test_removing_a_mailbox_removes_or_keeps_its_notes_as_chosen(mini, dovecot):
+    """Issue 15 point 9: the same account added twice shares one note per email;
+    removing one of the two (notes removed) keeps the note the other still holds."""
+    app, host, addon = mini
+    complete_settings(addon)
+    rita = host.add_person("Rita", "rita@acme.test")
+    ann = host.add_record("candidate", "Ann", "Lee", "ann@cand.test")
+    bo = host.add_record("candidate", "Bo", "Chan", "bo@cand.test")
+    tag = uuid.uuid4().hex[:6]
+    shared_account, other = dovecot.add_user(f"ra{tag}", "pw"), dovecot.add_user(f"rb{tag}", "pw")
+    twin_a = make_mailbox(addon, rita.get_id(), dovecot, shared_account)
+    twin_b = make_mailbox(addon, rita.get_id(), dovecot, shared_account, account_name="Again")
+    alone = make_mailbox(addon, rita.get_id(), dovecot, other, account_name="Other")
+    dovecot.deliver(shared_account, _mail("ann@cand.test", shared_account.email, f"Twice {tag}"))
+    dovecot.deliver(other, _mail("bo@cand.test", other.email, f"Once {tag}"))
+    _fetch(app, addon)
+    ann_ref, bo_ref = RecordRef("candidate", str(ann.num)), RecordRef("candidate", str(bo.num))
+    assert len(host.notes_on(ann_ref)) == 1 and len(host.notes_on(bo_ref)) == 1
+    client = signed_in(app, rita)
+
+    page = _delete_page(client, alone)
+    assert "wrote 1 note on candidates and contacts" in page
+    assert 'value="keep" checked' in page and 'value="remove"' in page
+    assert client.post(f"/integrated-email/mailboxes/{alone}/delete",
+                       data=form(notes="remove")).status_code == 302
+    assert host.notes_on(bo_ref) == []
+
+    # Its twin holds the same note: removing this one (notes removed) leaves it.
+    assert "note" not in _delete_page(client, twin_b).split("<form", 1)[1].split("<button")[0]
+    client.post(f"/integrated-email/mailboxes/{twin_b}/delete", data=form(notes="remove"))
+    assert len(host.notes_on(ann_ref)) == 1
+    # The last one, notes kept.
+    assert "wrote 1 note" in _delete_page(client, twin_a)
+    client.post(f"/integrated-email/mailboxes/{twin_a}/delete", data=form(notes="keep"))
+    assert len(host.notes_on(ann_ref)) == 1
+    with addon.session() as s:
+        assert s.scalar(select(func.count()).select_from(Mailbox)) == 0
+        assert s.scalar(select(func.count()).select_from(HostNote)) == 0
+
+
+def test_a_host_that_cannot_delete_notes_is_told_on_the_delete_page(mini, dovecot):
+    app, host, addon = mini
+    complete_settings(addon)
+    rita = host.add_person("Rita", "rita@acme.test")
+    ann = host.add_record("candidate", "Ann", "Lee", "ann@cand.test")
+    tag = uuid.uuid4().hex[:6]
+    user = dovecot.add_user(f"nd{tag}", "pw")
+    box = make_mailbox(addon, rita.get_id(), dovecot, user)
+    dovecot.deliver(user, _mail("ann@cand.test", user.email, f"Stays {tag}"))
+    _fetch(app, addon)
+    host.delete_note = None  # contract 1.0 without the optional method
+    client = signed_in(app, rita)
+    page = _delete_page(client, box)
+    assert "They stay on the records" in page and 'value="remove"' not in page
+    client.post(f"/integrated-email/mailboxes/{box}/delete", data=form(notes="remove"))
+    assert len(host.notes_on(RecordRef("candidate", str(ann.num)))) == 1
