@@ -73,10 +73,14 @@ def _key(msg: Message, ref: RecordRef) -> str:
     return notes.note_key(msg.message_key, ref)
 
 
-def remove_link(session: Session, msg: Message, link_id: int) -> bool:
-    """Remove a link of ``msg``; False when it is not one of that message's."""
+def remove_link(session: Session, msg: Message, link_id: int,
+                host: HostAdapter | None = None) -> bool:
+    """Remove a link of ``msg``; False when it is not one of that message's.  With
+    ``host``, the note the link wrote goes too (unless another mailbox holds it)."""
     link = session.get(RecordLink, link_id)
     if link is None or link.message_id != msg.id:
         return False
+    if host is not None:
+        notes.forget(session, host, msg.id, RecordRef(link.record_kind, link.record_id))
     session.delete(link)
     return True

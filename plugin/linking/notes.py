@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from plugin.host import RecordRef
@@ -194,11 +194,24 @@ def remove_for_mailbox(session: Session, host: Any, mailbox_id: int) -> int:
     return removed
 
 
-def full_count(session: Session) -> int:
-    """How many recorded notes carry the subject and text."""
-    return session.scalar(select(func.count(func.distinct(HostNote.note_key))).where(
-        HostNote.detail == FULL)) or 0
-
+def forget(session: Session, host: Any, message_id: int, ref: RecordRef) -> bool:
+    """The link of ``message_id`` to ``ref`` is gone: remove its note from the host
+    unless another mailbox holds it (or the host cannot delete notes); the caller
+    commits.  Returns whether the host's note was removed."""
+    rows = list(session.scalars(select(HostNote).where(
+        HostNote.message_id == message_id, HostNote.record_kind == ref.kind,
+        HostNote.record_id == str(ref.id))))
+    removed = False
+    for row in rows:
+        others = session.scalar(select(HostNote.id).where(
+            HostNote.note_key == row.note_key, HostNote.id != row.id).limit(1))
+        if others is not None:  # the note stays, for the other mailbox's copy
+            session.delete(row)
+        elif host.delete_note(ref, row.note_key):
+            removed = True
+            session.delete(row)
+        # else the host keeps its note, and this keeps the record of it
+    return removed
 
 
 def enforce_after_sync(engine: Any, host: Any, mailbox_id: int) -> Enforced:

@@ -246,9 +246,10 @@ def record_add(message_id: int) -> ResponseReturnValue:
 
 def record_remove(message_id: int, link_id: int) -> ResponseReturnValue:
     """Remove a link between the message and a record."""
-    s = get_addon().session()
+    addon = get_addon()
+    s = addon.session()
     msg = _own_message(message_id)
-    if not links.remove_link(s, msg, link_id):
+    if not links.remove_link(s, msg, link_id, addon.host):
         abort(404, "No such link on this message.")
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))

@@ -114,7 +114,10 @@ def visible(viewer: HostUser, gs: GlobalSettings | None, access: RecordAccess,
     def boxes(*conds: ColumnElement[bool]) -> Select:
         return select(Mailbox.id).where(*conds)
 
-    if joined_link_to is not None:
+    closed = access.denied is None and not access.allowed  # the host opened nothing
+    if closed:
+        through_open: ColumnElement[bool] = false()
+    elif joined_link_to is not None:
         through_open = access.opens(RecordLink)
     else:
         link = aliased(RecordLink)
@@ -130,7 +133,7 @@ def visible(viewer: HostUser, gs: GlobalSettings | None, access: RecordAccess,
     share = aliased(RecordShare)
     custom_link = aliased(RecordLink)
     # Custom shares through a ticked record, and only one the viewer may open.
-    custom_shared = exists().where(
+    custom_shared = false() if closed else exists().where(
         custom_link.message_id == Message.id, mb.id == Message.mailbox_id,
         share.owner_user_id == mb.user_id, share.record_kind == custom_link.record_kind,
         share.record_id == custom_link.record_id, access.opens(custom_link)).correlate(Message)

@@ -409,6 +409,14 @@ def test_a_link_made_by_hand_writes_a_note_by_the_same_rule(mini, dovecot):
     brief, full = sorted(notes, key=lambda n: n.startswith("An email"), reverse=True)
     assert brief.startswith("An email was exchanged") and f"Hidden {tag}" not in brief
     assert f"Shown {tag}" in full and "ann@home.test" in full
+    # Unlinking by hand takes the link's note away again.
+    with addon.session() as s:
+        link_id = s.scalar(select(RecordLink.id).where(
+            RecordLink.message_id == _message_id(addon, f"Shown {tag}")))
+    resp = client.post(f"/integrated-email/mail/messages/{_message_id(addon, f'Shown {tag}')}"
+                       f"/records/{link_id}/delete", data=form())
+    assert resp.status_code == 302
+    assert host.notes_on(ref) == [brief]
 
 
 # ------------------------------------------------------------- removing a mailbox
