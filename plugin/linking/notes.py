@@ -105,7 +105,11 @@ def write(session: Session, host: Any, gs: GlobalSettings | None, mailbox: Any, 
     detail = FULL if full else BRIEF
     text = full_text(m, mailbox.email) if full else brief_text(ref, m.id, m.date)
     # A note another mailbox already wrote under this key stays as the host has it.
-    held = session.scalar(select(HostNote.detail).where(HostNote.note_key == key).limit(1))
+    # No autoflush: the host may share our SQLite file, and a flush here would hold
+    # its write lock while the host writes the note.
+    with session.no_autoflush:
+        held = session.scalar(select(HostNote.detail).where(HostNote.note_key == key)
+                              .limit(1))
     if held is None:
         host.add_note(ref, mailbox.user_id, text, key)
     else:
@@ -117,8 +121,9 @@ def write(session: Session, host: Any, gs: GlobalSettings | None, mailbox: Any, 
 def record(session: Session, mailbox_id: int, message_id: int, ref: RecordRef, key: str,
            detail: str) -> None:
     """Remember a note written on the host (idempotent per mailbox and key)."""
-    exists = session.scalar(select(HostNote.id).where(
-        HostNote.mailbox_id == mailbox_id, HostNote.note_key == key))
+    with session.no_autoflush:
+        exists = session.scalar(select(HostNote.id).where(
+            HostNote.mailbox_id == mailbox_id, HostNote.note_key == key))
     if exists is None:
         session.add(HostNote(mailbox_id=mailbox_id, message_id=message_id,
                              record_kind=ref.kind, record_id=str(ref.id), note_key=key,
@@ -151,6 +156,7 @@ def enforce(session: Session, host: Any, mailbox_id: int | None = None) -> Enfor
     for row in session.execute(q):
         by_key[row[0].note_key].append(row)
     done = Enforced()
+    briefed = []
     for key, rows in by_key.items():
         # A note stays full while any mailbox holding the email shares it with all.
         if any(may_be_full(r.origin, r.sharing, gs,
@@ -162,8 +168,12 @@ def enforce(session: Session, host: Any, mailbox_id: int | None = None) -> Enfor
             done.left += 1
             continue
         host.add_note(ref, first.user_id, brief_text(ref, note.message_id, first.date), key)
-        session.execute(update(HostNote).where(HostNote.note_key == key).values(detail=BRIEF))
-        done.briefed += 1
+        briefed.append(key)
+    # Our writes after the host's (they may share one SQLite file and its write lock).
+    for start in range(0, len(briefed), 500):
+        session.execute(update(HostNote).where(
+            HostNote.note_key.in_(briefed[start:start + 500])).values(detail=BRIEF))
+    done.briefed = len(briefed)
     if done.briefed:
         log.info("made %d host notes brief", done.briefed)
     return done
@@ -202,15 +212,19 @@ def forget(session: Session, host: Any, message_id: int, ref: RecordRef) -> bool
         HostNote.message_id == message_id, HostNote.record_kind == ref.kind,
         HostNote.record_id == str(ref.id))))
     removed = False
+    gone = []
     for row in rows:
-        others = session.scalar(select(HostNote.id).where(
-            HostNote.note_key == row.note_key, HostNote.id != row.id).limit(1))
+        with session.no_autoflush:  # host first, our writes after (one SQLite file?)
+            others = session.scalar(select(HostNote.id).where(
+                HostNote.note_key == row.note_key, HostNote.id != row.id).limit(1))
         if others is not None:  # the note stays, for the other mailbox's copy
-            session.delete(row)
+            gone.append(row)
         elif host.delete_note(ref, row.note_key):
             removed = True
-            session.delete(row)
+            gone.append(row)
         # else the host keeps its note, and this keeps the record of it
+    for row in gone:
+        session.delete(row)
     return removed
 
 

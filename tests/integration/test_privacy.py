@@ -125,7 +125,8 @@ def test_a_link_made_after_the_host_was_asked_stays_closed(mini, dovecot):
             *scope, rule.visible(viewer, None, fresh)))) == {first, later}
 
 
-def _reference_host(tmp_path, dovecot, db_url):
+def _reference_host(tmp_path, dovecot, db_url=None):
+    """The reference host with the add-on (db_url None: in the host's own SQLite file)."""
     from examples.host_ats import create_app
     from examples.host_ats.seed import seed_demo
 
@@ -133,7 +134,7 @@ def _reference_host(tmp_path, dovecot, db_url):
         "TESTING": True,
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'host.sqlite'}",
-        "IE_DATABASE_URL": db_url,
+        **({"IE_DATABASE_URL": db_url} if db_url else {}),
         "IE_SECRET_KEYS": TEST_KEY, "IE_SCHEDULER": "off",
         "IE_ALLOWED_MAIL_HOSTS": "127.0.0.1:1024-65535,localhost:1024-65535",
         "IE_CA_FILE": dovecot.ca_file, "IE_MAIL_TIMEOUT": 3.0,
@@ -484,3 +485,48 @@ def test_a_host_that_cannot_delete_notes_is_told_on_the_delete_page(mini, doveco
     assert "They stay on the records" in page and 'value="remove"' not in page
     client.post(f"/integrated-email/mailboxes/{box}/delete", data=form(notes="remove"))
     assert len(host.notes_on(RecordRef("candidate", str(ann.num)))) == 1
+
+
+def test_notes_when_the_add_on_shares_the_hosts_sqlite_file(tmp_path, dovecot):
+    """One SQLite file for host and add-on (the reference host's default): the add-on
+    never holds the write lock while the host writes or deletes a note, so a batch of
+    several notes, making them brief and unlinking all go through."""
+    from examples.host_ats.models import Candidate, Note, User
+
+    app, addon = _reference_host(tmp_path, dovecot)
+    try:
+        complete_settings(addon)
+        sessions = app.extensions["host_ats.db"].sessions
+        with sessions() as s:
+            cands = s.scalars(select(Candidate).where(Candidate.email.is_not(None))
+                              .order_by(Candidate.id).limit(3)).all()
+            rita_id = s.scalar(select(User.id).where(User.email == "rita@acme.test"))
+        tag = uuid.uuid4().hex[:6]
+        user = dovecot.add_user(f"sf{tag}", "pw")
+        box = make_mailbox(addon, str(rita_id), dovecot, user, sharing="public")
+        for c in cands:
+            dovecot.deliver(user, _mail(c.email, user.email, f"Hello {c.id} {tag}"))
+        _fetch(app, addon)
+
+        def texts() -> list[str]:
+            with sessions() as s:
+                return list(s.scalars(select(Note.text).where(Note.key.is_not(None))))
+
+        assert len(texts()) == 3 and all(tag in t for t in texts())  # Public: full
+        with addon.session() as s:
+            s.get(Mailbox, box).sharing = "private"
+            s.commit()
+        _due(addon)
+        _fetch(app, addon)
+        assert len(texts()) == 3 and not any(tag in t for t in texts())
+        rita = _host_login(app, "rita@acme.test", "rita123")
+        with addon.session() as s:
+            links = s.execute(select(RecordLink.id, RecordLink.message_id)).all()
+        for link_id, mid in links:
+            resp = rita.post(f"/integrated-email/mail/messages/{mid}/records/{link_id}/delete",
+                             data=form())
+            assert resp.status_code == 302
+        assert texts() == []
+    finally:
+        addon.session.remove()
+        addon.engine.dispose()
