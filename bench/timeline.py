@@ -124,7 +124,7 @@ def main() -> None:
             t0 = time.perf_counter()
             gs = s.get(GlobalSettings, 1)
             # The filter's cost includes asking the host about the records (one call).
-            access = timeline.record_access(s, host, viewer, ref) if filtered else None
+            access = timeline.record_access(host, viewer, ref) if filtered else None
             q = timeline.record_query(viewer, gs, ref, access, filtered=filtered)
             rows = s.execute(q.limit(timeline.PAGE)).all()
             entries = [timeline.TimelineEntry(m, acc, "Owner", how) for m, acc, _o, how in rows]
@@ -137,7 +137,7 @@ def main() -> None:
     if args.explain:
         from sqlalchemy import text
         with app.test_request_context(), addon.engine.connect() as conn:
-            access = timeline.record_access(addon.session(), host, viewer, ref)
+            access = timeline.record_access(host, viewer, ref)
             for filtered in (True, False):
                 q = timeline.record_query(viewer, None, ref, access, filtered=filtered)
                 sql = str(q.limit(50).compile(addon.engine, compile_kwargs={"literal_binds": True}))
@@ -156,7 +156,7 @@ def main() -> None:
         unfiltered.append(t)
     with app.test_request_context(), addon.engine.connect() as conn:
         from sqlalchemy import func, select
-        access = timeline.record_access(addon.session(), host, viewer, ref)
+        access = timeline.record_access(host, viewer, ref)
         visible_total = conn.execute(select(func.count()).select_from(
             timeline.record_query(viewer, None, ref, access).subquery())).scalar()
     a, b = statistics.median(filtered) * 1000, statistics.median(unfiltered) * 1000

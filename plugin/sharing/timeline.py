@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from plugin.host import HostAdapter, HostUser, RecordRef
@@ -26,20 +26,16 @@ class TimelineEntry:
     how: str
 
 
-def on_record(ref: RecordRef) -> list[ColumnElement[bool]]:
-    """Conditions on ``Message``: linked to ``ref`` and not deleted."""
-    linked = select(RecordLink.message_id).where(
-        RecordLink.record_kind == ref.kind, RecordLink.record_id == str(ref.id))
-    return [Message.id.in_(linked), Message.deleted.is_(False)]
+def record_access(host: HostAdapter, viewer: HostUser, ref: RecordRef) -> RecordAccess | None:
+    """The host's answer for this timeline: the record itself (None when the host does
+    not let ``viewer`` open it).
 
-
-def record_access(session: Session, host: HostAdapter, viewer: HostUser,
-                  ref: RecordRef) -> RecordAccess | None:
-    """The host's answer for this timeline: every record its messages are linked to,
-    in one call (None when the host does not let ``viewer`` open ``ref`` itself)."""
-    if not host.may_view_record(viewer, ref):
-        return None
-    return sharing.record_access(session, host, viewer, on_record(ref))
+    A record's timeline shows others' mail *through this record*: Public, Admin and
+    ATS mail linked to it, Custom mail when its owner ticked this record.  Mail shared
+    through another record it is also linked to is found there and in the webmail;
+    asking about those records too would cost a query over all the record's links.
+    """
+    return RecordAccess.of([ref]) if host.may_view_record(viewer, ref) else None
 
 
 def record_query(viewer: HostUser, gs: GlobalSettings | None, ref: RecordRef,
@@ -62,7 +58,7 @@ def entries(session: Session, host: HostAdapter, viewer: HostUser, ref: RecordRe
     """Newest first; ``before`` pages back in time.  Empty when the host does not
     let ``viewer`` open ``ref``."""
     gs = session.get(GlobalSettings, 1)
-    access = record_access(session, host, viewer, ref)
+    access = record_access(host, viewer, ref)
     if access is None:
         return []
     q = record_query(viewer, gs, ref, access)

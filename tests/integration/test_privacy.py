@@ -87,11 +87,14 @@ def test_custom_mail_reaches_only_viewers_who_may_open_the_ticked_record(mini, d
         as_text=True)
     assert subject not in client.get("/integrated-email/records/contact/2/timeline").get_data(
         as_text=True)
-    # Ann opened to every team: now the share reaches Rob, through her record.
+    # Ann opened to every team: now the share reaches Rob, through her record (on her
+    # timeline; a record's timeline shows what is shared through that record).
     ann.team = None
     assert client.get(f"/integrated-email/mail/messages/{mid}").status_code == 200
-    assert subject in client.get("/integrated-email/records/contact/2/timeline").get_data(
+    assert subject in client.get(f"/integrated-email/mail/search?q={tag}").get_data(
         as_text=True)
+    assert subject in client.get(f"/integrated-email/records/candidate/{ann.num}/timeline"
+                                 ).get_data(as_text=True)
 
 
 def test_a_link_made_after_the_host_was_asked_stays_closed(mini, dovecot):
