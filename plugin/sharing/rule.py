@@ -70,6 +70,9 @@ class RecordAccess:
         if self.denied is None:
             if not self.allowed:
                 return false()
+            if len(self.allowed) == 1:  # plain equalities: the planner keeps its index
+                ((kind, rid),) = self.allowed
+                return and_(link.record_kind == kind, link.record_id == rid)
             return tuple_(link.record_kind, link.record_id).in_(sorted(self.allowed))
         cond = link.id <= self.through
         if self.denied:
@@ -118,7 +121,10 @@ def visible(viewer: HostUser, gs: GlobalSettings | None, access: RecordAccess,
     if closed:
         through_open: ColumnElement[bool] = false()
     elif joined_link_to is not None:
-        through_open = access.opens(RecordLink)
+        # The joined link is to that record: open when the record is (known here).
+        joined = (joined_link_to.kind, str(joined_link_to.id))
+        through_open = true() if access.denied is None and joined in access.allowed \
+            else access.opens(RecordLink)
     else:
         link = aliased(RecordLink)
         through_open = exists().where(link.message_id == Message.id,
