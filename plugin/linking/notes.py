@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from plugin.host import RecordRef
@@ -230,17 +230,21 @@ def forget(session: Session, host: Any, message_id: int, ref: RecordRef) -> bool
 
 def enforce_after_sync(engine: Any, host: Any, mailbox_id: int) -> Enforced:
     """:func:`enforce` for one mailbox, after its sync: a sharing change made since
-    reaches the notes within one fetch interval.  Cheap when there is nothing to do
-    (a Public mailbox with no exclusions, or no full notes)."""
+    reaches the notes within one fetch interval.  One short statement when there is
+    nothing to do (no full notes, or a Public mailbox with no exclusions)."""
+    has_full = exists().where(HostNote.mailbox_id == mailbox_id, HostNote.detail == FULL)
+    with engine.connect() as conn:
+        row = conn.execute(select(
+            Mailbox.sharing, GlobalSettings.public_excluded_users,
+            GlobalSettings.public_excluded_domains, has_full)
+            .select_from(Mailbox).outerjoin(GlobalSettings, GlobalSettings.id == 1)
+            .where(Mailbox.id == mailbox_id)).first()
+    if row is None or not row[3]:
+        return Enforced()
+    sharing, users, domains = row[0], (row[1] or "").strip(), (row[2] or "").strip()
+    if sharing == "public" and not users.strip(",") and not domains:
+        return Enforced()
     with Session(engine) as s:
-        sharing = s.scalar(select(Mailbox.sharing).where(Mailbox.id == mailbox_id))
-        gs = s.get(GlobalSettings, 1)
-        if sharing is None or (sharing == "public" and not excluded_users(gs)
-                               and not excluded_domains(gs)):
-            return Enforced()
-        if s.scalar(select(HostNote.id).where(HostNote.mailbox_id == mailbox_id,
-                                              HostNote.detail == FULL).limit(1)) is None:
-            return Enforced()
         done = enforce(s, host, mailbox_id)
         s.commit()
         return done

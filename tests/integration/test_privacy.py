@@ -268,6 +268,14 @@ def test_public_mail_writes_a_full_note_unless_exclusions_apply(mini, dovecot):
     assert f"Open {tag}" in host.notes_on(RecordRef("candidate", str(ann.num)))[0]
     (excluded,) = host.notes_on(RecordRef("candidate", str(bo.num)))
     assert f"Excluded {tag}" not in excluded and "bo@secret.test" not in excluded
+    # An admin excludes a user from public mail: that user may open Ann's record, so
+    # her note is made brief at the mailbox's next fetch.
+    rob = host.add_person("Rob", "rob@acme.test")
+    complete_settings(addon, public_excluded_users=rob.get_id())
+    _due(addon)
+    _fetch(app, addon)
+    (now,) = host.notes_on(RecordRef("candidate", str(ann.num)))
+    assert f"Open {tag}" not in now and now.startswith("An email was exchanged")
 
 
 def test_a_mailbox_leaving_public_has_its_notes_made_brief_at_the_next_fetch(mini, dovecot):
