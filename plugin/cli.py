@@ -120,3 +120,24 @@ def collect_blobs_cmd() -> None:
     dropped = apply_retention(engine, store, current_app.config.get("IE_RAW_RETENTION_DAYS"))
     removed = collect_garbage(engine, store)
     click.echo(f"Removed {dropped + removed} unused blobs.")
+
+
+@cli_group.command("redact-notes")
+@with_appcontext
+def redact_notes_cmd() -> None:
+    """Make brief every host note whose subject and text sharing does not let all of
+    the record's viewers read (before migration 0009 every note carried them)."""
+    from sqlalchemy.orm import Session
+
+    from plugin.current import get_addon
+    from plugin.linking.notes import enforce
+    addon = get_addon()
+    with Session(addon.engine) as s:
+        done = enforce(s, addon.host)
+        s.commit()
+    click.echo(f"Made {done.briefed} host notes brief; every other note may stay as it is.")
+    if done.left:
+        raise click.ClickException(
+            f"{done.left} notes still carry a subject sharing does not allow: this host "
+            "cannot delete notes (plugin.host.HostAdapterV2.delete_note). Remove them in "
+            "the host, or add delete_note and run this again.")

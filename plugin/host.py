@@ -186,7 +186,9 @@ class HostAdapter(Protocol):
 
     def add_note(self, ref: RecordRef, author_id: str | None, text: str, key: str) -> None:
         """Write a note on a record.  ``key`` is unique per note: a host must
-        ignore a second call with the same key (the add-on may retry)."""
+        ignore a second call with the same key (the add-on may retry).  Every
+        viewer of the record reads the note, so the add-on writes in it only what
+        the mail's sharing shows all of them (see the README's Privacy section)."""
 
 
 class HostAdapterV2(HostAdapter, Protocol):
@@ -210,3 +212,8 @@ class HostAdapterV2(HostAdapter, Protocol):
 
     def may_view_record(self, user: HostUser, ref: RecordRef) -> bool:
         """Whether ``user`` may open ``ref`` (1.0; default: from ``may_view_records``)."""
+
+    def delete_note(self, ref: RecordRef, key: str) -> None:
+        """Remove the note written on ``ref`` with ``key`` (nothing when there is none);
+        afterwards ``add_note`` with that key writes a new note.  Optional: without it
+        the add-on cannot make earlier notes brief nor remove a mailbox's notes."""

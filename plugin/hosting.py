@@ -189,6 +189,18 @@ class Host:
         """Write a note on a record (idempotent per ``key``)."""
         self.adapter.add_note(ref, author_id, text, key)
 
+    @property
+    def can_delete_notes(self) -> bool:
+        """Whether the host offers ``delete_note`` (optional, in any contract version)."""
+        return callable(getattr(self.adapter, "delete_note", None))
+
+    def delete_note(self, ref: RecordRef, key: str) -> bool:
+        """Remove the note with ``key``; False when the host cannot delete notes."""
+        if not self.can_delete_notes:
+            return False
+        self.adapter.delete_note(ref, key)
+        return True
+
     # ----------------------------------------------------------- permission
     def may_view_records(self, user: HostUser, refs: Iterable[RecordRef]) -> set[RecordRef]:
         """The records among ``refs`` the host lets ``user`` open: one host call."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from flask import current_app, has_request_context, url_for
 from flask_login import current_user
-from sqlalchemy import Select, func, literal, or_, select, union_all
+from sqlalchemy import Select, delete, func, literal, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -147,6 +147,11 @@ class ReferenceHostAdapter:
             except IntegrityError:
                 # Another worker wrote the same key between our check and insert.
                 session.rollback()
+
+    def delete_note(self, ref: RecordRef, key: str) -> None:
+        with self._sessions() as session:
+            session.execute(delete(Note).where(Note.key == key, Note.record_kind == ref.kind))
+            session.commit()
 
     def may_view_records(self, user: HostUser, refs: Iterable[RecordRef]) -> set[RecordRef]:
         """The records among ``refs`` the user may open, in one query per kind."""

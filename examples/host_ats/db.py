@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from examples.host_ats.models import Base
@@ -31,10 +31,20 @@ class HostDatabase:
 
     def create_all(self) -> None:
         Base.metadata.create_all(self.engine)
+        _add_team_columns(self.engine)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["host_ats.db"] = self
         app.teardown_appcontext(lambda _exc: self.session.remove())
+
+
+def _add_team_columns(engine: Engine) -> None:
+    # A demo database made before teams existed gets the two nullable columns.
+    found = inspect(engine)
+    with engine.begin() as conn:
+        for table in ("users", "candidates"):
+            if "team" not in {c["name"] for c in found.get_columns(table)}:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN team VARCHAR(40)"))
 
 
 def _sqlite_foreign_keys(dbapi_connection, _record) -> None:

@@ -42,6 +42,8 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     #: Inactive users cannot sign in and are not listed to the add-on.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The recruiting team; a candidate given a team is for its members (and admins).
+    team: Mapped[str | None] = mapped_column(String(40))
 
     @property
     def is_admin(self) -> bool:
@@ -72,6 +74,8 @@ class Candidate(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     #: Confidential candidates are visible to their owner and administrators only.
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Set: only that team's members (and administrators) may open the candidate.
+    team: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     owner: Mapped[User | None] = relationship()

@@ -20,6 +20,9 @@ DEMO_USERS: list[tuple[str, str, str, str]] = [
     ("rob@acme.test", "rob123", "recruiter", "Rob Recruiter"),
 ]
 
+#: The recruiters' teams (a candidate given a team is for that team; none is by default).
+_TEAMS = {"rita@acme.test": "north", "rob@acme.test": "south"}
+
 CANDIDATE_DOMAIN = "candidates.test"
 CLIENT_DOMAIN = "clients.test"
 
@@ -80,7 +83,7 @@ def seed_demo(session: Session) -> bool:
 
     users = []
     for email, password, role, name in DEMO_USERS:
-        user = User(email=email, name=name, role=role)
+        user = User(email=email, name=name, role=role, team=_TEAMS.get(email))
         user.set_password(password)
         users.append(user)
     session.add_all(users)

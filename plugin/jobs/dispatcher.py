@@ -22,6 +22,7 @@ from plugin.db import autocommit
 from plugin.fetching.sync import SyncResult, sync_mailbox
 from plugin.jobs import leases
 from plugin.linking.importer import link_pending
+from plugin.linking.notes import enforce_after_sync
 from plugin.models import Mailbox
 
 log = logging.getLogger("plugin.integrated_email.jobs")
@@ -180,6 +181,12 @@ def wake(addon: AddonContext) -> None:
 
 def fetch_and_link(addon: AddonContext, mailbox_id: int, **kwargs: object) -> SyncResult:
     """A mailbox's sync with automatic linking after each batch and the sweep of any
-    stored mail a crash left unlinked (``kwargs`` go on to ``sync_mailbox``)."""
-    return sync_mailbox(addon, mailbox_id, on_batch=link_pending,
-                        sweep=lambda: link_pending(addon, mailbox_id), **kwargs)
+    stored mail a crash left unlinked, then its host notes brought in line with its
+    sharing (``kwargs`` go on to ``sync_mailbox``)."""
+    result = sync_mailbox(addon, mailbox_id, on_batch=link_pending,
+                          sweep=lambda: link_pending(addon, mailbox_id), **kwargs)
+    try:
+        enforce_after_sync(addon.engine, addon.host, mailbox_id)
+    except Exception:  # a host that fails now is asked again after the next sync
+        log.exception("bringing the host notes of mailbox %s in line failed", mailbox_id)
+    return result

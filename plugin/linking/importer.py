@@ -10,6 +10,7 @@ even when the replying address differs.
 Exactly once: a link row is unique per (message, record) and the host note's
 key is unique per (email, record); the note is written before the link row, so
 a crash in between only makes the host see the same key again, which it ignores.
+What a note says follows the mail's sharing (:mod:`plugin.linking.notes`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from sqlalchemy.orm import Session
 
 from plugin.context import AddonContext
 from plugin.host import RecordRef
+from plugin.linking import notes
 from plugin.linking.consolidate import consolidate
-from plugin.models import Mailbox, Message, RecordLink
+from plugin.models import GlobalSettings, Mailbox, Message, RecordLink
 from plugin.sending import bounces
 from plugin.setup import settings as settings_service
 
@@ -50,23 +52,13 @@ def _thread_ids(m: Message) -> set[str]:
 
 
 def note_text(m: Message, owner_email: str) -> str:
-    """The note a host shows on the record: who, what, when."""
-    sent = m.from_addr.lower() == owner_email.lower()
-    if sent:
-        to = ", ".join(a for _n, a in json.loads(m.to_addrs or "[]"))
-        head = f"Email sent to {to}"
-    else:
-        who = f"{m.from_name} <{m.from_addr}>" if m.from_name else m.from_addr
-        head = f"Email received from {who}"
-    when = m.date.strftime("%d %b %Y %H:%M UTC") if m.date else ""
-    snippet = f"\n{m.snippet}" if m.snippet else ""
-    return f"{head} ({when}): {m.subject or '(no subject)'}{snippet}"
+    """The full note a host shows on the record: who, what, when."""
+    return notes.full_text(m, owner_email)
 
 
 def note_key(m: Message, ref: RecordRef) -> str:
     """The host note's idempotency key for ``m`` on ``ref``."""
-    # The same email in two users' mailboxes is one note on the record.
-    return f"integrated_email:{m.message_key}:{ref}"
+    return notes.note_key(m.message_key, ref)
 
 
 def link_pending(addon: AddonContext, mailbox_id: int, message_ids: list[int] | None = None) -> int:
@@ -82,7 +74,7 @@ def link_pending(addon: AddonContext, mailbox_id: int, message_ids: list[int] | 
 #: what linking reads of a message (never the bodies)
 _FIELDS = (Message.id, Message.message_key, Message.from_addr, Message.from_name,
            Message.to_addrs, Message.cc_addrs, Message.in_reply_to, Message.references,
-           Message.subject, Message.snippet, Message.date)
+           Message.subject, Message.snippet, Message.date, Message.origin)
 
 
 def _link_batch(addon: AddonContext, mailbox_id: int,
@@ -96,8 +88,8 @@ def _link_batch(addon: AddonContext, mailbox_id: int,
         msgs = s.execute(q.order_by(Message.id).limit(BATCH)).all()
         if not msgs:
             return 0, 0
-        mb = s.execute(select(Mailbox.user_id, Mailbox.email, Mailbox.protocol,
-                              Mailbox.consolidate_folder)
+        mb = s.execute(select(Mailbox.id, Mailbox.user_id, Mailbox.email, Mailbox.protocol,
+                              Mailbox.consolidate_folder, Mailbox.sharing)
                        .where(Mailbox.id == mailbox_id)).first()
         if mb is None:
             return 0, 0
@@ -140,13 +132,15 @@ def _link_batch(addon: AddonContext, mailbox_id: int,
             select(RecordLink.message_id, RecordLink.record_kind, RecordLink.record_id)
             .where(RecordLink.message_id.in_(list(wanted))))} if wanted else set()
         by_id = {m.id: m for m in msgs}
+        gs = s.get(GlobalSettings, 1)
         created = 0
         for mid, refs in wanted.items():
             m = by_id[mid]
             for ref, how in refs.items():
                 if (mid, ref.kind, ref.id) in existing:
                     continue
-                host.add_note(ref, mb.user_id, note_text(m, mb.email), note_key(m, ref))
+                # Only what every viewer of the record may read (plugin.linking.notes).
+                notes.write(s, host, gs, mb, m, ref, note_key(m, ref))
                 s.add(RecordLink(message_id=mid, record_kind=ref.kind, record_id=ref.id,
                                  how=how))
                 created += 1

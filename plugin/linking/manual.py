@@ -1,5 +1,6 @@
-"""Record links as the webmail shows and edits them: the badges of linked candidates
-and contacts, and links made or removed by hand."""
+"""Record links as the webmail shows and edits them: the badges of linked records
+the viewer may open, and links made or removed by hand (a link made by hand writes
+the same note automatic import would, by the same privacy rule)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin.host import HostAdapter, HostRecord, HostUser, RecordRef
-from plugin.models import Message, RecordLink
+from plugin.linking import notes
+from plugin.models import GlobalSettings, Mailbox, Message, RecordLink
+from plugin.sending.sent_copy import note_key as sent_key
+from plugin.sharing.rule import viewable_refs
 
 
-def badges(session: Session, host: HostAdapter,
-           message_ids: Iterable[int]) -> dict[int, list[tuple[RecordLink, HostRecord]]]:
-    """Linked candidates/contacts per message id, in one query and one host call."""
+def badges(session: Session, host: HostAdapter, message_ids: Iterable[int],
+           viewer: HostUser | None = None) -> dict[int, list[tuple[RecordLink, HostRecord]]]:
+    """Linked records per message id, in one query and one host call (two with
+    ``viewer``: then only the records the host lets them open)."""
     ids = list(message_ids)
     if not ids:
         return {}
@@ -23,6 +28,8 @@ def badges(session: Session, host: HostAdapter,
     if not links:
         return {}
     refs = {RecordRef(link.record_kind, link.record_id) for link in links}  # type: ignore[arg-type]
+    if viewer is not None:
+        refs = viewable_refs(host, viewer, refs)
     records = host.get_records(refs)
     out: dict[int, list] = {}
     for link in links:
@@ -52,15 +59,28 @@ def add_link(session: Session, host: HostAdapter, user: HostUser, msg: Message,
         RecordLink.message_id == msg.id, RecordLink.record_kind == ref.kind,
         RecordLink.record_id == ref.id)).first()
     if exists is None:
+        mailbox = session.get(Mailbox, msg.mailbox_id)
+        notes.write(session, host, session.get(GlobalSettings, 1), mailbox, msg, ref,
+                    _key(msg, ref))
         session.add(RecordLink(message_id=msg.id, record_kind=ref.kind, record_id=ref.id,
                                how="manual", linked_by=str(user.id)))
     return True
 
 
-def remove_link(session: Session, msg: Message, link_id: int) -> bool:
-    """Remove a link of ``msg``; False when it is not one of that message's."""
+def _key(msg: Message, ref: RecordRef) -> str:
+    if msg.origin == "ats":  # the key sending wrote its notes under
+        return sent_key(msg.message_id_header or msg.message_key, ref)
+    return notes.note_key(msg.message_key, ref)
+
+
+def remove_link(session: Session, msg: Message, link_id: int,
+                host: HostAdapter | None = None) -> bool:
+    """Remove a link of ``msg``; False when it is not one of that message's.  With
+    ``host``, the note the link wrote goes too (unless another mailbox holds it)."""
     link = session.get(RecordLink, link_id)
     if link is None or link.message_id != msg.id:
         return False
+    if host is not None:
+        notes.forget(session, host, msg.id, RecordRef(link.record_kind, link.record_id))
     session.delete(link)
     return True

@@ -8,6 +8,7 @@ from plugin.models.message import Attachment, Message, MessageLocation, Quaranti
 from plugin.models import oauth, outbound, search, sharing  # noqa: F401
 from plugin.models import blob  # noqa: F401  (ie_blob joins the metadata)
 from plugin.models import deliverability  # noqa: F401  (limits, suppression, bounces)
+from plugin.models import notes  # noqa: F401  (ie_host_note joins the metadata)
 
 __all__ = [
     "Base", "AddonState", "GlobalSettings", "Mailbox", "FetchCursor", "Message",

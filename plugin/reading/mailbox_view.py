@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from plugin.host import HostAdapter, HostUser
 from plugin.models import FetchCursor, GlobalSettings, Mailbox, Message
 from plugin.reading import search as search_service
-from plugin.sharing.visibility import ats_refs_for, own_mail, visible_messages_filter
+from plugin.sharing.visibility import access_for, own_mail, visible_messages_filter
 
 PAGE_SIZE = 50
 FOLDER_LABELS = {"inbox": "Inbox", "sent": "Sent", "drafts": "Drafts", "archive": "Archive",
@@ -124,8 +124,8 @@ def list_page(session: Session, host: HostAdapter, user: HostUser, mailbox_id: i
     """
     if role == SHARED:
         where = [Message.deleted.is_(False), ~own_mail(user)]
-        refs = ats_refs_for(session, host, user, where)
-        return _page(session, where + [visible_messages_filter(session, user, refs)],
+        access = access_for(session, host, user, where)
+        return _page(session, where + [visible_messages_filter(session, user, access)],
                      cursor, limit)
     return _page(session, [Message.mailbox_id == mailbox_id, Message.folder_role == role,
                            Message.deleted.is_(False), own_mail(user)],
@@ -141,7 +141,7 @@ def search_page(session: Session, host: HostAdapter, user: HostUser, mailbox_id:
     if clause is None:
         return Page([], None)
     where = [Message.deleted.is_(False), clause]
-    refs = ats_refs_for(session, host, user, where)
+    access = access_for(session, host, user, where)
     scope = or_(Message.mailbox_id == mailbox_id,
-                and_(~own_mail(user), visible_messages_filter(session, user, refs)))
+                and_(~own_mail(user), visible_messages_filter(session, user, access)))
     return _page(session, where + [scope], cursor, limit)

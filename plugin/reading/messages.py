@@ -17,7 +17,7 @@ from plugin.fetching import server_flags
 from plugin.host import HostAdapter, HostUser
 from plugin.mail.parse import decode_slice, find_part
 from plugin.models import Attachment, Message
-from plugin.sharing.visibility import message_refs, own_mail, visible_messages_filter
+from plugin.sharing.visibility import message_access, own_mail, visible_messages_filter
 
 
 def get_message(session: Session, host: HostAdapter, user: HostUser, message_id: int,
@@ -27,7 +27,7 @@ def get_message(session: Session, host: HostAdapter, user: HostUser, message_id:
         rule = own_mail(user)
     else:
         rule = visible_messages_filter(session, user,
-                                       message_refs(session, host, user, [message_id]))
+                                       message_access(session, host, user, [message_id]))
     return session.scalars(select(Message).where(
         Message.id == message_id, Message.deleted.is_(False), rule)).first()
 
@@ -39,10 +39,10 @@ def get_attachment(session: Session, host: HostAdapter, user: HostUser,
         Attachment.id == attachment_id))
     if message_id is None:
         return None
-    refs = message_refs(session, host, user, [message_id])
+    access = message_access(session, host, user, [message_id])
     return session.scalars(select(Attachment).join(Message).where(
         Attachment.id == attachment_id, Message.deleted.is_(False),
-        visible_messages_filter(session, user, refs))).first()
+        visible_messages_filter(session, user, access))).first()
 
 
 def addresses(value: str | None) -> list[tuple[str, str]]:

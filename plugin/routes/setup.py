@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from plugin.current import get_addon
 from plugin.fetching import status as fetch_status
+from plugin.linking import notes as host_notes
 from plugin.mail.errors import MailError
 from plugin.mail.presets import preset_for
 from plugin.routes._http import found_or_404, wants_fragment
@@ -305,8 +306,12 @@ def mailbox_delete(mailbox_id: int) -> Page:
     mb = found_or_404(setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id),
                       "You have no mailbox with this number.")
     if request.method == "GET":
-        return render_template("integrated_email/mailbox_delete.html", mailbox=mb)
+        return render_template("integrated_email/mailbox_delete.html", mailbox=mb,
+                               notes=host_notes.count_for_mailbox(s, mb.id),
+                               can_remove_notes=addon.host.can_delete_notes)
     name, was_active = mb.account_name, mb.is_active
+    if request.form.get("notes") == "remove":  # the user's choice on the page
+        host_notes.remove_for_mailbox(s, addon.host, mb.id)
     # Withdrawn at Google (Microsoft has no revocation): the app keeps no access it no
     # longer uses. Best effort: the removal never waits on the provider's answer.
     oauth_signin.revoke(addon, s, mb)

@@ -90,7 +90,8 @@ def _rows(page: Page, mailbox: Mailbox, role: str | None, query: str = "") -> di
     else:
         more = None
     return {"messages": page.messages, "more_url": more,
-            "badges": links.badges(s, get_addon().host, [m.id for m in page.messages])}
+            "badges": links.badges(s, get_addon().host, [m.id for m in page.messages],
+                                   g.ie_user)}
 
 
 # ---------------------------------------------------------------------- views
@@ -165,7 +166,7 @@ def message(message_id: int) -> ResponseReturnValue:
         **_context(mailbox, role=msg.folder_role, msg=msg, frame=body.frame, blocked=body.blocked,
                    remote=remote, plain=body.plain,
                    is_owner=is_owner,
-                   links=links.badges(s, addon.host, [msg.id]).get(msg.id, []),
+                   links=links.badges(s, addon.host, [msg.id], g.ie_user).get(msg.id, []),
                    record_q=record_q,
                    record_results=links.find_records(addon.host, g.ie_user, record_q),
                    attachments=[a for a in msg.attachments],
@@ -242,9 +243,10 @@ def record_add(message_id: int) -> ResponseReturnValue:
 
 def record_remove(message_id: int, link_id: int) -> ResponseReturnValue:
     """Remove a link between the message and a record."""
-    s = get_addon().session()
+    addon = get_addon()
+    s = addon.session()
     msg = _own_message(message_id)
-    if not links.remove_link(s, msg, link_id):
+    if not links.remove_link(s, msg, link_id, addon.host):
         abort(404, "No such link on this message.")
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))

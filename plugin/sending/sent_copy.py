@@ -23,6 +23,7 @@ from plugin.mail import build as compose
 from plugin.mail.parse import content_digest, message_key_for, parse_message
 from plugin.models import Attachment as StoredAttachment
 from plugin.models import Message, RecordLink
+from plugin.models.notes import FULL, HostNote
 from plugin.models.outbound import OutboundMessage
 from plugin.sending.lease import now, write_lock
 from plugin.sending.messages import OutboundRow, raw_for
@@ -100,7 +101,7 @@ def record_sent(addon: AddonContext, rows: Sequence[OutboundRow], raws: dict[int
         begin_write(conn)
         insert_new(conn, Message.__table__, values)
         ids = _stored_ids(conn, values)
-        links, stored = [], []
+        links, stored, notes = [], [], []
         for row, v in zip(rows, values, strict=True):
             message_id = ids[(row.mailbox_id, v["message_key"])]
             if v["has_attachments"]:
@@ -108,10 +109,17 @@ def record_sent(addon: AddonContext, rows: Sequence[OutboundRow], raws: dict[int
             links += [{"message_id": message_id, "record_kind": ref.kind, "record_id": ref.id,
                        "how": "sent", "linked_by": row.user_id, "created_at": stamp}
                       for ref in refs_of(row)]
+            # Recorded so removing the mailbox can remove them (ATS mail's notes are
+            # full: it is shared with whoever may open the record).
+            notes += [{"mailbox_id": row.mailbox_id, "message_id": message_id,
+                       "record_kind": ref.kind, "record_id": ref.id, "detail": FULL,
+                       "note_key": note_key(row.message_id_header, ref), "created_at": stamp}
+                      for ref in refs_of(row)]
             stored.append({"row_id": row.id, "stored": message_id})
             row.stored_message_id = message_id
         if links:
             insert_new(conn, RecordLink.__table__, links)
+            insert_new(conn, HostNote.__table__, notes)
         out_table = OutboundMessage.__table__
         conn.execute(update(out_table).where(out_table.c.id == bindparam("row_id"))
                      .values(stored_message_id=bindparam("stored")), stored)

@@ -1,6 +1,7 @@
 """The one sharing rule (``plugin.sharing.rule``) applied to queries of stored mail:
-every query of others' mail ANDs ``visible_messages_filter`` in; changing a message
-(read flags, delete, record links) stays with its owner (``own_mail``)."""
+every query of others' mail ANDs ``visible_messages_filter`` in, with the host's
+record access for that query's scope; changing a message (read flags, delete,
+record links) stays with its owner (``own_mail``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from plugin.host import HostAdapter, HostUser, RecordRef
-from plugin.models import GlobalSettings, Mailbox, Message, RecordLink
+from plugin.host import HostAdapter, HostUser
+from plugin.models import GlobalSettings, Mailbox, Message
 from plugin.sharing import rule
+from plugin.sharing.rule import RecordAccess
 
 
 def own_mail(user: HostUser) -> ColumnElement[bool]:
@@ -20,23 +22,19 @@ def own_mail(user: HostUser) -> ColumnElement[bool]:
 
 
 def visible_messages_filter(session: Session, user: HostUser,
-                            ats_refs: Iterable[RecordRef] = ()) -> ColumnElement[bool]:
+                            access: RecordAccess) -> ColumnElement[bool]:
     """THE rule of which messages ``user`` may see (see plugin.sharing.rule)."""
-    return rule.visible(user, session.get(GlobalSettings, 1), ats_refs)
+    return rule.visible(user, session.get(GlobalSettings, 1), access)
 
 
-def ats_refs_for(session: Session, host: HostAdapter, user: HostUser,
-                 where: list[ColumnElement[bool]]) -> set[RecordRef]:
-    """Records of other users' ATS-sent mail among ``where`` that the host lets
-    ``user`` view; asked once per record, bounded, before the real query."""
-    rows = session.execute(
-        select(RecordLink.record_kind, RecordLink.record_id).join(
-            Message, Message.id == RecordLink.message_id).where(
-            *where, Message.origin == "ats", ~own_mail(user)).distinct().limit(500)).all()
-    return rule.viewable_refs(host, user, {RecordRef(k, r) for k, r in rows})
+def access_for(session: Session, host: HostAdapter, user: HostUser,
+               where: Iterable[ColumnElement[bool]]) -> RecordAccess:
+    """The host's answer about every record linked to others' mail among ``where``
+    (one batched question, before the real query)."""
+    return rule.record_access(session, host, user, list(where))
 
 
-def message_refs(session: Session, host: HostAdapter, user: HostUser,
-                 message_ids: list[int]) -> set[RecordRef]:
-    """Records linked to the messages that the host lets ``user`` view."""
-    return rule.viewable_refs(host, user, rule.refs_linked_to(session, message_ids))
+def message_access(session: Session, host: HostAdapter, user: HostUser,
+                   message_ids: list[int]) -> RecordAccess:
+    """The host's answer about the records linked to these messages."""
+    return rule.record_access(session, host, user, [Message.id.in_(message_ids)])

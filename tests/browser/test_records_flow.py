@@ -59,7 +59,8 @@ def test_fetch_now_records_a_candidates_mail_on_their_notes_once(ready, page, do
     live = ready
     (cid, email, name), = _candidates(live, 1)
     user = dovecot.add_user(f"fn{secrets.token_hex(4)}", "pw")
-    make_mailbox(live.addon, _host_user_id(live, RITA[0]), dovecot, user)
+    # Public: the note may carry the subject (every viewer of the record may read it).
+    make_mailbox(live.addon, _host_user_id(live, RITA[0]), dovecot, user, sharing="public")
     subject = f"Application {secrets.token_hex(3)}"
     dovecot.deliver(user, raw_mail(f"{name} <{email}>", user.email, subject, "My CV"))
 

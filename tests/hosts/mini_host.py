@@ -20,6 +20,7 @@ class Person(UserMixin):
     email: str
     admin: bool = False
     uid: uuid.UUID = field(default_factory=uuid.uuid4)
+    team: str | None = None
 
     def get_id(self) -> str:
         return str(self.uid)
@@ -33,6 +34,7 @@ class Rec:
     last: str
     email: str | None
     viewers: set[str] | None = None  # None: everyone
+    team: str | None = None  # set: only that team's members (and admins) open it
 
 
 class MiniHost:
@@ -44,8 +46,9 @@ class MiniHost:
         self.notes: dict[str, tuple[RecordRef, str | None, str]] = {}
 
     # -- test helpers
-    def add_person(self, name: str, email: str, admin: bool = False) -> Person:
-        p = Person(name, email, admin)
+    def add_person(self, name: str, email: str, admin: bool = False,
+                   team: str | None = None) -> Person:
+        p = Person(name, email, admin, team=team)
         self.people[p.get_id()] = p
         return p
 
@@ -113,10 +116,21 @@ class MiniHost:
     def add_note(self, ref: RecordRef, author_id: str | None, text: str, key: str) -> None:
         self.notes.setdefault(key, (ref, author_id, text))
 
+    def delete_note(self, ref: RecordRef, key: str) -> None:
+        if key in self.notes and self.notes[key][0] == ref:
+            del self.notes[key]
+
     def may_view_record(self, user: HostUser, ref: RecordRef) -> bool:
-        rec = self.records.get((ref.kind, int(ref.id)))
-        return rec is not None and (user.is_admin or rec.viewers is None
-                                    or user.id in rec.viewers)
+        try:
+            rec = self.records.get((ref.kind, int(ref.id)))
+        except ValueError:
+            return False
+        if rec is None or user.is_admin:
+            return rec is not None
+        person = self.people.get(str(user.id))
+        if rec.team is not None and (person is None or person.team != rec.team):
+            return False  # the per-team ACL: another team's record answers 404
+        return rec.viewers is None or user.id in rec.viewers
 
 
 BASE = """<!doctype html><html><head><title>{% block title %}{% endblock %}</title>

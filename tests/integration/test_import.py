@@ -27,7 +27,7 @@ def test_mail_from_a_candidate_is_recorded_once(mini, dovecot, mail_user):
     complete_settings(addon)
     rita = host.add_person("Rita", "rita@acme.test")
     cand = host.add_record("candidate", "Ann", "Lee", "ann.lee@cand.test")
-    mb = make_mailbox(addon, rita.get_id(), dovecot, mail_user)
+    mb = make_mailbox(addon, rita.get_id(), dovecot, mail_user, sharing="public")
     dovecot.deliver(mail_user, raw_mail("Ann Lee <Ann.Lee@cand.test>", mail_user.email,
                                         "My application", "Please find my CV"))
     dovecot.deliver(mail_user, raw_mail("news@letters.test", mail_user.email, "Weekly"))
@@ -53,7 +53,7 @@ def test_one_message_to_two_candidates_and_a_contact_is_on_all_three(mini, dovec
     a = host.add_record("candidate", "Ann", "Lee", "ann@cand.test")
     b = host.add_record("candidate", "Bo", "Chan", "bo@cand.test")
     c = host.add_record("contact", "Cy", "Dunn", "cy@client.test")
-    make_mailbox(addon, rita.get_id(), dovecot, mail_user)
+    make_mailbox(addon, rita.get_id(), dovecot, mail_user, sharing="public")
     dovecot.deliver(mail_user, raw_mail(mail_user.email, "ann@cand.test, Bo <bo@cand.test>",
                                         "Interview panel", cc="cy@client.test"))
     # Mail from another ATS user is not taken for a candidate's, even if a candidate
@@ -74,7 +74,7 @@ def test_a_reply_from_another_address_follows_the_thread(mini, dovecot, mail_use
     complete_settings(addon)
     rita = host.add_person("Rita", "rita@acme.test")
     cand = host.add_record("candidate", "Ann", "Lee", "ann@cand.test")
-    mb = make_mailbox(addon, rita.get_id(), dovecot, mail_user)
+    mb = make_mailbox(addon, rita.get_id(), dovecot, mail_user, sharing="public")
     # A message the ATS sent to the candidate, as the Sending feature records it.
     with addon.session() as s:
         sent = Message(mailbox_id=mb, message_key="ats-1@acme.test",

@@ -361,6 +361,45 @@ def test_may_view_record_follows_confidentiality(app: Flask, adapter: ReferenceH
         assert not adapter.may_view_record(admin, RecordRef("candidate", "9999"))
 
 
+def test_a_team_candidate_is_for_that_team_and_admins(app: Flask,
+                                                      adapter: ReferenceHostAdapter) -> None:
+    """The per-team ACL: Rita is in "north", Rob in "south"."""
+    cid = candidate_id(app, "amara.okafor@candidates.test")
+    with host_db_sessions(app)() as session:
+        session.get(Candidate, cid).team = "north"
+        session.commit()
+    ref = RecordRef("candidate", str(cid))
+    with app.app_context():
+        rob, rita, admin = (
+            user(app, e) for e in ("rob@acme.test", "rita@acme.test", "admin@acme.test")
+        )
+        assert adapter.may_view_records(rob, [ref]) == set()
+        assert not adapter.may_view_record(rob, ref)
+        assert adapter.may_view_records(rita, [ref]) == {ref}
+        assert adapter.may_view_record(admin, ref)
+    rob_client = app.test_client()
+    login(rob_client, "rob@acme.test")
+    assert rob_client.get(f"/candidates/{cid}").status_code == 404
+    assert "amara.okafor@" not in rob_client.get("/candidates").text
+    rita_client = app.test_client()
+    login(rita_client, "rita@acme.test")
+    assert rita_client.get(f"/candidates/{cid}").status_code == 200
+
+
+def test_delete_note_removes_only_the_keyed_note(app: Flask, adapter: ReferenceHostAdapter) -> None:
+    ref = RecordRef("candidate", str(candidate_id(app, "amara.okafor@candidates.test")))
+    with app.app_context():
+        adapter.add_note(ref, None, "Email received: one", key="ie:del:1")
+        adapter.add_note(ref, None, "Email received: two", key="ie:del:2")
+        adapter.delete_note(ref, "ie:del:1")
+        adapter.delete_note(ref, "ie:del:missing")  # nothing there: no error
+        adapter.add_note(ref, None, "An email was exchanged", key="ie:del:1")  # key free again
+    with host_db_sessions(app)() as session:
+        texts = {n.key: n.text for n in session.scalars(select(Note).where(
+            Note.key.like("ie:del:%")))}
+    assert texts == {"ie:del:1": "An email was exchanged", "ie:del:2": "Email received: two"}
+
+
 def test_get_records_returns_known_refs_only(app: Flask, adapter: ReferenceHostAdapter) -> None:
     cid = candidate_id(app, "amara.okafor@candidates.test")
     wanted = [
