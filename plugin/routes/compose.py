@@ -349,7 +349,7 @@ def _bulk_context(refs: list[RecordRef], mb: Mailbox) -> dict:
             "words": _bulk_words(refs), "limit_problem": limit, "fields": merge.FIELDS,
             "mailbox": mb, "gs": gs, "zones": send_later.zone_names(),
             **templates_routes.picker_context(),
-            "picker_hidden": [("records", str(r)) for r in refs],
+            "picker_hidden": [("records", str(r.ref)) for r in selection.records],
             "day_names": send_window.DAY_NAMES}
 
 

@@ -4,14 +4,33 @@ own change; without them it would drop every ie_* table."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect, text
 
 from plugin import hostkit
 from tests.hosts.team_host import create_team_app
 from tests.hosts.team_host.models import db
 from tests.hosts.team_host.testing import team_config
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was():
+    """Flask-Migrate's generated env.py calls logging.config.fileConfig, which disables
+    every logger that exists (the add-on's, urllib3's...) and replaces the root's
+    handlers: later tests asserting on captured logs would see nothing."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    loggers = {name: (lg.disabled, lg.level) for name, lg in
+               logging.root.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, lg in logging.root.manager.loggerDict.items():
+        if isinstance(lg, logging.Logger):
+            lg.disabled, lg.level = loggers.get(name, (False, logging.NOTSET))
 
 
 def _autogenerate(app, directory: Path, **options) -> str:

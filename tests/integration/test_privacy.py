@@ -364,7 +364,7 @@ def test_migration_0009_records_the_notes_written_before_it(db_url):
 
     engine = create_engine(db_url)
     try:
-        upgrade(engine, "0007")
+        upgrade(engine, "0012")
         with Session(engine) as s:
             mb = Mailbox(user_id="u1", account_name="W", email="w@x.test", is_active=True,
                          sharing="private", delete_policy="leave", out_host="smtp.x.test",
