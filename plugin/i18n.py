@@ -24,6 +24,8 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from flask import current_app, has_app_context, has_request_context
 
+from plugin.words import Sentence
+
 DOMAIN = "integrated_email"
 CATALOGUES = Path(__file__).resolve().parent / "translations"
 
@@ -75,7 +77,16 @@ def translations(locale: str | None = None) -> NullTranslations:
 
 
 def gettext(text: str, **values: object) -> str:
-    """``text`` in the viewer's language, ``%(name)s`` filled from ``values``."""
+    """``text`` in the viewer's language, ``%(name)s`` filled from ``values``.
+
+    A :class:`plugin.words.Sentence` is translated from its msgid and refilled from its
+    values (themselves translated when they are sentences); an empty text stays empty.
+    """
+    if not text:
+        return text or ""
+    if isinstance(text, Sentence) and not values:
+        text, values = text.msgid, {k: gettext(v) if isinstance(v, Sentence) else v
+                                    for k, v in text.values.items()}
     out = translations().gettext(text)
     return out % values if values else out
 

@@ -13,7 +13,7 @@ from flask import Flask
 from plugin import i18n
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYWORDS = {"ie_gettext": None, "ie_ngettext": (1, 2), "_": None}
+KEYWORDS = {"ie_gettext": None, "ie_ngettext": (1, 2), "_": None, "N_": None}
 
 
 def _marked() -> set[str]:
