@@ -123,7 +123,7 @@ def folder(role: str) -> ResponseReturnValue:
                                fmt_date=fmt_date, addresses=messages.addresses, role=role, **rows)
     label = wm.FOLDER_LABELS.get(role, role.title())
     return render_template("integrated_email/webmail.html",
-                           **_context(mailbox, role=role, heading=label, **rows))
+                           **_context(mailbox, role=role, heading=_(label), **rows))
 
 
 def search() -> ResponseReturnValue:
@@ -140,7 +140,7 @@ def search() -> ResponseReturnValue:
     if wants_fragment() and request.args.get("cursor"):
         return render_template("integrated_email/_partials/webmail_rows.html",
                                fmt_date=fmt_date, addresses=messages.addresses, role=None, **rows)
-    heading = "Search: %s" % query if query else "Search"
+    heading = _("Search: %(query)s", query=query) if query else _("Search")
     return render_template("integrated_email/webmail.html",
                            **_context(mailbox, query=query, heading=heading, **rows))
 
