@@ -56,6 +56,9 @@ def test_the_admin_page_and_its_errors_in_german(babel):
     assert "Geben Sie die Anzahl Tage zwischen 1 und 3650 ein." in page
     assert "Einige Felder brauchen Ihre Aufmerksamkeit" in page
     assert "Allow at least one sharing option." not in page
+    page = _page(admin, "/integrated-email/admin/mailboxes", GERMAN)
+    assert "<h1>Zustand der Postfächer</h1>" in page
+    assert "Noch niemand hat ein Postfach eingerichtet." in page
     # the same page for an English viewer
     page = _page(admin, "/integrated-email/admin/settings", ENGLISH)
     assert "System-wide settings" in page and "Systemweite Einstellungen" not in page
