@@ -104,5 +104,10 @@ def test_the_webmail_in_german(babel, dovecot, mail_user):
     page = _page(wm.client, "/integrated-email/mail/search?q=nothing-like-this", GERMAN)
     assert "<h1>Suche: nothing-like-this</h1>" in page
     assert "Keine Nachrichten passen zu „nothing-like-this“." in page
+    # a sentence made in plugin/mail/build.py, its field's label translated with it
+    resp = wm.client.post("/integrated-email/compose", headers=GERMAN, data=form(
+        to="not-an-address", subject="Hallo", body="Text"))
+    page = resp.get_data(as_text=True)
+    assert "„not-an-address“ im Feld An ist keine E-Mail-Adresse." in page, resp.status_code
     page = _page(wm.client, "/integrated-email/mail", ENGLISH, follow_redirects=True)
     assert "<h1>Inbox</h1>" in page and "(unread)" in page
