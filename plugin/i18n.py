@@ -9,8 +9,10 @@ built.  ``IE_TRANSLATIONS_DIRS`` lists a host's folders of the same layout whose
 entries win (a host's own words for the add-on's texts, or another language).
 
 Templates use ``ie_gettext("...")`` / ``ie_ngettext(one, many, n)`` (names that never
-collide with a host's ``_``/``gettext``); Python code ``from plugin.i18n import
-gettext as _``.  Texts are ``%(name)s``-formatted after translation.
+collide with a host's ``_``/``gettext``); routes ``from plugin.i18n import gettext as
+_``; code that knows no Flask (mail, domain packages) marks its sentences with
+``plugin.words.N_`` and they are translated where shown.  Texts are
+``%(name)s``-formatted after translation.
 """
 
 from __future__ import annotations
