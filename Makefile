@@ -57,10 +57,10 @@ system-packages:
 # the empty msgstr lines by hand. Nothing is compiled: the add-on reads the .po files.
 POT := plugin/translations/integrated_email.pot
 translations: install
-	$(VENV)/bin/pybabel extract -F babel.cfg -k ie_gettext -k ie_ngettext:1,2 -k _ \
+	$(VENV)/bin/pybabel extract -F babel.cfg -k ie_gettext -k ie_ngettext:1,2 -k _ -k N_ \
 	  --ignore-dirs '.* __pycache__' --no-location --sort-output --omit-header -o $(POT) .
 	$(VENV)/bin/pybabel update -D integrated_email -d plugin/translations -i $(POT) \
-	  --ignore-obsolete --no-fuzzy-matching
+	  --ignore-obsolete --no-fuzzy-matching --ignore-pot-creation-date
 
 lint: install
 	$(VENV)/bin/ruff check plugin examples tests bench

@@ -9,8 +9,10 @@ built.  ``IE_TRANSLATIONS_DIRS`` lists a host's folders of the same layout whose
 entries win (a host's own words for the add-on's texts, or another language).
 
 Templates use ``ie_gettext("...")`` / ``ie_ngettext(one, many, n)`` (names that never
-collide with a host's ``_``/``gettext``); Python code ``from plugin.i18n import
-gettext as _``.  Texts are ``%(name)s``-formatted after translation.
+collide with a host's ``_``/``gettext``); routes ``from plugin.i18n import gettext as
+_``; code that knows no Flask (mail, domain packages) marks its sentences with
+``plugin.words.N_`` and they are translated where shown.  Texts are
+``%(name)s``-formatted after translation.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from flask import current_app, has_app_context, has_request_context
+
+from plugin.words import Sentence
 
 DOMAIN = "integrated_email"
 CATALOGUES = Path(__file__).resolve().parent / "translations"
@@ -75,7 +79,16 @@ def translations(locale: str | None = None) -> NullTranslations:
 
 
 def gettext(text: str, **values: object) -> str:
-    """``text`` in the viewer's language, ``%(name)s`` filled from ``values``."""
+    """``text`` in the viewer's language, ``%(name)s`` filled from ``values``.
+
+    A :class:`plugin.words.Sentence` is translated from its msgid and refilled from its
+    values (themselves translated when they are sentences); an empty text stays empty.
+    """
+    if not text:
+        return text or ""
+    if isinstance(text, Sentence) and not values:
+        text, values = text.msgid, {k: gettext(v) if isinstance(v, Sentence) else v
+                                    for k, v in text.values.items()}
     out = translations().gettext(text)
     return out % values if values else out
 

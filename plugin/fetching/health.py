@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from plugin.context import AddonContext
 
 from plugin.models import Mailbox, Message
+from plugin.words import N_
 
 DAYS = 14
 
@@ -30,10 +31,11 @@ class MailboxHealth:
         mb = self.mailbox
         if self.state == "paused":
             if mb.needs_sign_in:
-                return "Paused: needs to sign in again"
-            return "Paused: needs a new password" if mb.needs_password else "Paused"
-        return {"active": "Fetching", "never": "Never fetched", "inactive": "Not the active "
-                "mailbox", "outgoing": "Outgoing only", "failing": "Failing"}[self.state]
+                return N_("Paused: needs to sign in again")
+            return N_("Paused: needs a new password") if mb.needs_password else N_("Paused")
+        return {"active": N_("Fetching"), "never": N_("Never fetched"),
+                "inactive": N_("Not the active mailbox"), "outgoing": N_("Outgoing only"),
+                "failing": N_("Failing")}[self.state]
 
     @property
     def peak(self) -> int:

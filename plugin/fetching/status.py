@@ -19,20 +19,21 @@ from plugin.mail.errors import (
     SENTENCES,
 )
 from plugin.models import Mailbox
+from plugin.words import N_, said
 
 #: consecutive rejected logins before fetching pauses (providers lock accounts that
 #: keep trying a wrong password)
 AUTH_PAUSE_AFTER = 3
 #: the pause of a mailbox whose Google or Microsoft sign-in must be renewed
 OAUTH_PAUSE = "oauth"
-AUTH_PAUSED_SENTENCE = ("The mail server rejected your password. "
-                        "Update your password to resume fetching.")
-UIDVALIDITY_PAUSED_SENTENCE = (
+AUTH_PAUSED_SENTENCE = N_("The mail server rejected your password. "
+                          "Update your password to resume fetching.")
+UIDVALIDITY_PAUSED_SENTENCE = N_(
     "The mail server keeps renumbering your folders, so fetching was paused to avoid "
     "importing the same mail again and again. Ask your mail provider or administrator, "
     "then save your mailbox settings to resume.")
-INTERNAL_SENTENCE = ("Fetching stopped on an unexpected error. It will be retried; "
-                     "tell your administrator if this keeps happening.")
+INTERNAL_SENTENCE = N_("Fetching stopped on an unexpected error. It will be retried; "
+                       "tell your administrator if this keeps happening.")
 #: back-off after a failure: 1 min, 2, 4, ... at most 2 hours
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=2)
@@ -107,11 +108,13 @@ def request_fetch(engine: Engine, mailbox_id: int) -> None:
 
 #: server actions besides fetching, in the words of the status panel
 ACTION_WORDS = {
-    "sent_copy": "Saving sent mail in your Sent folder",
-    "consolidate": "Filing client mail into your chosen folder",
-    "flags": "Carrying a webmail change (read or deleted) to the mail server",
+    "sent_copy": N_("Saving sent mail in your Sent folder"),
+    "consolidate": N_("Filing client mail into your chosen folder"),
+    "flags": N_("Carrying a webmail change (read or deleted) to the mail server"),
 }
-UNEXPECTED_SENTENCE = "an unexpected error. It will be tried again."
+UNEXPECTED_SENTENCE = N_("an unexpected error. It will be tried again.")
+#: how a stored action error reads: ACTION_WORDS, then the failure's sentence
+ACTION_FAILED = N_("%(action)s failed: %(reason)s")
 
 
 def record_action(engine: Engine, mailbox_id: int, action: str,
@@ -126,5 +129,17 @@ def record_action(engine: Engine, mailbox_id: int, action: str,
                 action_error=None, action_error_kind=None, action_error_at=None))
         else:
             conn.execute(update(table).where(table.c.id == mailbox_id).values(
-                action_error=f"{ACTION_WORDS[action]} failed: {sentence}",
+                action_error=ACTION_FAILED % {"action": ACTION_WORDS[action],
+                                              "reason": sentence},
                 action_error_kind=action, action_error_at=datetime.now(UTC)))
+
+
+def action_error_sentence(kind: str | None, stored: str | None) -> str:
+    """A stored action error as a sentence the viewer's language can be put into (the
+    action's words and the failure's sentence are msgids of their own)."""
+    stored = stored or ""
+    words = ACTION_WORDS.get(kind or "")
+    head = ACTION_FAILED % {"action": words, "reason": ""} if words else None
+    if head is None or not stored.startswith(head):
+        return stored
+    return N_(ACTION_FAILED, action=said(words), reason=said(stored[len(head):]))

@@ -39,6 +39,7 @@ from plugin.mail import msgid
 from plugin.mail.addresses import normalize_address
 from plugin.mail.encoded_words import decoded_words
 from plugin.mail.parse import safe_filename
+from plugin.words import N_, said
 
 
 class _HeaderClasses(HeaderRegistry):
@@ -99,8 +100,9 @@ ONE_CLICK = "List-Unsubscribe=One-Click"
 def check_unsubscribe_url(url: str) -> str:
     """``url`` when it is an https URL of plain characters that fits one header line."""
     if len(url) > 900 or not _URL.fullmatch(url):
-        raise HeaderError("unsubscribe link", "The unsubscribe link must be an https:// "
-                          "address of plain characters. Check IE_PUBLIC_URL.")
+        raise HeaderError("unsubscribe link", N_("The unsubscribe link must be an https:// "
+                                                 "address of plain characters. Check "
+                                                 "IE_PUBLIC_URL."))
     return url
 
 
@@ -112,6 +114,12 @@ _HEADERS.map_to_type("references", _MessageIdsHeader)
 POLICY = SMTP.clone(header_factory=_HEADERS)
 #: where a bulk recipient list or a header may hold at most this many addresses
 MAX_RECIPIENTS = 100
+
+
+#: the field labels the sentences above name (msgids of their own, translated with them)
+FIELD_LABELS = (N_("subject"), N_("sender name"), N_("recipient name"), N_("message text"),
+                N_("message"), N_("signature"), N_("unsubscribe link"), N_("To field"),
+                N_("Cc field"), N_("Bcc field"))
 
 
 class HeaderError(ValueError):
@@ -150,8 +158,9 @@ def check_header(value: str, field_label: str) -> str:
     """``value`` unchanged when it is safe in a header; else :class:`HeaderError`."""
     value = value or ""
     if _has_line_break(value) or _has_encoded_line_break(value):
-        raise HeaderError(field_label, f"The {field_label} must be on one line: remove the "
-                          "line break (or encoded line break) from it.")
+        raise HeaderError(field_label, N_(
+            "The %(field)s must be on one line: remove the line break (or encoded line "
+            "break) from it.", field=said(field_label)))
     return value
 
 
@@ -163,8 +172,9 @@ def check_body(text: str | None, field_label: str = "message text") -> str:
     characters are kept and go out quoted-printable (see ``_cte``)."""
     text = text or ""
     if "\x00" in text:
-        raise HeaderError(field_label, f"The {field_label} holds an invisible NUL character "
-                          "(often pasted from another program). Remove it and send again.")
+        raise HeaderError(field_label, N_(
+            "The %(field)s holds an invisible NUL character (often pasted from another "
+            "program). Remove it and send again.", field=said(field_label)))
     return text
 
 
@@ -183,13 +193,15 @@ def parse_addresses(text: str, field_label: str) -> list[tuple[str, str]]:
         normal = normalize_address(addr) if addr else None
         if normal is None or not addr:
             shown = addr or name or text
-            raise HeaderError(field_label, f"'{shown[:80]}' in {field_label} is not an email "
-                              "address. Write addresses like name@example.com, separated "
-                              "by commas.")
+            raise HeaderError(field_label, N_(
+                "'%(shown)s' in %(field)s is not an email address. Write addresses like "
+                "name@example.com, separated by commas.", shown=shown[:80],
+                field=said(field_label)))
         out.append((name.strip(), normal))
     if len(out) > MAX_RECIPIENTS:
-        raise HeaderError(field_label, f"Put at most {MAX_RECIPIENTS} addresses in "
-                          f"{field_label}; use bulk email for more.")
+        raise HeaderError(field_label, N_(
+            "Put at most %(count)s addresses in %(field)s; use bulk email for more.",
+            count=MAX_RECIPIENTS, field=said(field_label)))
     return out
 
 
@@ -334,8 +346,8 @@ PART_FIELDS = frozenset({"content-type", "content-transfer-encoding", "content-d
                          "mime-version", "content-id"})
 _FIELD_LINE = re.compile(rb"([!-9;-~]+):")
 _BARE_CR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
-_UNSAFE_OUTPUT = "This message cannot be sent safely as written. Check the subject and the " \
-    "names in it for unusual characters, then try again."
+_UNSAFE_OUTPUT = N_("This message cannot be sent safely as written. Check the subject and "
+                    "the names in it for unusual characters, then try again.")
 
 
 def _field_names(head: bytes) -> list[str]:

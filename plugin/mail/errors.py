@@ -16,6 +16,8 @@ import smtplib
 import socket
 import ssl
 
+from plugin.words import N_
+
 HOST_NOT_FOUND = "host_not_found"
 REFUSED = "refused"
 UNREACHABLE = "unreachable"
@@ -48,53 +50,54 @@ NO_SERVER = "no_server"
 THROTTLED = "throttled"
 
 SENTENCES: dict[str, str] = {
-    HOST_NOT_FOUND: "The server name could not be found. Check the host name.",
-    REFUSED: "The server refused the connection. Check the host and port.",
-    UNREACHABLE: "The server could not be reached. Check the host and port, "
-    "or ask your administrator about the network.",
-    TIMEOUT: "The server did not answer in time. Check the host, port and security setting.",
-    TLS_CERTIFICATE: "The server's security certificate is not trusted or is for another "
-    "host name. Check the host name, or ask your administrator to trust the certificate.",
-    TLS_FAILED: "A secure connection could not be set up. Check the port and security setting.",
-    STARTTLS_MISSING: "The server does not offer STARTTLS, so we did not send your password. "
-    "Choose SSL/TLS or check the port.",
-    TLS_REQUIRED: "The server only accepts passwords over a secure connection. "
-    "Choose SSL/TLS or STARTTLS.",
-    AUTH_FAILED: "The server rejected the username or password. Check them, or use an "
-    "app-specific password if two-factor sign-in is on.",
-    AUTH_UNAVAILABLE: "The server does not offer sign-in on this connection. Choose SSL/TLS "
-    "or STARTTLS, or turn off authentication if the server does not need it.",
-    HOST_NOT_ALLOWED: "This mail server is not allowed. Ask your administrator to allow it.",
-    PROTOCOL: "The server answered in a way we did not expect. Check the host, port, "
-    "protocol and security setting.",
-    FOLDER_MISSING: "The folder could not be found on the server. Check the folder settings.",
-    SENDER_REFUSED: "The server refused the sender address. Check that the From address "
-    "belongs to this account.",
-    RECIPIENT_REFUSED: "The server refused the recipient address. Check the address and try again.",
-    MESSAGE_REJECTED: "The server rejected the message. Check its content and recipients, "
-    "then try again.",
-    TOO_LARGE: "The message is too large for the server. Remove or shrink attachments "
-    "and try again.",
-    MESSAGE_UNSAFE: "The message holds a character mail cannot carry (a NUL byte), so it "
-    "was not sent. Remove it and try again.",
-    OAUTH_REJECTED: "The mail server did not accept your sign-in with your email provider "
-    "(it has expired or was withdrawn). Sign in again.",
-    OAUTH_SCOPE: "Your sign-in does not allow access to this mail server. Sign in again and "
-    "allow access to your mail.",
-    OAUTH_UNAVAILABLE: "The server does not offer sign-in with your email provider on this "
-    "connection. Check the server settings, or use a password instead.",
-    OAUTH_TLS_REQUIRED: "Signing in with your email provider needs a secure connection. "
-    "Choose SSL/TLS or STARTTLS.",
-    OAUTH_SIGN_IN_AGAIN: "Your sign-in with your email provider has expired or was "
-    "withdrawn. Sign in again to resume fetching and sending.",
-    OAUTH_PROVIDER: "Your email provider's sign-in service did not answer properly. "
-    "It will be tried again in a few minutes.",
-    OAUTH_DISABLED: "Sign-in with your email provider is turned off in the integrated "
-    "email settings. Ask your administrator to turn it back on.",
-    NO_SERVER: "No mail server is set for this mailbox. Add the server in the mailbox's "
-    "settings.",
-    THROTTLED: "Your mail server asked us to send more slowly. The message waits and is "
-    "sent by itself a little later; nothing needs doing.",
+    HOST_NOT_FOUND: N_("The server name could not be found. Check the host name."),
+    REFUSED: N_("The server refused the connection. Check the host and port."),
+    UNREACHABLE: N_("The server could not be reached. Check the host and port, "
+    "or ask your administrator about the network."),
+    TIMEOUT: N_("The server did not answer in time. Check the host, port and security setting."),
+    TLS_CERTIFICATE: N_("The server's security certificate is not trusted or is for another "
+    "host name. Check the host name, or ask your administrator to trust the certificate."),
+    TLS_FAILED: N_("A secure connection could not be set up. Check the port and security setting."),
+    STARTTLS_MISSING: N_("The server does not offer STARTTLS, so we did not send your password. "
+    "Choose SSL/TLS or check the port."),
+    TLS_REQUIRED: N_("The server only accepts passwords over a secure connection. "
+    "Choose SSL/TLS or STARTTLS."),
+    AUTH_FAILED: N_("The server rejected the username or password. Check them, or use an "
+    "app-specific password if two-factor sign-in is on."),
+    AUTH_UNAVAILABLE: N_("The server does not offer sign-in on this connection. Choose SSL/TLS "
+    "or STARTTLS, or turn off authentication if the server does not need it."),
+    HOST_NOT_ALLOWED: N_("This mail server is not allowed. Ask your administrator to allow it."),
+    PROTOCOL: N_("The server answered in a way we did not expect. Check the host, port, "
+    "protocol and security setting."),
+    FOLDER_MISSING: N_("The folder could not be found on the server. Check the folder settings."),
+    SENDER_REFUSED: N_("The server refused the sender address. Check that the From address "
+    "belongs to this account."),
+    RECIPIENT_REFUSED: N_("The server refused the recipient address. Check the address and "
+                          "try again."),
+    MESSAGE_REJECTED: N_("The server rejected the message. Check its content and recipients, "
+    "then try again."),
+    TOO_LARGE: N_("The message is too large for the server. Remove or shrink attachments "
+    "and try again."),
+    MESSAGE_UNSAFE: N_("The message holds a character mail cannot carry (a NUL byte), so it "
+    "was not sent. Remove it and try again."),
+    OAUTH_REJECTED: N_("The mail server did not accept your sign-in with your email provider "
+    "(it has expired or was withdrawn). Sign in again."),
+    OAUTH_SCOPE: N_("Your sign-in does not allow access to this mail server. Sign in again and "
+    "allow access to your mail."),
+    OAUTH_UNAVAILABLE: N_("The server does not offer sign-in with your email provider on this "
+    "connection. Check the server settings, or use a password instead."),
+    OAUTH_TLS_REQUIRED: N_("Signing in with your email provider needs a secure connection. "
+    "Choose SSL/TLS or STARTTLS."),
+    OAUTH_SIGN_IN_AGAIN: N_("Your sign-in with your email provider has expired or was "
+    "withdrawn. Sign in again to resume fetching and sending."),
+    OAUTH_PROVIDER: N_("Your email provider's sign-in service did not answer properly. "
+    "It will be tried again in a few minutes."),
+    OAUTH_DISABLED: N_("Sign-in with your email provider is turned off in the integrated "
+    "email settings. Ask your administrator to turn it back on."),
+    NO_SERVER: N_("No mail server is set for this mailbox. Add the server in the mailbox's "
+    "settings."),
+    THROTTLED: N_("Your mail server asked us to send more slowly. The message waits and is "
+    "sent by itself a little later; nothing needs doing."),
 }
 
 KINDS: frozenset[str] = frozenset(SENTENCES)

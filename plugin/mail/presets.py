@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from plugin.words import N_
+
 Protocol = Literal["imap", "pop3", "smtp"]
 
 
@@ -34,7 +36,7 @@ class Preset:
     notes: tuple[str, ...] = ()
 
 
-_APP_PASSWORD = (
+_APP_PASSWORD = N_(
     "If two-step verification is on, create an app-specific password in "
     "your account's security settings and use it here."
 )
@@ -48,9 +50,9 @@ PRESETS: tuple[Preset, ...] = (
         smtp=(Endpoint("smtp.gmail.com", 465, "ssl"), Endpoint("smtp.gmail.com", 587, "starttls")),
         min_poll_minutes=10,
         notes=(
-            "Gmail needs 2-Step Verification and an app password for mail programs.",
-            "Enable IMAP or POP in Gmail's settings under Forwarding and POP/IMAP.",
-            (
+            N_("Gmail needs 2-Step Verification and an app password for mail programs."),
+            N_("Enable IMAP or POP in Gmail's settings under Forwarding and POP/IMAP."),
+            N_(
                 "With POP, if several programs read this mailbox, sign in as "
                 'recent:you@gmail.com and choose "Leave messages on the server".'
             ),
@@ -75,7 +77,7 @@ PRESETS: tuple[Preset, ...] = (
         smtp=(Endpoint("smtp.office365.com", 587, "starttls"),),
         min_poll_minutes=5,
         notes=(
-            (
+            N_(
                 "Microsoft is phasing out password sign-in for IMAP, POP and SMTP in favour "
                 "of modern authentication; if your password is rejected, ask your "
                 "administrator whether app passwords or SMTP AUTH are allowed for you."
@@ -89,7 +91,7 @@ PRESETS: tuple[Preset, ...] = (
         pop3=Endpoint("pop.zoho.com", 995, "ssl"),
         smtp=(Endpoint("smtp.zoho.com", 465, "ssl"), Endpoint("smtp.zoho.com", 587, "starttls")),
         min_poll_minutes=5,
-        notes=("Enable IMAP or POP access in Zoho Mail's settings first.", _APP_PASSWORD),
+        notes=(N_("Enable IMAP or POP access in Zoho Mail's settings first."), _APP_PASSWORD),
     ),
     Preset(
         name="Yahoo Mail",
@@ -102,7 +104,7 @@ PRESETS: tuple[Preset, ...] = (
         ),
         min_poll_minutes=5,
         notes=(
-            ("Yahoo needs an app password for mail programs: create one under Account security."),
+            N_("Yahoo needs an app password for mail programs: create one under Account security."),
         ),
     ),
     Preset(
@@ -113,8 +115,8 @@ PRESETS: tuple[Preset, ...] = (
         smtp=(Endpoint("smtp.mail.me.com", 587, "starttls"),),
         min_poll_minutes=5,
         notes=(
-            "iCloud Mail has no POP access; use IMAP.",
-            "Use an app-specific password from your Apple Account's sign-in settings.",
+            N_("iCloud Mail has no POP access; use IMAP."),
+            N_("Use an app-specific password from your Apple Account's sign-in settings."),
         ),
     ),
     Preset(
@@ -125,7 +127,7 @@ PRESETS: tuple[Preset, ...] = (
         smtp=(Endpoint("smtp.fastmail.com", 465, "ssl"),),
         min_poll_minutes=5,
         notes=(
-            (
+            N_(
                 "Fastmail needs an app password for mail programs: create one under "
                 "Settings, Privacy & Security."
             ),

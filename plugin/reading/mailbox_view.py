@@ -14,10 +14,12 @@ from plugin.host import HostAdapter, HostUser
 from plugin.models import FetchCursor, GlobalSettings, Mailbox, Message
 from plugin.reading import search as search_service
 from plugin.sharing.visibility import access_for, own_mail, visible_messages_filter
+from plugin.words import N_
 
 PAGE_SIZE = 50
-FOLDER_LABELS = {"inbox": "Inbox", "sent": "Sent", "drafts": "Drafts", "archive": "Archive",
-                 "junk": "Junk", "trash": "Trash"}
+#: English msgids, translated where shown
+FOLDER_LABELS = {"inbox": N_("Inbox"), "sent": N_("Sent"), "drafts": N_("Drafts"),
+                 "archive": N_("Archive"), "junk": N_("Junk"), "trash": N_("Trash")}
 
 SHARED = "shared"
 
@@ -71,7 +73,7 @@ def folders(session: Session, user: HostUser, mailbox: Mailbox) -> list[Folder]:
         if role not in roles:
             roles.append(role)
     out = [Folder(r, FOLDER_LABELS.get(r, r.title()), int(unread.get(r, 0))) for r in roles]
-    return out + [Folder(SHARED, "Shared with me", 0)]
+    return out + [Folder(SHARED, N_("Shared with me"), 0)]
 
 
 # ------------------------------------------------------------------------ pages

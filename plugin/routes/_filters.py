@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from plugin.fetching.status import action_error_sentence
 from plugin.setup.oauth_providers import PROVIDERS
 
 _MERGE_FIELD = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -43,5 +44,12 @@ def provider_name(key: str | None) -> str:
     return PROVIDERS[key].name if key in PROVIDERS else ""
 
 
+def action_error(mailbox: object) -> str:
+    """A mailbox's stored action error, ready for ``ie_gettext`` (its parts translated)."""
+    return action_error_sentence(getattr(mailbox, "action_error_kind", None),
+                                 getattr(mailbox, "action_error", None))
+
+
 FILTERS = {"ie_filesize": filesize, "ie_provider_name": provider_name,
-           "ie_merge_placeholders": merge_placeholders, "ie_plain_markdown": plain_markdown}
+           "ie_merge_placeholders": merge_placeholders, "ie_plain_markdown": plain_markdown,
+           "ie_action_error": action_error}

@@ -13,6 +13,7 @@ from flask import Response, abort, current_app, g, make_response
 from flask.typing import ResponseReturnValue
 from flask_htmx import HTMX
 
+from plugin.i18n import gettext as _
 from plugin.reading.messages import attachment_bytes
 
 T = TypeVar("T")
@@ -92,7 +93,7 @@ def content_disposition(filename: str) -> str:
 def attachment_response(att: object) -> Response:
     """The download of a stored attachment: never inline, never sniffed."""
     data = found_or_404(attachment_bytes(current_app.config, att),
-                        "The attachment's stored bytes are missing.")
+                        _("The attachment's stored bytes are missing."))
     ctype = att.content_type.lower()
     resp = make_response(data)
     resp.headers["Content-Type"] = ctype if ctype in SAFE_DOWNLOAD_TYPES else \

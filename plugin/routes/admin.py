@@ -6,6 +6,7 @@ from flask import abort, flash, g, make_response, render_template, request, url_
 
 from plugin.current import get_addon
 from plugin.fetching import status as fetch_status
+from plugin.i18n import gettext as _
 from plugin.mail.errors import MailError
 from plugin.models import GlobalSettings
 from plugin.models.settings import SHARING_OPTIONS
@@ -25,7 +26,7 @@ MAILBOX_TOUCHED = ("in_password", "out_password")
 def global_settings() -> Page:
     """Show and save the global settings."""
     if not g.ie_user.is_admin:
-        abort(403, "Only administrators may change the integrated email settings.")
+        abort(403, _("Only administrators may change the integrated email settings."))
     addon = get_addon()
     s = addon.session()
     gs = settings_service.load(s)
@@ -75,7 +76,7 @@ def global_settings() -> Page:
                 if not touched or outcome.saved:
                     sentence = settings_service.save(s, gs, parsed.values, g.ie_user.id)
                     s.commit()
-                    flash(sentence)
+                    flash(_(sentence))
                     return saved_redirect(url_for("integrated_email.admin_settings"))
                 test_result = outcome.probe
         state = saving.form_state(s, mb_values, outcome.errors, own,
@@ -116,8 +117,8 @@ def _sign_in_page(s: object, posted: dict | None = None, errors: dict | None = N
             "has_secret": bool(stored and stored.client_secret),
             "tenant": mine.get("tenant", (stored.tenant if stored else "") or ""),
             "has_tenant": provider.has_tenant, "errors": (errors or {}).get(key, {}),
-            "id_help": ("The Client ID of the OAuth client you created." if key == "google"
-                        else "The Application (client) ID of your app registration."),
+            "id_help": (_("The Client ID of the OAuth client you created.") if key == "google"
+                        else _("The Application (client) ID of your app registration.")),
             "guide": provider.guide, "notes": provider.notes, "scopes": provider.scopes,
         })
     return {"providers": rows, "redirect_uri": redirect_uri(), "oauth_message": message}
@@ -126,7 +127,7 @@ def _sign_in_page(s: object, posted: dict | None = None, errors: dict | None = N
 def sign_in_settings() -> Page:
     """Save the sign-in providers (admins only)."""
     if not g.ie_user.is_admin:
-        abort(403, "Only administrators may change the integrated email settings.")
+        abort(403, _("Only administrators may change the integrated email settings."))
     addon = get_addon()
     s = addon.session()
     posted: dict[str, dict] = {}
@@ -147,15 +148,17 @@ def sign_in_settings() -> Page:
         except ValueError as exc:
             field = ("tenant" if "tenant" in str(exc) else "client_secret"
                      if str(exc).startswith("The client secret") else "client_id")
-            errors[key] = {field: str(exc)}
+            # args[0] keeps the sentence's msgid for translation (str() would drop it)
+            errors[key] = {field: exc.args[0] if exc.args else str(exc)}
     if errors:
         s.rollback()
         return _admin_page_with(s, _sign_in_page(
-            s, posted, errors, "The sign-in settings were not saved; see the messages below."))
+            s, posted, errors, _("The sign-in settings were not saved; see the messages below.")))
     s.commit()
     on = [PROVIDERS[k].name for k in oauth_signin.enabled_providers(addon, s)]
-    flash("Sign-in settings saved. " + (f"Users may sign in with {' and '.join(on)}."
-                                        if on else "Users sign in with passwords only."))
+    flash(_("Sign-in settings saved.") + " " + (
+        _("Users may sign in with %(providers)s.", providers=" and ".join(on))
+        if on else _("Users sign in with passwords only.")))
     return saved_redirect(url_for("integrated_email.admin_settings"))
 
 

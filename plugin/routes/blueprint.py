@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, current_app, g, request
 from flask.blueprints import BlueprintSetupState
 
 from plugin.csrf import exempt_from_host_csrf, protect
+from plugin.i18n import gettext as _
 from plugin.routes._filters import FILTERS
 from plugin.routes._http import mail_derived
 from plugin.routes import (
@@ -133,7 +134,7 @@ def make_blueprint(addon: IntegratedEmail) -> Blueprint:
     def guard() -> Response | None:
         """404 while inactive, sign-in required, CSRF checked on state changes."""
         if not addon.is_active():
-            abort(404, "Integrated email is not active.")
+            abort(404, _("Integrated email is not active."))
         if request.endpoint in PUBLIC:
             return None
         user = addon.host.current_user()
@@ -141,7 +142,7 @@ def make_blueprint(addon: IntegratedEmail) -> Blueprint:
             lm = getattr(current_app, "login_manager", None)
             if lm is not None:
                 return lm.unauthorized()
-            abort(401, "Sign in to use Integrated email.")
+            abort(401, _("Sign in to use Integrated email."))
         g.ie_user = user
         protect()
         return None

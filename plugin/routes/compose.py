@@ -25,6 +25,7 @@ from werkzeug.datastructures import MultiDict
 
 from plugin.current import get_addon
 from plugin.host import MAX_ID_LENGTH, HostRecord, RecordRef
+from plugin.i18n import gettext as _
 from plugin.mail import build as compose_service
 from plugin.models import Mailbox, Message
 from plugin.models.outbound import BulkJob, OutboundMessage
@@ -69,7 +70,7 @@ def _visible_message(message_id: int) -> Message:
     """A stored message the user may reply to or forward: the sharing rule decides."""
     addon = get_addon()
     return found_or_404(messages.get_message(addon.session(), addon.host, g.ie_user, message_id),
-                        "No such message, or it is not shared with you.")
+                        _("No such message, or it is not shared with you."))
 
 
 def _max_attachment_bytes() -> int:
@@ -77,8 +78,8 @@ def _max_attachment_bytes() -> int:
 
 
 def _limit_sentence() -> str:
-    return (f"Attachments may add up to {current_app.config['IE_MAX_ATTACHMENT_MB']} MB "
-            "in all. Remove some, or share large files as a link.")
+    return _("Attachments may add up to %(mb)s MB in all. Remove some, or share large files "
+             "as a link.", mb=current_app.config["IE_MAX_ATTACHMENT_MB"])
 
 
 def _read_attachments(errors: dict[str, str],
@@ -143,11 +144,11 @@ def _back_link(values: dict) -> tuple[str, str]:
     """Where the page's crumb leads: the message replied to, else the outbox."""
     if values.get("source") and values.get("mode") and _webmail_shown():
         try:
-            return "Back to the message", url_for("integrated_email.webmail_message",
+            return _("Back to the message"), url_for("integrated_email.webmail_message",
                                                   message_id=int(values["source"]))
         except ValueError:
             pass
-    return "Sent from the ATS", url_for("integrated_email.outbox")
+    return _("Sent from the ATS"), url_for("integrated_email.outbox")
 
 
 def _picker_target(values: dict) -> dict:
@@ -186,7 +187,7 @@ def compose_reply(message_id: int) -> ResponseReturnValue:
         return _no_mailbox()
     mode = request.args.get("mode", "reply")
     if mode not in ("reply", "reply_all", "forward"):
-        abort(404, "Choose reply, reply_all or forward.")
+        abort(404, _("Choose reply, reply_all or forward."))
     msg = _visible_message(message_id)
     values = compose_case.reply_values(msg, mode, mb)
     values = templates_routes.prefill_compose(values, mb, [], reply=True)
@@ -203,7 +204,7 @@ def _send(mb: Mailbox) -> ResponseReturnValue:
         try:
             source_id = int(values["source"])
         except ValueError:
-            abort(400, "The message replied to is not a message number.")
+            abort(400, _("The message replied to is not a message number."))
         # The sharing rule decides, as for the form: a forward carries only the files
         # of a message the user may see.
         original = _visible_message(source_id)
@@ -235,10 +236,10 @@ def _send(mb: Mailbox) -> ResponseReturnValue:
 def result_sentence(row: OutboundMessage) -> str:
     """The flash sentence for a message as its sending ended."""
     if send_later.is_scheduled(row):
-        return (f"Your message is scheduled for {row.next_attempt_at:%d %b %Y %H:%M} UTC. "
-                "You can cancel it in Sent from the ATS until then.")
+        return _("Your message is scheduled for %(when)s UTC. You can cancel it in Sent from "
+                 "the ATS until then.", when=row.next_attempt_at.strftime("%d %b %Y %H:%M"))
     if row.state in ("sent", "filed"):
-        return "Your message was sent."
+        return _("Your message was sent.")
     if row.state == "queued":
         return ("Your message could not be sent yet and will be tried again shortly: "
                 + (row.error or ""))
@@ -265,7 +266,7 @@ def outbox_resend(outbound_id: int) -> ResponseReturnValue:
     s = addon.session()
     row = s.get(OutboundMessage, outbound_id)
     if row is None or row.user_id != g.ie_user.id:
-        abort(404, "No such message in your outbox.")
+        abort(404, _("No such message in your outbox."))
     if outbox.resend(s, row):
         row = outbox.deliver(addon, row.id)
         flash(result_sentence(row))
@@ -277,11 +278,11 @@ def outbox_cancel(outbound_id: int) -> ResponseReturnValue:
     s = get_addon().session()
     row = s.get(OutboundMessage, outbound_id)
     if row is None or row.user_id != g.ie_user.id:
-        abort(404, "No such message in your outbox.")
+        abort(404, _("No such message in your outbox."))
     if send_later.cancel_row(s, row):
-        flash("The scheduled message was cancelled; it will not be sent.")
+        flash(_("The scheduled message was cancelled; it will not be sent."))
     else:
-        flash("That message has already started sending and can no longer be cancelled.")
+        flash(_("That message has already started sending and can no longer be cancelled."))
     return redirect(url_for("integrated_email.outbox"))
 
 
@@ -294,13 +295,13 @@ def outbox_edit(outbound_id: int) -> ResponseReturnValue:
     s = get_addon().session()
     row = s.get(OutboundMessage, outbound_id)
     if row is None or row.user_id != g.ie_user.id:
-        abort(404, "No such message in your outbox.")
+        abort(404, _("No such message in your outbox."))
     if row.attachments not in (None, "", "[]"):
-        flash("A scheduled message with attachments cannot be edited: cancel it and write "
-              "it again.")
+        flash(_("A scheduled message with attachments cannot be edited: cancel it and write "
+              "it again."))
         return redirect(url_for("integrated_email.outbox"))
     if not send_later.cancel_row(s, row):
-        flash("That message has already started sending and can no longer be edited.")
+        flash(_("That message has already started sending and can no longer be edited."))
         return redirect(url_for("integrated_email.outbox"))
     s.refresh(row)
     values = send_later.compose_values(row)
@@ -370,8 +371,8 @@ def bulk_new() -> ResponseReturnValue:
     if not refs:  # said on the page itself: no host layout needs to show flashes
         kinds = " or ".join(k.label for k in get_addon().host.bulk_kinds()) or "record"
         ctx["problems"] = [merge.MergeProblem(
-            "recipients", f"Select at least one {kinds} in the list, then choose Email "
-            "selected.")]
+            "recipients", _("Select at least one %(kinds)s in the list, then choose Email "
+                            "selected.", kinds=kinds))]
         return render_template(T + "bulk_new.html", **ctx), 400
     return render_template(T + "bulk_new.html", **ctx)
 
@@ -421,8 +422,8 @@ def bulk_send() -> ResponseReturnValue:
         problems.append(merge.MergeProblem("sender", exc.sentence))
     if not ctx["selection"].records:
         problems.append(merge.MergeProblem(
-            "recipients", f"None of the selected {ctx['words']['many']} has a valid email "
-            "address."))
+            "recipients", _("None of the selected %(records)s has a valid email address.",
+                            records=ctx["words"]["many"])))
     if ctx["limit_problem"]:
         problems.append(merge.MergeProblem("recipients", ctx["limit_problem"]))
     later = send_later.read(values["send_at"], values["time_zone"])
@@ -461,7 +462,7 @@ def _own_job(job_id: int) -> BulkJob:
     s = get_addon().session()
     job = s.get(BulkJob, job_id)
     if job is None or job.user_id != g.ie_user.id:
-        abort(404, "No such bulk email of yours.")
+        abort(404, _("No such bulk email of yours."))
     s.refresh(job)
     return job
 

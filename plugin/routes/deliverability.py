@@ -17,6 +17,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from plugin.current import get_addon
+from plugin.i18n import gettext as _
 from plugin.sending import limits
 from plugin.sending import unsubscribe as unsubscribe_service
 from plugin.setup import settings as settings_service
@@ -39,14 +40,15 @@ def _read_limits(form: dict, current: list[limits.ProviderLimit]) -> tuple[dict,
                                  ("per_day", day, MAX_PER_DAY)):
             if not text.isdigit() or int(text) > top:
                 errors[f"{field}_{p.key}"] = (
-                    f"Type a whole number from 0 to {top:,} for {p.label} (0: no limit).")
+                    _("Type a whole number from 0 to %(top)s for %(provider)s (0: no limit).",
+                      top=format(top, ","), provider=p.label))
     return values, errors
 
 
 def send_limits() -> ResponseReturnValue:
     """Show and save each provider's sending limits and the unsubscribe switch."""
     if not g.ie_user.is_admin:
-        abort(403, "Only administrators may change the sending limits.")
+        abort(403, _("Only administrators may change the sending limits."))
     addon = get_addon()
     s = addon.session()
     current = limits.all_limits(s, addon.app.config)
@@ -63,7 +65,7 @@ def send_limits() -> ResponseReturnValue:
             if gs in s:
                 gs.bulk_unsubscribe = unsubscribe
             s.commit()
-            flash("Sending limits saved.")
+            flash(_("Sending limits saved."))
             return redirect(url_for("integrated_email.admin_send_limits"))
     return render_template(T + "admin_send_limits.html", limits=current, values=values,
                            errors=errors, unsubscribe=unsubscribe), 422 if errors else 200

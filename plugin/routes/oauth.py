@@ -17,6 +17,8 @@ from flask import (current_app, flash, g, make_response, redirect, render_templa
 from werkzeug.wrappers import Response
 
 from plugin.current import get_addon
+from plugin.i18n import gettext as _
+from plugin.words import N_
 from plugin.routes._http import wants_fragment
 from plugin.routes.setup import Page, _gate_or_403, _int, no_store, saved_redirect
 from plugin.setup import mailbox as setup_service
@@ -33,9 +35,9 @@ PENDING_SECONDS = 15 * 60
 KEPT = ("account_name", "email", "protocol", "sharing", "delete_policy", "delete_after_days",
         "consolidate", "consolidate_folder")
 
-STALE = ("This sign-in was not started here, has expired or was already used, so nothing "
+STALE = N_("This sign-in was not started here, has expired or was already used, so nothing "
          "was connected. Start again from your mailbox settings.")
-NOT_ENABLED = ("Sign-in with {name} is not turned on. Ask your administrator to turn it on "
+NOT_ENABLED = N_("Sign-in with %(name)s is not turned on. Ask your administrator to turn it on "
                "in the integrated email settings, or use a password instead.")
 
 
@@ -74,11 +76,11 @@ def sign_in_start() -> Page:
     if mailbox_id is not None:
         existing = setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id)
         if existing is None:
-            return _result("You have no mailbox with this number.", 404)
+            return _result(_("You have no mailbox with this number."), 404)
     sign_in = oauth_signin.sign_in_for(addon, s, key, redirect_uri())
     if sign_in is None:
         name = PROVIDERS[key].name if key in PROVIDERS else "this provider"
-        return _result(NOT_ENABLED.format(name=name), 403)
+        return _result(_(NOT_ENABLED, name=name), 403)
     values = {k: v for k, v in setup_service.read_form(request.form).items() if k in KEPT}
     if existing is not None:
         hint = existing.email
@@ -130,19 +132,19 @@ def sign_in_callback() -> Page:
     if (not isinstance(pending, dict) or pending.get("user") != str(g.ie_user.id)
             or not oauth_client.state_matches(pending.get("state"), request.args.get("state"))
             or time.time() - float(pending.get("started") or 0) > PENDING_SECONDS):
-        return _result(STALE)
+        return _result(_(STALE))
     failure = oauth_client.callback_failure(request.args.to_dict())
     if failure is not None:
         return _result(failure.sentence)
     key = pending["provider"]
     sign_in = oauth_signin.sign_in_for(addon, s, key, redirect_uri())
     if sign_in is None:
-        return _result(NOT_ENABLED.format(name=PROVIDERS[key].name), 403)
+        return _result(_(NOT_ENABLED, name=PROVIDERS[key].name), 403)
     existing = None
     if pending.get("mailbox") is not None:
         existing = setup_service.owned_mailbox(s, g.ie_user.id, int(pending["mailbox"]))
         if existing is None:
-            return _result("You have no mailbox with this number.", 404)
+            return _result(_("You have no mailbox with this number."), 404)
     try:
         tokens = oauth_client.exchange_code(
             sign_in.provider, sign_in.client, request.args.get("code", ""),
@@ -158,8 +160,9 @@ def sign_in_callback() -> Page:
     if not any(oauth_signin.same_account(tokens.account, a) for a in known):
         _withdraw(sign_in, tokens)
         return _result(
-            f"You signed in to {sign_in.provider.name} as {tokens.account}, but this "
-            f"mailbox is for {wanted}, so nothing was connected.", 409,
+            _("You signed in to %(provider)s as %(account)s, but this mailbox is for "
+              "%(address)s, so nothing was connected.", provider=sign_in.provider.name,
+              account=tokens.account, address=wanted), 409,
             other_account=tokens.account if existing is None else None,
             provider=key, values={**values, "email": tokens.account})
     protocol = (existing.protocol if existing is not None else values.get("protocol")) or "imap"
@@ -169,8 +172,9 @@ def sign_in_callback() -> Page:
                                                  "in_login": tokens.account}, existing)
     if twin is not None:
         _withdraw(sign_in, tokens)
-        return _result(f"You have already connected {tokens.account} as "
-                       f"'{twin.account_name}'. Sign in again from that mailbox instead.", 409)
+        return _result(_("You have already connected %(account)s as '%(mailbox)s'. Sign in "
+                         "again from that mailbox instead.", account=tokens.account,
+                         mailbox=twin.account_name), 409)
     if existing is None:
         mb = saving.new_signed_in_mailbox(g.ie_user.id, values, tokens.account)
     else:
@@ -180,8 +184,8 @@ def sign_in_callback() -> Page:
                                    setup_service.user_mailboxes(s, g.ie_user.id)):
         setup_service.make_active(s, mb)
     s.commit()
-    flash(f"Signed in with {sign_in.provider.name} as {tokens.account}. "
-          f"Mailbox '{mb.account_name}' is ready.")
+    flash(_("Signed in with %(provider)s as %(account)s. Mailbox '%(mailbox)s' is ready.",
+            provider=sign_in.provider.name, account=tokens.account, mailbox=mb.account_name))
     return saved_redirect(url_for("integrated_email.mailboxes"))
 
 

@@ -98,7 +98,7 @@ def record_share(kind: str, record_id: str) -> ResponseReturnValue:
     s = addon.session()
     own = setup_service.active_mailbox(s, g.ie_user.id)
     found_or_404(own if own is not None and own.sharing == "custom" else None,
-                 "Sharing by record is for mailboxes set to Custom sharing.")
+                 _("Sharing by record is for mailboxes set to Custom sharing."))
     sharing.set_share(s, g.ie_user.id, ref, request.form.get("shared") == "on")
     s.commit()
     return render_template("integrated_email/_partials/record_share.html",
@@ -116,7 +116,7 @@ def _linked_message_or_404(ref: RecordRef, message_id: int) -> Message:
     if linked is not None and sharing.may_see_message(s, addon.host, g.ie_user, message_id):
         msg = s.get(Message, message_id)
     return found_or_404(msg if msg is not None and not msg.deleted else None,
-                        "No such message on this record, or you may not see it.")
+                        _("No such message on this record, or you may not see it."))
 
 
 def record_message(kind: str, record_id: str, message_id: int) -> ResponseReturnValue:
@@ -141,6 +141,6 @@ def record_attachment(kind: str, record_id: str, attachment_id: int) -> Response
     """An attachment of a message on the record's timeline (same rule, download only)."""
     ref = _ref_or_404(kind, record_id)
     att = found_or_404(get_addon().session().get(Attachment, attachment_id),
-                       "No such attachment.")
+                       _("No such attachment."))
     _linked_message_or_404(ref, att.message_id)
     return attachment_response(att)

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from plugin.current import get_addon
 from plugin.fetching import status as fetch_status
+from plugin.i18n import gettext as _
 from plugin.linking import notes as host_notes
 from plugin.mail.errors import MailError
 from plugin.mail.presets import preset_for
@@ -37,7 +38,7 @@ def _gate() -> tuple[str, int] | None:
 def _gate_or_403() -> None:
     """htmx helpers answer nothing until the settings are saved."""
     if _gate():
-        abort(403, "Your administrator must set up integrated email first.")
+        abort(403, _("Your administrator must set up integrated email first."))
 
 
 def _int(v: object) -> int | None:
@@ -66,12 +67,13 @@ def saved_sentence(outcome: saving.SaveOutcome) -> str:
     """What the flash says after Save, in plain words."""
     mb = outcome.mailbox
     if outcome.unverified and not mb.is_active:
-        return (f"Mailbox '{mb.account_name}' saved, but it could not sign in, so it is not "
-                "in use. Correct its settings, or click Make active to use it anyway.")
+        return _("Mailbox '%(mailbox)s' saved, but it could not sign in, so it is not in use. "
+                 "Correct its settings, or click Make active to use it anyway.",
+                 mailbox=mb.account_name)
     if outcome.unverified:
-        return (f"Mailbox '{mb.account_name}' saved, but it could not sign in: fetching and "
-                "sending will fail until its settings are corrected.")
-    return f"Mailbox '{mb.account_name}' saved."
+        return _("Mailbox '%(mailbox)s' saved, but it could not sign in: fetching and "
+                 "sending will fail until its settings are corrected.", mailbox=mb.account_name)
+    return _("Mailbox '%(mailbox)s' saved.", mailbox=mb.account_name)
 
 
 def mailbox_list() -> Page:
@@ -98,7 +100,7 @@ def mailbox_form(mailbox_id: int | None = None) -> Page:
     existing = None
     if mailbox_id is not None:
         existing = found_or_404(setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id),
-                                "You have no mailbox with this number.")
+                                _("You have no mailbox with this number."))
     outcome = saving.SaveOutcome()
     test_result = None
     status = 200
@@ -262,7 +264,7 @@ def test_connection() -> Page:
     errors.pop("account_name", None)
     result, message = None, None
     if errors:
-        message = "Fill in the highlighted fields first, then test again."
+        message = _("Fill in the highlighted fields first, then test again.")
     elif not saving.connection_limiter(addon).allow(g.ie_user.id):
         message = saving.RATE_LIMITED
     else:
@@ -292,10 +294,10 @@ def mailbox_activate(mailbox_id: int) -> Page:
     """Make this mailbox the user's active one."""
     s = get_addon().session()
     mb = found_or_404(setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id),
-                      "You have no mailbox with this number.")
+                      _("You have no mailbox with this number."))
     setup_service.make_active(s, mb)
     s.commit()
-    flash(f"'{mb.account_name}' is now your active mailbox.")
+    flash(_("'%(mailbox)s' is now your active mailbox.", mailbox=mb.account_name))
     return redirect(url_for("integrated_email.mailboxes"))
 
 
@@ -304,7 +306,7 @@ def mailbox_delete(mailbox_id: int) -> Page:
     addon = get_addon()
     s = addon.session()
     mb = found_or_404(setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id),
-                      "You have no mailbox with this number.")
+                      _("You have no mailbox with this number."))
     if request.method == "GET":
         return render_template("integrated_email/mailbox_delete.html", mailbox=mb,
                                notes=host_notes.count_for_mailbox(s, mb.id),
@@ -322,7 +324,7 @@ def mailbox_delete(mailbox_id: int) -> Page:
         if rest:
             setup_service.make_active(s, rest[0])
     s.commit()
-    flash(f"Mailbox '{name}' removed.")
+    flash(_("Mailbox '%(mailbox)s' removed.", mailbox=name))
     return redirect(url_for("integrated_email.mailboxes"))
 
 
@@ -330,6 +332,6 @@ def mailbox_status(mailbox_id: int) -> Page:
     """The status panel of one mailbox (a fragment hosts may embed)."""
     s = get_addon().session()
     mb = found_or_404(setup_service.owned_mailbox(s, g.ie_user.id, mailbox_id),
-                      "You have no mailbox with this number.")
+                      _("You have no mailbox with this number."))
     return render_template("integrated_email/_partials/mailbox_status.html", mailbox=mb,
                            gs=settings_service.load(s))

@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 
 from plugin.current import get_addon
 from plugin.host import HostRecord
+from plugin.i18n import gettext as _
 from plugin.models import Mailbox
 from plugin.models.deliverability import MailTemplate
 from plugin.sending import saved_templates
@@ -30,7 +31,7 @@ def template_list() -> ResponseReturnValue:
         values = _form()
         saved = saved_templates.save(s, g.ie_user.id, None, **values)
         if saved.template is not None:
-            flash(f"Template “{saved.template.name}” saved.")
+            flash(_("Template “%(name)s” saved.", name=saved.template.name))
             return redirect(url_for("integrated_email.templates"))
         errors = saved.errors
     return render_template(T + "templates.html", templates=saved_templates.usable(
@@ -40,7 +41,7 @@ def template_list() -> ResponseReturnValue:
 def _own(template_id: int) -> MailTemplate:
     tpl = get_addon().session().get(MailTemplate, template_id)
     if tpl is None or tpl.user_id != g.ie_user.id:
-        abort(404, "No such template of yours (shared templates are changed by their author).")
+        abort(404, _("No such template of yours (shared templates are changed by their author)."))
     return tpl
 
 
@@ -54,7 +55,7 @@ def template_edit(template_id: int) -> ResponseReturnValue:
         values = _form()
         saved = saved_templates.save(s, g.ie_user.id, tpl, **values)
         if saved.template is not None:
-            flash(f"Template “{tpl.name}” saved.")
+            flash(_("Template “%(name)s” saved.", name=tpl.name))
             return redirect(url_for("integrated_email.templates"))
         errors = saved.errors
         s.rollback()
@@ -68,7 +69,7 @@ def template_delete(template_id: int) -> ResponseReturnValue:
     s = get_addon().session()
     s.delete(tpl)
     s.commit()
-    flash("Template deleted.")
+    flash(_("Template deleted."))
     return redirect(url_for("integrated_email.templates"))
 
 
@@ -77,13 +78,13 @@ def signature() -> ResponseReturnValue:
     s = get_addon().session()
     mb = setup_service.active_mailbox(s, g.ie_user.id)
     if mb is None:
-        abort(404, "Connect a mailbox first; the signature belongs to it.")
+        abort(404, _("Connect a mailbox first; the signature belongs to it."))
     text, error = saved_templates.signature_of(s, mb.id), None
     if request.method == "POST":
         text = request.form.get("signature", "")
         error = saved_templates.save_signature(s, mb.id, text)
         if error is None:
-            flash("Signature saved.")
+            flash(_("Signature saved."))
             return redirect(_back_to(request.form.get("next", "")))
     return render_template(T + "signature.html", text=text, error=error, mailbox=mb,
                            next=request.values.get("next", "")), 422 if error else 200

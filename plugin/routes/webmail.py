@@ -18,6 +18,8 @@ from flask import (Response, abort, current_app, g, redirect, render_template,
 from flask.typing import ResponseReturnValue
 
 from plugin.current import get_addon
+from plugin.i18n import gettext as _
+from plugin.words import N_
 from plugin.linking import manual as links
 from plugin.models import Mailbox, Message
 from plugin.reading import mailbox_view as wm
@@ -26,8 +28,8 @@ from plugin.reading.mailbox_view import Page
 from plugin.reading.render_body import render_body
 from plugin.routes._http import attachment_response, found_or_404, mail_derived, wants_fragment
 
-NO_MESSAGE = "No such message, or you may not see it."
-NO_OWN_MESSAGE = "No such message among your own mail."
+NO_MESSAGE = N_("No such message, or you may not see it.")
+NO_OWN_MESSAGE = N_("No such message among your own mail.")
 
 
 def webmail_view(view: Callable[..., ResponseReturnValue]) -> Callable[..., Response]:
@@ -35,7 +37,7 @@ def webmail_view(view: Callable[..., ResponseReturnValue]) -> Callable[..., Resp
     @functools.wraps(view)
     def wrapper(*args: object, **kwargs: object) -> Response:
         if not wm.webmail_enabled(get_addon().session()):
-            abort(404, "The webmail is off: the administrator chose outbound-only mode.")
+            abort(404, _("The webmail is off: the administrator chose outbound-only mode."))
         return mail_derived(view)(*args, **kwargs)
     return wrapper
 
@@ -109,10 +111,10 @@ def folder(role: str) -> ResponseReturnValue:
     mailbox = wm.pick_mailbox(s, g.ie_user, _mailbox_arg())
     if mailbox is None:
         if _mailbox_arg() is not None:
-            abort(404, "No such mailbox among yours.")
+            abort(404, _("No such mailbox among yours."))
         return _no_mailbox()
     if len(role) > 16:
-        abort(404, "No such folder.")
+        abort(404, _("No such folder."))
     page = wm.list_page(s, addon.host, g.ie_user, mailbox.id, role,
                         request.args.get("cursor"))
     rows = _rows(page, mailbox, role)
@@ -121,7 +123,7 @@ def folder(role: str) -> ResponseReturnValue:
                                fmt_date=fmt_date, addresses=messages.addresses, role=role, **rows)
     label = wm.FOLDER_LABELS.get(role, role.title())
     return render_template("integrated_email/webmail.html",
-                           **_context(mailbox, role=role, heading=label, **rows))
+                           **_context(mailbox, role=role, heading=_(label), **rows))
 
 
 def search() -> ResponseReturnValue:
@@ -138,7 +140,7 @@ def search() -> ResponseReturnValue:
     if wants_fragment() and request.args.get("cursor"):
         return render_template("integrated_email/_partials/webmail_rows.html",
                                fmt_date=fmt_date, addresses=messages.addresses, role=None, **rows)
-    heading = "Search: %s" % query if query else "Search"
+    heading = _("Search: %(query)s", query=query) if query else _("Search")
     return render_template("integrated_email/webmail.html",
                            **_context(mailbox, query=query, heading=heading, **rows))
 
@@ -147,7 +149,7 @@ def message(message_id: int) -> ResponseReturnValue:
     """Read a message (marks it read, here and on the server)."""
     addon = get_addon()
     s = addon.session()
-    msg = found_or_404(messages.get_message(s, addon.host, g.ie_user, message_id), NO_MESSAGE)
+    msg = found_or_404(messages.get_message(s, addon.host, g.ie_user, message_id), _(NO_MESSAGE))
     mailbox = s.get(Mailbox, msg.mailbox_id)
     is_owner = mailbox.user_id == str(g.ie_user.id)
     if is_owner and not msg.seen:
@@ -176,7 +178,7 @@ def message(message_id: int) -> ResponseReturnValue:
 def _own_message(message_id: int) -> Message:
     addon = get_addon()
     return found_or_404(messages.get_message(addon.session(), addon.host, g.ie_user,
-                                             message_id, owner_only=True), NO_OWN_MESSAGE)
+                                             message_id, owner_only=True), _(NO_OWN_MESSAGE))
 
 
 def mark(message_id: int) -> ResponseReturnValue:
@@ -209,7 +211,7 @@ def attachment(attachment_id: int) -> ResponseReturnValue:
     addon = get_addon()
     att = found_or_404(messages.get_attachment(addon.session(), addon.host, g.ie_user,
                                                attachment_id),
-                       "No such attachment, or you may not see it.")
+                       _("No such attachment, or you may not see it."))
     return attachment_response(att)
 
 
@@ -234,9 +236,10 @@ def record_add(message_id: int) -> ResponseReturnValue:
     try:
         ref = addon.host.parse_ref(request.form.get("ref", ""))
     except ValueError:
-        abort(400, f"Pick a {addon.host.kinds_phrase()} from the list.")
+        abort(400, _("Pick a %(kinds)s from the list.", kinds=addon.host.kinds_phrase()))
     if not links.add_link(s, addon.host, g.ie_user, msg, ref):
-        abort(404, f"No such {addon.host.kind(ref.kind).label}, or you may not see it.")
+        abort(404, _("No such %(record)s, or you may not see it.",
+                     record=addon.host.kind(ref.kind).label))
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 
@@ -247,7 +250,7 @@ def record_remove(message_id: int, link_id: int) -> ResponseReturnValue:
     s = addon.session()
     msg = _own_message(message_id)
     if not links.remove_link(s, msg, link_id, addon.host):
-        abort(404, "No such link on this message.")
+        abort(404, _("No such link on this message."))
     s.commit()
     return redirect(url_for("integrated_email.webmail_message", message_id=msg.id))
 

@@ -22,6 +22,7 @@ from plugin.models import Mailbox, Message
 from plugin.models.outbound import OutboundMessage
 from plugin.reading.messages import attachment_bytes
 from plugin.sending import outbox, send_later
+from plugin.words import N_
 
 #: the compose form's address fields and the label its error sentences use
 ADDRESS_FIELDS = (("to", "To field"), ("cc", "Cc field"), ("bcc", "Bcc field"))
@@ -82,7 +83,7 @@ def send_from_form(addon: AddonContext, session: Session, user: HostUser, mb: Ma
         row = outbox.queue(addon, session, user, mb, draft, records)
     except (compose.HeaderError, ValueError) as exc:
         return ComposeOutcome(errors={"subject": getattr(exc, "sentence", None) or (
-            "This message cannot be sent as written. Check the recipients and subject.")})
+            N_("This message cannot be sent as written. Check the recipients and subject."))})
     if send_at is not None:  # send later: the send job delivers it at its time
         send_later.schedule_row(session, row, send_at)
         return ComposeOutcome(row=row, records=records)
@@ -101,7 +102,7 @@ def _check(values: dict[str, Any]) -> tuple[dict[str, list[tuple[str, str]]], di
             errors[name] = exc.sentence
             parsed[name] = []
     if not errors.get("to") and not (parsed["to"] or parsed["cc"] or parsed["bcc"]):
-        errors["to"] = "Enter at least one recipient, like name@example.com."
+        errors["to"] = N_("Enter at least one recipient, like name@example.com.")
     try:
         compose.check_header(values["subject"], "subject")
     except compose.HeaderError as exc:
@@ -183,8 +184,8 @@ def forwarded_files(config: Mapping[str, Any], original: Message,
             continue
         data = attachment_bytes(config, att)
         if data is None:
-            out.problem = (f"The file {att.filename} of the forwarded message could not be "
-                           "read. Untick it, or save it and attach it again.")
+            out.problem = N_("The file %(file)s of the forwarded message could not be read. "
+                             "Untick it, or save it and attach it again.", file=att.filename)
             return out
         ctype = att.content_type or "application/octet-stream"
         if ctype.startswith("message/"):

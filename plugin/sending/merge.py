@@ -17,6 +17,10 @@ from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from plugin.host import HostRecord
+from plugin.words import N_, said
+
+#: the parts a problem names (msgids of their own, translated with the sentence)
+PARTS = (N_("subject"), N_("body"))
 
 #: the merge fields, with what the composer shows for each
 FIELDS: dict[str, str] = {
@@ -57,9 +61,10 @@ def check_template(source: str, where: str) -> list[MergeProblem]:
     try:
         tree = _env.parse(source or "")
     except TemplateSyntaxError as exc:
-        return [MergeProblem(where, f"The {where} has a merge field that is not closed or "
-                             f"not valid (line {exc.lineno}). Write fields like "
-                             "{{ first_name }}.")]
+        return [MergeProblem(where, N_(
+            "The %(where)s has a merge field that is not closed or not valid (line "
+            "%(line)s). Write fields like {{ first_name }}.", where=said(where),
+            line=exc.lineno))]
     problems: list[MergeProblem] = []
     seen: set[str] = set()
 
@@ -71,20 +76,24 @@ def check_template(source: str, where: str) -> list[MergeProblem]:
     for node in tree.find_all(nodes.Node):
         if isinstance(node, nodes.Name):
             if node.name not in FIELDS:
-                add(f"The {where} uses '{node.name}', which is not a merge field. "
-                    f"Use only {_fields_list()}.")
+                add(N_("The %(where)s uses '%(name)s', which is not a merge field. Use only "
+                       "%(fields)s.", where=said(where), name=node.name,
+                       fields=_fields_list()))
         elif isinstance(node, nodes.Filter):
             if node.name not in SAFE_FILTERS:
-                add(f"The {where} uses the filter '{node.name}', which merge fields do not "
-                    "allow.")
+                add(N_("The %(where)s uses the filter '%(name)s', which merge fields do not "
+                       "allow.", where=said(where), name=node.name))
         elif isinstance(node, (nodes.Getattr, nodes.Getitem)):
-            add(f"The {where} tries to reach inside a value (with '.' or '[ ]'). Merge "
-                f"fields are plain names: {_fields_list()}.")
+            add(N_("The %(where)s tries to reach inside a value (with '.' or '[ ]'). Merge "
+                   "fields are plain names: %(fields)s.", where=said(where),
+                   fields=_fields_list()))
         elif isinstance(node, nodes.Call):
-            add(f"The {where} calls a function, which merge fields do not allow.")
+            add(N_("The %(where)s calls a function, which merge fields do not allow.",
+                   where=said(where)))
         elif not isinstance(node, _ALLOWED_NODES):
-            add(f"The {where} uses template code that merge fields do not allow "
-                f"({type(node).__name__}). Use only {_fields_list()}.")
+            add(N_("The %(where)s uses template code that merge fields do not allow "
+                   "(%(node)s). Use only %(fields)s.", where=said(where),
+                   node=type(node).__name__, fields=_fields_list()))
     return problems
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from plugin.models import Mailbox
 from plugin.setup.mailbox import active_mailbox
+from plugin.words import N_, said
 
 #: failed fetches in a row before a mailbox that is not paused counts as failing
 FAILING_AFTER = 3
@@ -36,23 +37,23 @@ def alert_for(mb: Mailbox) -> MailboxAlert | None:
     """What to tell the owner of ``mb``; None while it works."""
     name = mb.account_name
     if mb.needs_sign_in:
-        return MailboxAlert(mb.id, f"Your mailbox '{name}' has stopped fetching and sending: "
-                            "your sign-in with your email provider has expired or was "
-                            "withdrawn.", "Sign in again")
+        return MailboxAlert(mb.id, N_(
+            "Your mailbox '%(name)s' has stopped fetching and sending: your sign-in with your "
+            "email provider has expired or was withdrawn.", name=name), N_("Sign in again"))
     if mb.needs_password:
-        return MailboxAlert(mb.id, f"Your mailbox '{name}' has stopped fetching mail: "
-                            "the mail server rejected its password.", "Update your password")
+        return MailboxAlert(mb.id, N_(
+            "Your mailbox '%(name)s' has stopped fetching mail: the mail server rejected its "
+            "password.", name=name), N_("Update your password"))
+    # The stored error is a whole sentence (an English msgid, translated where shown), so
+    # it follows the mailbox's name as a sentence of its own.
     if mb.paused:
-        reason = _sentence(mb.last_error) or "fetching was stopped after repeated errors."
-        return MailboxAlert(mb.id, f"Your mailbox '{name}' is paused: {reason}",
-                            "Check the mailbox settings")
+        reason = (mb.last_error or "").strip() or N_(
+            "Fetching was stopped after repeated errors.")
+        return MailboxAlert(mb.id, N_("Your mailbox '%(name)s' is paused. %(reason)s",
+                                      name=name, reason=said(reason)),
+                            N_("Check the mailbox settings"))
     if mb.last_error and (mb.failure_count or 0) >= FAILING_AFTER:
-        return MailboxAlert(mb.id, f"Your mailbox '{name}' cannot fetch mail: "
-                            f"{_sentence(mb.last_error)}", "Check the mailbox settings")
+        return MailboxAlert(mb.id, N_("Your mailbox '%(name)s' cannot fetch mail. %(reason)s",
+                                      name=name, reason=said(mb.last_error.strip())),
+                            N_("Check the mailbox settings"))
     return None
-
-
-def _sentence(text: str | None) -> str:
-    """A stored error sentence, lower-cased at the start to follow a colon."""
-    text = (text or "").strip()
-    return text[:1].lower() + text[1:] if text[:1].isupper() and text[1:2].islower() else text

@@ -42,6 +42,7 @@ from plugin.setup.discovery_net import (
     parallel,
 )
 from plugin.setup.hosted import base_domain, hosted_by
+from plugin.words import N_, said
 
 log = logging.getLogger("plugin.integrated_email.discovery")
 
@@ -66,7 +67,7 @@ _SRV_OUTGOING = (("_submissions._tcp", "smtp", "ssl"), ("_submission._tcp", "smt
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
                      r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _LOCAL = re.compile(r"^[^\s\x00-\x1f\x7f@]{1,64}$")
-_MANUAL = "Type your mail server's settings below, or ask your administrator for them."
+_MANUAL = N_("Type your mail server's settings below, or ask your administrator for them.")
 
 
 @dataclass(frozen=True)
@@ -363,17 +364,22 @@ def _sentence(domain: str, outcome: _Outcome) -> str:
     f = outcome.finding
     if f is None:
         if outcome.timed_out:
-            return f"Looking up settings for {domain} took too long. {_MANUAL}"
-        return f"No settings could be found for {domain}. {_MANUAL}"
+            return N_("Looking up settings for %(domain)s took too long. %(manual)s",
+                      domain=domain, manual=said(_MANUAL))
+        return N_("No settings could be found for %(domain)s. %(manual)s",
+                  domain=domain, manual=said(_MANUAL))
+    published = N_("Settings from %(domain)s's published configuration.", domain=domain)
     return {
-        PRESET: f"Settings for {f.provider}, which the add-on knows.",
-        AUTOCONFIG: f"Settings from {domain}'s published configuration.",
-        WELL_KNOWN: f"Settings from {domain}'s published configuration.",
-        SRV: f"Settings from {domain}'s DNS service records.",
-        MX_PROVIDER: f"{domain}'s mail is hosted by {f.provider}: settings for {f.provider}.",
-        MX_AUTOCONFIG: f"Settings published by {f.via}, which receives {domain}'s mail.",
-        GUESS: (f"Settings guessed from common server names ({f.via} answered securely); "
-                "check them before saving."),
+        PRESET: N_("Settings for %(provider)s, which the add-on knows.", provider=f.provider),
+        AUTOCONFIG: published,
+        WELL_KNOWN: published,
+        SRV: N_("Settings from %(domain)s's DNS service records.", domain=domain),
+        MX_PROVIDER: N_("%(domain)s's mail is hosted by %(provider)s: settings for "
+                        "%(provider)s.", domain=domain, provider=f.provider),
+        MX_AUTOCONFIG: N_("Settings published by %(via)s, which receives %(domain)s's mail.",
+                          via=f.via, domain=domain),
+        GUESS: N_("Settings guessed from common server names (%(via)s answered securely); "
+                  "check them before saving.", via=f.via),
     }[f.source]
 
 

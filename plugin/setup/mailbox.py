@@ -27,6 +27,7 @@ from plugin.mail.presets import Preset, default_port, preset_for
 from plugin.models import GlobalSettings, Mailbox
 from plugin.setup.discovery import Discovery, domain_of
 from plugin.setup.oauth_providers import PROVIDERS
+from plugin.words import N_
 
 PROTOCOLS = {"imap": "IMAP", "pop3": "POP3"}
 SECURITIES = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "None (not encrypted)"}
@@ -187,13 +188,14 @@ def _apply_preset(v: dict, previous_email: str) -> None:
             v[host_key] = v[f"_auto_{side}_host"] = ""
             v[port_key] = str(default_port(proto, v.get(sec_key) or "ssl"))
     if kept and new is not None:
-        v["_preset_notice"] = (
-            f"You typed your own servers, so they were kept. {new.name} uses "
-            f"{' and '.join(kept)}; change the fields if you want those.")
+        v["_preset_notice"] = N_(
+            "You typed your own servers, so they were kept. %(provider)s uses "
+            "%(servers)s; change the fields if you want those.",
+            provider=new.name, servers=" and ".join(kept))
     elif old is not None and new is None and not v.get("in_host") and not v.get("out_host"):
-        v["_preset_notice"] = (
-            f"This is no longer a {old.name} address, so the {old.name} servers were "
-            "removed. Enter your own incoming and outgoing mail hosts.")
+        v["_preset_notice"] = N_(
+            "This is no longer a %(provider)s address, so the %(provider)s servers were "
+            "removed. Enter your own incoming and outgoing mail hosts.", provider=old.name)
 
 
 def derive(values: dict, changed: str, previous_email: str = "") -> dict:
@@ -264,10 +266,10 @@ def _port(v: dict, name: str, errors: dict) -> int | None:
     try:
         port = int(v.get(name) or "")
     except ValueError:
-        errors[name] = "Enter the port as a number, like 993."
+        errors[name] = N_("Enter the port as a number, like 993.")
         return None
     if not 1 <= port <= 65535:
-        errors[name] = "Enter a port between 1 and 65535."
+        errors[name] = N_("Enter a port between 1 and 65535.")
         return None
     return port
 
@@ -275,10 +277,10 @@ def _port(v: dict, name: str, errors: dict) -> int | None:
 def _host(v: dict, name: str, errors: dict, policy: ConnectionPolicy | None) -> None:
     host = v.get(name, "")
     if not host:
-        errors[name] = "Enter the server name, like imap.example.com."
+        errors[name] = N_("Enter the server name, like imap.example.com.")
         return
     if not HOST_RE.match(host):
-        errors[name] = "Enter only the server name, like mail.example.com."
+        errors[name] = N_("Enter only the server name, like mail.example.com.")
         return
     if policy is not None:
         # Judged with its port: only mail ports are allowed unless the allow-list names one.
@@ -298,49 +300,50 @@ def validate(v: dict, *, outbound_only: bool, sharing_choices: list[str],
     """One sentence per bad field.  ``only`` limits the answer to one field (htmx)."""
     errors: dict[str, str] = {}
     if not v.get("account_name"):
-        errors["account_name"] = "Give this mailbox a name, like 'Work email'."
+        errors["account_name"] = N_("Give this mailbox a name, like 'Work email'.")
     elif len(v["account_name"]) > 120:
-        errors["account_name"] = "Keep the name under 120 characters."
+        errors["account_name"] = N_("Keep the name under 120 characters.")
     if normalize_address(v.get("email", "")) is None:
-        errors["email"] = "Enter an email address like name@example.com."
+        errors["email"] = N_("Enter an email address like name@example.com.")
     if not outbound_only:
         if v.get("protocol") not in PROTOCOLS:
-            errors["protocol"] = "Choose IMAP or POP3."
+            errors["protocol"] = N_("Choose IMAP or POP3.")
         if not v.get("in_login"):
-            errors["in_login"] = "Enter the login for the incoming server (usually your email)."
+            errors["in_login"] = N_("Enter the login for the incoming server (usually your email).")
         if not v.get("in_password") and not (existing and existing.in_password):
-            errors["in_password"] = "Enter your email password (not your ATS password)."
+            errors["in_password"] = N_("Enter your email password (not your ATS password).")
         _host(v, "in_host", errors, policy)
         _port(v, "in_port", errors)
         if v.get("in_security") not in SECURITIES:
-            errors["in_security"] = "Choose SSL/TLS, STARTTLS or None."
+            errors["in_security"] = N_("Choose SSL/TLS, STARTTLS or None.")
         if v.get("protocol") == "pop3":
             if v.get("delete_policy") not in DELETE_POLICIES:
-                errors["delete_policy"] = "Choose when messages are deleted from the server."
+                errors["delete_policy"] = N_("Choose when messages are deleted from the server.")
             elif v["delete_policy"] == "after_days":
                 try:
                     if not 1 <= int(v.get("delete_after_days") or "") <= 3650:
                         raise ValueError
                 except ValueError:
-                    errors["delete_after_days"] = "Enter a number of days between 1 and 3650."
+                    errors["delete_after_days"] = N_("Enter a number of days between 1 and 3650.")
         if v.get("protocol") == "imap" and v.get("consolidate") == "on":
             folder = v.get("consolidate_folder", "")
             if not folder or len(folder) > 200 or any(ord(c) < 32 for c in folder) \
                     or folder.upper() == "INBOX":
-                errors["consolidate_folder"] = "Enter a folder name, like 'Clients and candidates'."
+                errors["consolidate_folder"] = N_(
+                    "Enter a folder name, like 'Clients and candidates'.")
     _host(v, "out_host", errors, policy)
     _port(v, "out_port", errors)
     if v.get("out_security") not in SECURITIES:
-        errors["out_security"] = "Choose SSL/TLS, STARTTLS or None."
+        errors["out_security"] = N_("Choose SSL/TLS, STARTTLS or None.")
     needs_own_out = v.get("out_auth") == "on" and (
         outbound_only or v.get("same_credentials") != "on")
     if needs_own_out:
         if not v.get("out_login"):
-            errors["out_login"] = "Enter the login for the outgoing server."
+            errors["out_login"] = N_("Enter the login for the outgoing server.")
         if not v.get("out_password") and not stored_out_password(existing, outbound_only):
-            errors["out_password"] = "Enter the password for the outgoing server."
+            errors["out_password"] = N_("Enter the password for the outgoing server.")
     if v.get("sharing") not in sharing_choices:
-        errors["sharing"] = "Choose one of the sharing options your administrator allows."
+        errors["sharing"] = N_("Choose one of the sharing options your administrator allows.")
     if only is not None:
         return {k: e for k, e in errors.items() if k == only}
     return errors

@@ -35,6 +35,7 @@ from requests.adapters import HTTPAdapter
 
 from plugin.mail.connect import ConnectionPolicy, ssl_context
 from plugin.setup.oauth_providers import OAuthProvider
+from plugin.words import N_
 
 log = logging.getLogger("plugin.integrated_email.oauth")
 
@@ -49,20 +50,20 @@ BAD_ANSWER = "bad_answer"
 NO_ADDRESS = "no_address"
 
 SENTENCES: dict[str, str] = {
-    SIGN_IN_AGAIN: "Your sign-in has expired or was withdrawn. Sign in again.",
-    CLIENT_REJECTED: "The sign-in service refused this application's client id or secret. "
-    "Ask your administrator to check the sign-in settings.",
-    DENIED: "Access was not allowed, so nothing was connected. Sign in again and allow "
-    "access to connect the mailbox.",
-    UNREACHABLE: "The sign-in service could not be reached. Try again in a few minutes, or "
-    "ask your administrator about the network.",
-    TIMEOUT: "The sign-in service did not answer in time. Try again in a few minutes.",
-    TLS: "The sign-in service's security certificate is not trusted. Ask your administrator.",
-    PROVIDER_ERROR: "The sign-in service had a problem. Try again in a few minutes.",
-    BAD_ANSWER: "The sign-in service answered in a way we did not expect. Try again, or ask "
-    "your administrator to check the sign-in settings.",
-    NO_ADDRESS: "The sign-in did not tell us the account's email address. Sign in again and "
-    "allow access to your email address.",
+    SIGN_IN_AGAIN: N_("Your sign-in has expired or was withdrawn. Sign in again."),
+    CLIENT_REJECTED: N_("The sign-in service refused this application's client id or secret. "
+    "Ask your administrator to check the sign-in settings."),
+    DENIED: N_("Access was not allowed, so nothing was connected. Sign in again and allow "
+    "access to connect the mailbox."),
+    UNREACHABLE: N_("The sign-in service could not be reached. Try again in a few minutes, or "
+    "ask your administrator about the network."),
+    TIMEOUT: N_("The sign-in service did not answer in time. Try again in a few minutes."),
+    TLS: N_("The sign-in service's security certificate is not trusted. Ask your administrator."),
+    PROVIDER_ERROR: N_("The sign-in service had a problem. Try again in a few minutes."),
+    BAD_ANSWER: N_("The sign-in service answered in a way we did not expect. Try again, or ask "
+    "your administrator to check the sign-in settings."),
+    NO_ADDRESS: N_("The sign-in did not tell us the account's email address. Sign in again and "
+    "allow access to your email address."),
 }
 #: kinds that trying again later will not cure: the mailbox waits for its owner or admin
 PERMANENT = frozenset({SIGN_IN_AGAIN, CLIENT_REJECTED})

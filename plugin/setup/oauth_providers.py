@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from plugin.mail.presets import PRESETS, Endpoint
+from plugin.words import N_
 
 GOOGLE = "google"
 MICROSOFT = "microsoft"
@@ -92,19 +93,19 @@ PROVIDERS: Mapping[str, OAuthProvider] = MappingProxyType({
         smtp=Endpoint("smtp.gmail.com", 465, "ssl"),
         domains=_domains("Gmail"),
         notes=(
-            "While the app's consent screen is in Testing, Google expires its refresh "
-            "tokens after 7 days: publish the app to keep mailboxes signed in.",
-            "Google sends a refresh token only when asked for offline access with consent; "
-            "the add-on asks for both, so recruiters stay signed in.",
+            N_("While the app's consent screen is in Testing, Google expires its refresh "
+            "tokens after 7 days: publish the app to keep mailboxes signed in."),
+            N_("Google sends a refresh token only when asked for offline access with consent; "
+            "the add-on asks for both, so recruiters stay signed in."),
         ),
         guide=(
-            "In the Google Cloud console, pick or create a project, open APIs & Services, "
+            N_("In the Google Cloud console, pick or create a project, open APIs & Services, "
             "OAuth consent screen, and set it up: Internal for your Google Workspace users "
-            "only, External otherwise.",
-            "Under Credentials, create an OAuth client ID of the type Web application and "
-            "add the redirect URI shown above.",
-            "Copy its client id and secret into the fields here, tick Let users sign in "
-            "with Google, and save.",
+            "only, External otherwise."),
+            N_("Under Credentials, create an OAuth client ID of the type Web application and "
+            "add the redirect URI shown above."),
+            N_("Copy its client id and secret into the fields here, tick Let users sign in "
+            "with Google, and save."),
         ),
     ),
     MICROSOFT: OAuthProvider(
@@ -126,24 +127,24 @@ PROVIDERS: Mapping[str, OAuthProvider] = MappingProxyType({
         rotates_refresh_tokens=True,
         has_tenant=True,
         notes=(
-            "Tenant: common (work, school and personal accounts), organizations (work and "
-            "school only), or your tenant's id for your company only.",
-            "SMTP AUTH must be allowed for the mailbox (Exchange admin center), or sending "
-            "is refused.",
-            "Client secrets expire (after 6 to 24 months, as chosen): create a new one "
-            "before then and paste it here.",
+            N_("Tenant: common (work, school and personal accounts), organizations (work and "
+            "school only), or your tenant's id for your company only."),
+            N_("SMTP AUTH must be allowed for the mailbox (Exchange admin center), or sending "
+            "is refused."),
+            N_("Client secrets expire (after 6 to 24 months, as chosen): create a new one "
+            "before then and paste it here."),
         ),
         guide=(
-            "In the Microsoft Entra admin center, open App registrations, New registration; "
+            N_("In the Microsoft Entra admin center, open App registrations, New registration; "
             "choose who may sign in (it matches the tenant below) and add the redirect URI "
-            "shown above as a Web redirect URI.",
-            "Under API permissions, add the delegated permissions IMAP.AccessAsUser.All, "
+            "shown above as a Web redirect URI."),
+            N_("Under API permissions, add the delegated permissions IMAP.AccessAsUser.All, "
             "POP.AccessAsUser.All and SMTP.Send (listed under Microsoft Graph) and "
             "offline_access, openid and email; grant admin consent if your tenant asks "
-            "for it.",
-            "Under Certificates & secrets, create a client secret. Copy the application "
+            "for it."),
+            N_("Under Certificates & secrets, create a client secret. Copy the application "
             "(client) id and the secret's value into the fields here, tick Let users sign "
-            "in with Microsoft, and save.",
+            "in with Microsoft, and save."),
         ),
     ),
 })

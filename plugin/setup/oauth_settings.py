@@ -13,6 +13,7 @@ from plugin.models._types import utcnow
 from plugin.models.oauth import OAuthProviderSettings
 from plugin.setup.oauth_client import ClientConfig
 from plugin.setup.oauth_providers import OAuthProvider, configured, get_provider, valid_tenant
+from plugin.words import N_
 
 #: a client id or secret as providers issue them (the id column is 255 long)
 _CREDENTIAL = re.compile(r"[\x21-\x7e]{1,255}")
@@ -32,17 +33,17 @@ def save_provider(session: Session, box: SecretBox, key: str, *, enabled: bool,
     # "…apps.googleusercontent.com" name, a 35-40 character secret). Anything else was
     # pasted wrongly, and a 300-character id would fail the database's column (a 500).
     if client_id and not _CREDENTIAL.fullmatch(client_id):
-        raise ValueError("The client id must be up to 255 letters, digits and signs, without "
-                         "spaces or line breaks: copy it again from the provider's page.")
+        raise ValueError(N_("The client id must be up to 255 letters, digits and signs, without "
+                         "spaces or line breaks: copy it again from the provider's page."))
     if client_secret and not _CREDENTIAL.fullmatch(client_secret.strip()):
-        raise ValueError("The client secret must be up to 255 letters, digits and signs, "
+        raise ValueError(N_("The client secret must be up to 255 letters, digits and signs, "
                          "without spaces or line breaks: copy it again from the provider's "
-                         "page.")
+                         "page."))
     tenant = (tenant or "").strip() or None
     if provider.has_tenant:
         if tenant is not None and not valid_tenant(tenant):
-            raise ValueError("The tenant must be common, organizations, consumers, your "
-                             "tenant's id or its domain name.")
+            raise ValueError(N_("The tenant must be common, organizations, consumers, your "
+                             "tenant's id or its domain name."))
     else:
         tenant = None
     row = session.scalar(select(OAuthProviderSettings)
@@ -53,8 +54,8 @@ def save_provider(session: Session, box: SecretBox, key: str, *, enabled: bool,
     if client_secret:
         row.client_secret = box.encrypt(client_secret.strip())
     if enabled and not (client_id and row.client_secret):
-        raise ValueError(f"Enter the client id and secret of your {provider.name} app "
-                         "before turning sign-in on.")
+        raise ValueError(N_("Enter the client id and secret of your %(provider)s app "
+                            "before turning sign-in on.", provider=provider.name))
     row.enabled = enabled
     row.client_id = client_id or None
     row.tenant = tenant

@@ -25,9 +25,10 @@ from plugin.setup import oauth_signin
 from plugin.setup import settings as settings_service
 from plugin.setup.policy import connection_policy
 from plugin.setup.ratelimit import RateLimiter
+from plugin.words import N_
 
-RATE_LIMITED = ("You have tested the connection several times in a row. "
-                "Wait a minute and try again.")
+RATE_LIMITED = N_("You have tested the connection several times in a row. "
+                   "Wait a minute and try again.")
 #: what the incoming side of a stored mailbox is compared on
 _INCOMING = ("protocol", "in_host", "in_port", "in_security", "in_login")
 _OUTGOING = ("out_host", "out_port", "out_security")
@@ -177,8 +178,9 @@ def check_and_save(addon: AddonContext, session: Session, user_id: str, values: 
                            existing=existing, policy=connection_policy(addon, session))
     twin = duplicate_of(session, user_id, values, existing)
     if twin is not None:
-        errors["email"] = (f"You have already connected this account as '{twin.account_name}'. "
-                           "Edit that mailbox instead of adding it twice.")
+        errors["email"] = N_("You have already connected this account as '%(mailbox)s'. "
+                             "Edit that mailbox instead of adding it twice.",
+                             mailbox=twin.account_name)
     if errors:
         return SaveOutcome(errors=errors)
     unverified = False

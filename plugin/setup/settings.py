@@ -16,12 +16,13 @@ from plugin.mail.connect import parse_allow_entry
 from plugin.mail.presets import min_poll_minutes
 from plugin.models import GlobalSettings
 from plugin.models.settings import SHARING_OPTIONS
+from plugin.words import N_, said
 
 SHARING_LABELS = {
-    "private": "Private – only me",
-    "custom": "Custom – mail with the candidates and contacts I tick 'Share email' on",
-    "public": "Public – all my mail with candidates and contacts",
-    "admin": "Admin – administrators only",
+    "private": N_("Private – only me"),
+    "custom": N_("Custom – mail with the candidates and contacts I tick 'Share email' on"),
+    "public": N_("Public – all my mail with candidates and contacts"),
+    "admin": N_("Admin – administrators only"),
 }
 #: never below this, whatever the admin types: providers throttle faster polling
 MIN_FETCH_MINUTES = 5
@@ -84,10 +85,11 @@ def _int(form: Mapping[str, Any], name: str, errors: dict, lo: int, hi: int,
     try:
         val = int(raw)
     except ValueError:
-        errors[name] = f"Enter {label} as a whole number."
+        errors[name] = N_("Enter %(what)s as a whole number.", what=said(label))
         return None
     if not lo <= val <= hi:
-        errors[name] = f"Enter {label} between {lo} and {hi}."
+        errors[name] = N_("Enter %(what)s between %(lo)s and %(hi)s.", what=said(label),
+                          lo=lo, hi=hi)
         return None
     return val
 
@@ -102,9 +104,9 @@ def parse_settings_form(form: MultiDict) -> SettingsForm:
     allowed = [s for s in SHARING_OPTIONS if s in form.getlist("sharing_allowed")]
     default = form.get("sharing_default", "")
     if not allowed:
-        errors["sharing_allowed"] = "Allow at least one sharing option."
+        errors["sharing_allowed"] = N_("Allow at least one sharing option.")
     elif default not in allowed:
-        errors["sharing_default"] = "Pick a default that is among the allowed options."
+        errors["sharing_default"] = N_("Pick a default that is among the allowed options.")
     values = {
         "outbound_only": _yes(form, "outbound_only"),
         "webmail_links": _yes(form, "webmail_links"),
@@ -112,14 +114,16 @@ def parse_settings_form(form: MultiDict) -> SettingsForm:
         "sharing_allowed": ",".join(allowed),
         "sharing_default": default,
         "fetch_interval_minutes": _int(form, "fetch_interval_minutes", errors,
-                                       MIN_FETCH_MINUTES, MAX_FETCH_MINUTES, "the fetch interval"),
-        "initial_sync_days": _int(form, "initial_sync_days", errors, 1, 3650, "the number of days"),
+                                       MIN_FETCH_MINUTES, MAX_FETCH_MINUTES,
+                                       N_("the fetch interval")),
+        "initial_sync_days": _int(form, "initial_sync_days", errors, 1, 3650,
+                                  N_("the number of days")),
         "initial_sync_messages": _int(form, "initial_sync_messages", errors, 1, 100000,
-                                      "the number of messages"),
-        "bulk_per_send": _int(form, "bulk_per_send", errors, 1, 10000, "recipients per send"),
-        "bulk_per_day": _int(form, "bulk_per_day", errors, 1, 100000, "messages per day"),
+                                      N_("the number of messages")),
+        "bulk_per_send": _int(form, "bulk_per_send", errors, 1, 10000, N_("recipients per send")),
+        "bulk_per_day": _int(form, "bulk_per_day", errors, 1, 100000, N_("messages per day")),
         "bulk_spacing_seconds": _int(form, "bulk_spacing_seconds", errors, 0, 3600,
-                                     "the spacing"),
+                                     N_("the spacing")),
         "allowed_mail_hosts": "\n".join(
             h.strip().lower() for h in str(form.get("allowed_mail_hosts", "")).splitlines()
             if h.strip()),
@@ -129,14 +133,14 @@ def parse_settings_form(form: MultiDict) -> SettingsForm:
     domains = [d.strip().lower().lstrip("@") for d in
                str(form.get("public_excluded_domains", "")).splitlines() if d.strip()]
     if len(domains) > 5:
-        errors["public_excluded_domains"] = "List at most 5 domains."
+        errors["public_excluded_domains"] = N_("List at most 5 domains.")
     elif any(not re.fullmatch(r"[a-z0-9.-]+\.[a-z0-9-]+", d) for d in domains):
-        errors["public_excluded_domains"] = "One domain per line, like example.com."
+        errors["public_excluded_domains"] = N_("One domain per line, like example.com.")
     values["public_excluded_domains"] = "\n".join(domains)
     hosts = values["allowed_mail_hosts"].splitlines()
     bad = [h for h in hosts if len(h) > 253 or parse_allow_entry(h) is None]
     if bad:
-        errors["allowed_mail_hosts"] = ("One host per line, like mail.example.com, 203.0.113.7 "
+        errors["allowed_mail_hosts"] = N_("One host per line, like mail.example.com, 203.0.113.7 "
                                         "or 10.0.0.0/8; add :PORT (mail.example.com:2526) to "
                                         "allow a port that is not a mail port.")
     typed = {k: str(form.get(k, "")).strip() for k in NUMBER_FIELDS}
@@ -152,5 +156,5 @@ def save(session: Session, gs: GlobalSettings, values: dict, admin_id: str) -> s
     gs.saved_by = admin_id
     session.add(gs)
     if first:
-        return "Integrated email settings saved. Users can now set up their mailboxes."
-    return "Integrated email settings saved."
+        return N_("Integrated email settings saved. Users can now set up their mailboxes.")
+    return N_("Integrated email settings saved.")

@@ -354,7 +354,7 @@ def test_oauth_deployment_config_turns_a_provider_on(mini, oauth_lab, dovecot, s
     admin = signed_in(app, host.add_person("Ada", "ada@example.test", admin=True))
     save_global_settings(admin)
     page = admin.get("/integrated-email/admin/settings").get_data(as_text=True)
-    assert "Turned on by your deployment's configuration (IE_OAUTH_MICROSOFT_CLIENT_ID)" in page
+    assert "Turned on by your deployment&#39;s configuration (IE_OAUTH_MICROSOFT_CLIENT_ID)" in page
     assert clients["microsoft"].client_secret not in page
     rita = signed_in(app, host.add_person("Rita", "rita@example.test"))
     resp = rita.post("/integrated-email/oauth/start", data=form(

@@ -13,7 +13,7 @@ from flask import Flask
 from plugin import i18n
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYWORDS = {"ie_gettext": None, "ie_ngettext": (1, 2), "_": None}
+KEYWORDS = {"ie_gettext": None, "ie_ngettext": (1, 2), "_": None, "N_": None}
 
 
 def _marked() -> set[str]:
@@ -64,3 +64,46 @@ def test_the_locale_a_hosts_catalogue_and_the_fallback(tmp_path):
             "Kein solcher Eintrag (Kandidat), oder Sie dürfen ihn nicht sehen."
         app.config["IE_LOCALE"] = "xx"
         assert i18n.gettext("A text nobody translated") == "A text nobody translated"
+
+
+def test_sentences_marked_outside_flask_are_translated_where_shown():
+    from plugin.words import N_, said
+
+    app = Flask("t")
+    app.config.update(IE_LOCALE="de")
+    # N_ leaves the English text (what mail/ and the domain packages store and log) ...
+    refused = N_("The server refused the connection. Check the host and port.")
+    assert refused == "The server refused the connection. Check the host and port."
+    # ... with values filled in, remembering its msgid so German goes in before them
+    saved = N_("Mailbox '%(mailbox)s' saved.", mailbox="<b>%(x)s</b>")
+    assert saved == "Mailbox '<b>%(x)s</b>' saved."
+    paused = N_("Your mailbox '%(name)s' is paused. %(reason)s", name="Work",
+                reason=said(refused))
+    with app.app_context():
+        assert i18n.gettext(refused) == \
+            "Der Server hat die Verbindung abgelehnt. Prüfen Sie Server und Port."
+        # a hostile value is a value: never a placeholder, never looked up
+        assert i18n.gettext(saved) == "Postfach „<b>%(x)s</b>“ gespeichert."
+        assert i18n.gettext(paused) == ("Ihr Postfach „Work“ ist pausiert. Der Server hat "
+                                        "die Verbindung abgelehnt. Prüfen Sie Server und Port.")
+        # a stored sentence with values in it (no msgid) stays as it was; empty stays empty
+        assert i18n.gettext(str(saved)) == "Mailbox '<b>%(x)s</b>' saved."
+        assert i18n.gettext("") == "" and i18n.gettext(None) == ""
+
+
+
+def test_a_translated_sentence_with_bold_values_escapes_the_values():
+    from jinja2 import DictLoader, Environment
+
+    env = Environment(autoescape=True, loader=DictLoader({
+        "m": "{% macro strong(value) %}<strong>{{ value }}</strong>{% endmacro %}",
+        "page": '{% from "m" import strong %}'
+                '{{ ie_gettext("Stop bulk email to %(address)s?")|e|format(address=strong(a)) }}'
+    }))
+    env.globals["ie_gettext"] = i18n.gettext
+    app = Flask("t")
+    app.config.update(IE_LOCALE="de")
+    with app.app_context():
+        out = env.get_template("page").render(a='<script>x</script>"')
+    assert out == ("Keine Serien-E-Mails mehr an <strong>&lt;script&gt;x&lt;/script&gt;"
+                   "&#34;</strong> senden?")

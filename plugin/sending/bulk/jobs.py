@@ -23,6 +23,7 @@ from plugin.sending.bulk.recipients import Selection
 from plugin.sending.delivery import backoff
 from plugin.sending.lease import aware, lease_length, now, owner_gone, worker_id
 from plugin.setup import settings as settings_service
+from plugin.words import N_
 
 _OUT = OutboundMessage.__table__
 _JOB = BulkJob.__table__
@@ -46,7 +47,7 @@ def check_templates(subject: str, body: str) -> list[merge.MergeProblem]:
     """What is wrong with the subject and body templates (empty when they may be sent)."""
     problems = merge.check_template(subject, "subject") + merge.check_template(body, "body")
     if not subject.strip():
-        problems.append(merge.MergeProblem("subject", "Write a subject."))
+        problems.append(merge.MergeProblem("subject", N_("Write a subject.")))
     try:
         compose.check_body(body)
     except compose.HeaderError as exc:
@@ -66,8 +67,8 @@ def preview(subject: str, body: str, record: HostRecord, sender_user: HostUser,
         rendered_body = merge.render(body, values)
         compose.check_header(rendered_subject, "subject")
     except merge.MergeError:
-        return Preview("", "", [merge.MergeProblem("body", "A merge field could not be "
-                                                   "filled in safely.")])
+        return Preview("", "", [merge.MergeProblem("body", N_("A merge field could not be "
+                                                      "filled in safely."))])
     except compose.HeaderError as exc:
         return Preview("", "", [merge.MergeProblem("subject", exc.sentence)])
     return Preview(rendered_subject, rendered_body, [])

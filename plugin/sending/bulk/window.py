@@ -7,7 +7,10 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+from plugin.words import N_
+
+#: English msgids, translated where the form shows them
+DAY_NAMES = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 
 @dataclass(frozen=True)
