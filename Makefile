@@ -14,8 +14,11 @@ DEBS := dovecot-imapd dovecot-pop3d dovecot-lmtpd chromium
 demo: install system-packages
 	$(PY) -m examples.demo
 
+# Two pytest workers, whole files per worker (a file's fixtures and lab servers stay
+# together; each worker starts its own lab). PYTEST_ARGS="-n 0" runs in one process.
+PYTEST_WORKERS ?= 2
 test: install system-packages
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install system-packages
 	$(PY) bench/import_speed.py --messages 10000
