@@ -105,26 +105,15 @@ def mailbox_form(mailbox_id: int | None = None) -> Page:
     test_result = None
     status = 200
     signed_in = existing is not None and bool(existing.oauth_provider)
-    if request.method == "POST" and signed_in:
-        values = {**setup_service.values_from_mailbox(existing),
-                  **setup_service.read_form(request.form), "email": existing.email}
-        if request.form.get("action") == "test":
-            test_result, outcome.message = _probe_signed_in(existing, values, gs.outbound_only)
-        else:
-            outcome = saving.save_signed_in(
-                addon, s, existing, values, outbound_only=gs.outbound_only,
-                sharing_choices=gs.sharing_choices,
-                save_anyway=request.form.get("save_anyway") == "on",
-                resume=fetch_status.password_changed)
-            if outcome.saved:
-                s.commit()
-                flash(saved_sentence(outcome))
-                return saved_redirect(url_for("integrated_email.mailboxes"))
-            test_result = outcome.probe
-            status = 422
-    elif request.method == "POST":
+    if request.method == "POST":
         values = setup_service.read_form(request.form)
-        if request.form.get("action") == "test":
+        if signed_in:  # no password or server fields: the rest as stored
+            values = {**setup_service.values_from_mailbox(existing), **values,
+                      "email": existing.email}
+        save_anyway = request.form.get("save_anyway") == "on"
+        if request.form.get("action") == "test" and signed_in:
+            test_result, outcome.message = _probe_signed_in(existing, values, gs.outbound_only)
+        elif request.form.get("action") == "test":
             # No JavaScript: the Test connection button posts the whole form here.
             outcome.errors = setup_service.validate(
                 values, outbound_only=gs.outbound_only, sharing_choices=gs.sharing_choices,
@@ -132,11 +121,16 @@ def mailbox_form(mailbox_id: int | None = None) -> Page:
             if not outcome.errors:
                 test_result = saving.probe_form(addon, s, values, existing, gs.outbound_only)
         else:
-            outcome = saving.check_and_save(
-                addon, s, g.ie_user.id, values, existing, outbound_only=gs.outbound_only,
-                sharing_choices=gs.sharing_choices,
-                save_anyway=request.form.get("save_anyway") == "on",
-                resume=fetch_status.password_changed)
+            if signed_in:
+                outcome = saving.save_signed_in(
+                    addon, s, existing, values, outbound_only=gs.outbound_only,
+                    sharing_choices=gs.sharing_choices, save_anyway=save_anyway,
+                    resume=fetch_status.password_changed)
+            else:
+                outcome = saving.check_and_save(
+                    addon, s, g.ie_user.id, values, existing, outbound_only=gs.outbound_only,
+                    sharing_choices=gs.sharing_choices, save_anyway=save_anyway,
+                    resume=fetch_status.password_changed)
             if outcome.saved:
                 s.commit()
                 flash(saved_sentence(outcome))
