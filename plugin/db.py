@@ -7,7 +7,9 @@ keeps its own engine even when it shares the host's database.
 from __future__ import annotations
 
 import os
+import re
 import select
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,7 +104,60 @@ def make_engine(url: str, options: dict[str, Any] | None = None, wal: bool = Tru
         options.setdefault("max_overflow", 20)
     engine = create_engine(url, **options)
     event.listen(engine, "checkout", _check_alive)
+    if engine.dialect.driver == "psycopg":
+        _end_reads_with_commit(engine)
     return engine
+
+
+#: statements that write nothing: a transaction of only these has nothing to undo
+_READ_ONLY = re.compile(r"\s*(SELECT|SHOW)\b", re.IGNORECASE)
+
+
+def _end_reads_with_commit(engine: Engine) -> None:
+    """End a transaction that only read with COMMIT instead of ROLLBACK.
+
+    Why: psycopg forgets every prepared statement, and its counts towards preparing
+    one, at each ROLLBACK (a rolled-back DDL could have changed what they refer to),
+    and SQLAlchemy rolls back every connection that read and did not commit when it
+    goes back to the pool. A sync reads in such blocks between its writes, so none of
+    its statements was ever prepared and PostgreSQL parsed and planned all ~23 of a
+    poll every time. For a transaction that wrote nothing, COMMIT and ROLLBACK have
+    the same effect (locks of SELECT ... FOR UPDATE are released by both); anything
+    else, or a transaction in error, is rolled back as before."""
+    wrote: weakref.WeakSet = weakref.WeakSet()
+
+    def raw(conn: Any) -> Any:
+        return getattr(conn, "dbapi_connection", conn)  # a pool proxy or the connection
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _note_write(conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
+        if not _READ_ONLY.match(statement):
+            wrote.add(raw(conn.connection))
+
+    @event.listens_for(engine, "commit")
+    def _committed(conn: Connection) -> None:
+        wrote.discard(raw(conn.connection))
+
+    rollback = engine.dialect.do_rollback
+
+    def do_rollback(dbapi_conn: Any) -> None:
+        target = raw(dbapi_conn)
+        if target not in wrote and _idle_in_transaction(target):
+            target.commit()
+            return
+        wrote.discard(target)
+        rollback(dbapi_conn)
+
+    engine.dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
+def _idle_in_transaction(dbapi_conn: Any) -> bool:
+    """Whether a psycopg connection is inside a transaction that has not failed."""
+    from psycopg.pq import TransactionStatus
+    try:
+        return dbapi_conn.info.transaction_status == TransactionStatus.INTRANS
+    except Exception:  # closed or broken: let the real rollback deal with it
+        return False
 
 
 def _check_alive(dbapi_conn: Any, _record: object, _proxy: object) -> None:
