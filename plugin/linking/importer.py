@@ -74,7 +74,8 @@ def link_pending(addon: AddonContext, mailbox_id: int, message_ids: list[int] | 
 #: what linking reads of a message (never the bodies)
 _FIELDS = (Message.id, Message.message_key, Message.from_addr, Message.from_name,
            Message.to_addrs, Message.cc_addrs, Message.in_reply_to, Message.references,
-           Message.subject, Message.snippet, Message.date, Message.origin)
+           Message.subject, Message.snippet, Message.date, Message.origin,
+           Message.blob_sha256, Message.direction)
 
 
 def _link_batch(addon: AddonContext, mailbox_id: int,
@@ -95,9 +96,10 @@ def _link_batch(addon: AddonContext, mailbox_id: int,
             return 0, 0
         ids = [m.id for m in msgs]
         # Bounce reports are recorded on the mail we sent, never linked as mail.
-        reports = bounces.take_reports(addon, s, mailbox_id, ids)
+        reports = bounces.take_reports(addon, s, mailbox_id, msgs)
         msgs = [m for m in msgs if m.id not in reports]
-        if not settings_service.auto_import(s):
+        gs = s.get(GlobalSettings, 1)  # one read: the import switch and the notes' rule
+        if not settings_service.auto_import(gs):
             s.execute(update(Message).where(Message.id.in_(ids)).values(import_checked=True))
             s.commit()
             return 0, len(ids)
@@ -132,7 +134,6 @@ def _link_batch(addon: AddonContext, mailbox_id: int,
             select(RecordLink.message_id, RecordLink.record_kind, RecordLink.record_id)
             .where(RecordLink.message_id.in_(list(wanted))))} if wanted else set()
         by_id = {m.id: m for m in msgs}
-        gs = s.get(GlobalSettings, 1)
         created = 0
         for mid, refs in wanted.items():
             m = by_id[mid]

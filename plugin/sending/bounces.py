@@ -20,8 +20,10 @@ import email
 import email.policy
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message as EmailMessage
+from typing import Any
 
 from flufl.bounce import all_failures
 from sqlalchemy import select
@@ -30,7 +32,6 @@ from sqlalchemy.orm import Session
 from plugin.blobs import blob_store
 from plugin.context import AddonContext
 from plugin.mail import build as compose
-from plugin.models import Message
 from plugin.models.deliverability import Bounce
 from plugin.models.outbound import OutboundMessage
 from plugin.sending import suppression
@@ -134,12 +135,10 @@ def failures_in(raw: bytes) -> list[Failure]:
 
 
 def take_reports(addon: AddonContext, session: Session, mailbox_id: int,
-                 message_ids: list[int]) -> set[int]:
+                 rows: Sequence[Any]) -> set[int]:
     """Record the bounce reports among freshly stored messages; their ids (to be left
-    out of linking: a report is no candidate's mail)."""
-    rows = session.execute(select(Message.id, Message.from_addr, Message.subject,
-                                  Message.blob_sha256, Message.direction).where(
-        Message.id.in_(message_ids))).all()
+    out of linking: a report is no candidate's mail). ``rows``: the messages as linking
+    read them (``id``, ``from_addr``, ``subject``, ``blob_sha256``, ``direction``)."""
     likely = [r for r in rows if r.direction != "out" and looks_like_report(r.from_addr,
                                                                             r.subject)]
     if not likely:

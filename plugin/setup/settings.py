@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
@@ -42,10 +41,10 @@ def load(session: Session) -> GlobalSettings:
     return gs
 
 
-def auto_import(session: Session) -> bool:
-    """The admin's "automatic import" switch alone (on until the settings say otherwise)."""
-    value = session.scalar(select(GlobalSettings.auto_import).where(GlobalSettings.id == 1))
-    return True if value is None else bool(value)
+def auto_import(gs: GlobalSettings | None) -> bool:
+    """The admin's "automatic import" switch (on until the settings say otherwise), of
+    the settings row already read."""
+    return True if gs is None or gs.auto_import is None else bool(gs.auto_import)
 
 
 def is_complete(session: Session) -> bool:
