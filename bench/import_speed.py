@@ -1,8 +1,11 @@
 """Full IMAP import into an empty store versus a raw baseline, side by side, over TLS.
 
 Baseline: imaplib UID FETCH BODY.PEEK[] in batches of 500 + email.message_from_bytes
-(policy=default) + reading the text body, storing nothing. Ours: sync_mailbox into a
-fresh SQLite store (rows, attachments metadata, raw blobs). Best of --rounds each.
+(policy=default) + reading the text body, storing nothing. Ours: the worker's whole
+import (``fetch_and_link``: sync and linking) into an empty store (rows, attachment
+metadata, raw blobs; ``--blobs``, ``--db``). Timed: the import alone; creating the
+store (app, migrations) and removing it afterwards are printed beside it, not counted.
+Best of --rounds each.
 """
 from __future__ import annotations
 
