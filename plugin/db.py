@@ -7,7 +7,6 @@ keeps its own engine even when it shares the host's database.
 from __future__ import annotations
 
 import os
-import re
 import select
 import weakref
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event, exc, make_url
+from sqlalchemy import MetaData, Select, create_engine, event, exc, make_url
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 
@@ -109,10 +108,6 @@ def make_engine(url: str, options: dict[str, Any] | None = None, wal: bool = Tru
     return engine
 
 
-#: statements that write nothing: a transaction of only these has nothing to undo
-_READ_ONLY = re.compile(r"\s*(SELECT|SHOW)\b", re.IGNORECASE)
-
-
 def _end_reads_with_commit(engine: Engine) -> None:
     """End a transaction that only read with COMMIT instead of ROLLBACK.
 
@@ -121,34 +116,48 @@ def _end_reads_with_commit(engine: Engine) -> None:
     and SQLAlchemy rolls back every connection that read and did not commit when it
     goes back to the pool. A sync reads in such blocks between its writes, so none of
     its statements was ever prepared and PostgreSQL parsed and planned all ~23 of a
-    poll every time. For a transaction that wrote nothing, COMMIT and ROLLBACK have
-    the same effect (locks of SELECT ... FOR UPDATE are released by both); anything
-    else, or a transaction in error, is rolled back as before."""
+    poll every time.
+
+    "Only read" is decided from what SQLAlchemy compiled, never from SQL text (a
+    string starting with SELECT may hold a second statement, ``SELECT ... INTO`` or a
+    function that writes): a transaction counts as read-only while every statement in
+    it was a compiled ``select()`` without FOR UPDATE. Text, DDL, writes, locking reads,
+    savepoints, a transaction in error: all end with the real ROLLBACK, as before. The
+    mark is cleared only once a COMMIT has succeeded."""
     wrote: weakref.WeakSet = weakref.WeakSet()
 
     def raw(conn: Any) -> Any:
         return getattr(conn, "dbapi_connection", conn)  # a pool proxy or the connection
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _note_write(conn: Connection, _cursor: object, statement: str, *_args: object) -> None:
-        if not _READ_ONLY.match(statement):
+    def _note_write(conn: Connection, _cursor: object, _statement: str, _params: object,
+                    context: Any, _many: bool) -> None:
+        if not _plain_select(context):
             wrote.add(raw(conn.connection))
 
-    @event.listens_for(engine, "commit")
-    def _committed(conn: Connection) -> None:
-        wrote.discard(raw(conn.connection))
+    commit, rollback = engine.dialect.do_commit, engine.dialect.do_rollback
 
-    rollback = engine.dialect.do_rollback
+    def do_commit(dbapi_conn: Any) -> None:
+        commit(dbapi_conn)
+        wrote.discard(raw(dbapi_conn))  # after it succeeded: a failed COMMIT stays marked
 
     def do_rollback(dbapi_conn: Any) -> None:
         target = raw(dbapi_conn)
         if target not in wrote and _idle_in_transaction(target):
             target.commit()
             return
-        wrote.discard(target)
         rollback(dbapi_conn)
+        wrote.discard(target)
 
+    engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
     engine.dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
+def _plain_select(context: Any) -> bool:
+    """Whether a statement about to run is a compiled ``select()`` that locks nothing."""
+    compiled = getattr(context, "compiled", None)
+    statement = getattr(compiled, "statement", None)
+    return isinstance(statement, Select) and statement._for_update_arg is None
 
 
 def _idle_in_transaction(dbapi_conn: Any) -> bool:

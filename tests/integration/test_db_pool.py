@@ -32,8 +32,14 @@ def test_reads_keep_prepared_statements_and_uncommitted_writes_still_roll_back(p
     """psycopg forgets its prepared statements at every ROLLBACK, and SQLAlchemy rolls
     back each connection that only read: so a read-only transaction ends with COMMIT
     (plugin.db._end_reads_with_commit). A write nobody committed is rolled back, in
-    error or not, with or without a read after it."""
+    error or not, with or without a read after it, and so is anything run as text,
+    even when it starts with SELECT."""
+    from sqlalchemy import Column, Integer, MetaData, Table, select
+
     from tests.lab.pgschema import fresh_schema_url
+
+    t = Table("t", MetaData(), Column("id", Integer, primary_key=True), Column("v", Integer))
+    v_of_1 = select(t.c.v).where(t.c.id == 1)
 
     with fresh_schema_url(pg_url) as url:
         engine = make_engine(url, {"pool_size": 1, "max_overflow": 0})
@@ -43,19 +49,18 @@ def test_reads_keep_prepared_statements_and_uncommitted_writes_still_roll_back(p
                 conn.execute(text("INSERT INTO t VALUES (1, 0)"))
             for _ in range(8):  # psycopg prepares a statement at its 5th run
                 with engine.connect() as conn:  # read, no commit: SQLAlchemy rolls back
-                    v = conn.execute(text("SELECT v FROM t WHERE id = :i"), {"i": 1}).scalar()
-                    assert v == 0
+                    assert conn.execute(v_of_1).scalar() == 0
             with engine.connect() as conn:
                 prepared = conn.execute(text(
                     "SELECT count(*) FROM pg_prepared_statements "
-                    "WHERE statement LIKE 'SELECT v FROM t%'")).scalar()
+                    "WHERE statement LIKE 'SELECT t.v %'")).scalar()
             assert prepared == 1
 
             with engine.connect() as conn:  # written, then read, never committed
                 conn.execute(text("UPDATE t SET v = 1 WHERE id = 1"))
-                conn.execute(text("SELECT v FROM t WHERE id = 1"))
-            with engine.connect() as conn:
-                conn.exec_driver_sql("INSERT INTO t VALUES (2, 0)")  # a raw write too
+                conn.execute(v_of_1)
+            with engine.connect() as conn:  # text that starts with SELECT and writes
+                conn.exec_driver_sql("SELECT 1; INSERT INTO t VALUES (2, 0)")
             with engine.connect() as conn:
                 conn.execute(text("UPDATE t SET v = 2 WHERE id = 1"))
                 try:
