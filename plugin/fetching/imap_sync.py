@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from plugin.fetching import status as fetch_status
+from plugin.fetching.batch_writer import BatchWriter
 from plugin.fetching.pop3_window import POP3_FOLDER
 from plugin.fetching.server_flags import refresh_recent_flags
 from plugin.fetching.store import FetchedItem, _insert, begin_write
@@ -103,12 +104,12 @@ class ImapSync(SyncRun):
         imap.select(folder, readonly=True)
         uids = imap.search_uids_since(cursor["last_uid"] or 0)
         validity = cursor["uidvalidity"]
-        for batch_uids in chunks(uids, IMAP_BATCH):
-            items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
-            top = max(batch_uids)
-            batch = self.store.store_batch(items, lambda conn, top=top: self._update_cursor(
-                conn, cursor["id"], last_uid=top))
-            self._stored(batch)
+        with BatchWriter(self.store, self._stored) as writer:  # fetch while storing
+            for batch_uids in chunks(uids, IMAP_BATCH):
+                items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
+                top = max(batch_uids)
+                writer.submit(items, lambda conn, top=top: self._update_cursor(
+                    conn, cursor["id"], last_uid=top))
         # last_uid moved with each batch's rows; UIDNEXT alone can wait for the status.
         self._defer_cursor(cursor["id"], uidnext=st.uidnext)
         if st.highestmodseq is not None and st.highestmodseq != cursor.get("highestmodseq"):
@@ -172,9 +173,9 @@ class ImapSync(SyncRun):
                     _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.folder == folder,
                     _LOC.c.uidvalidity == validity))}
         todo = [u for u in uids if u not in have]
-        for batch_uids in chunks(todo, IMAP_BATCH):
-            items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
-            self._stored(self.store.store_batch(items))
+        with BatchWriter(self.store, self._stored) as writer:  # fetch while storing
+            for batch_uids in chunks(todo, IMAP_BATCH):
+                writer.submit(self._fetch(imap, folder, cursor["role"], validity, batch_uids))
         top = max([st.uidnext - 1] + uids) if st.uidvalidity == validity else max(uids or [0])
         uidnext = st.uidnext if st.uidvalidity == validity else selected.uidnext
         # Every message of the window is committed: the cursor may move past them.
