@@ -102,7 +102,9 @@ def test_three_workers_share_200_mailboxes_and_take_over_a_dead_ones_leases(
                 return s.scalar(select(func.count()).select_from(Mailbox).where(
                     Mailbox.last_success_at.is_not(None), Mailbox.lease_owner.is_(None))) \
                     == MAILBOXES
-        _wait(all_synced, 120, "round one")
+        def logged() -> bool:  # a worker writes its "synced" line after the status commit
+            return {m for _w, m in _synced([log for _p, log in workers])} >= set(ids)
+        _wait(lambda: all_synced() and logged(), 120, "round one")
         round_one = _synced([log for _p, log in workers])
         per_mailbox = Counter(m for _w, m in round_one)
         assert sorted(per_mailbox) == sorted(ids)
