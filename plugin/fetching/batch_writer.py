@@ -36,7 +36,7 @@ class BatchWriter:
     def __init__(self, store: MessageStore, on_stored: Callable[[BatchResult], None]) -> None:
         self.store = store
         self.on_stored = on_stored
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ie-batch-writer")
+        self._pool: ThreadPoolExecutor | None = None  # started by the first batch
         self._writing: Future | None = None
 
     def __enter__(self) -> BatchWriter:
@@ -48,6 +48,8 @@ class BatchWriter:
         batch and hand this one to the writer."""
         parse_items(items)
         self._collect()
+        if self._pool is None:  # a folder with nothing new starts no thread
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="ie-batch-writer")
         self._writing = self._pool.submit(self.store.store_batch, items, in_transaction)
 
     def _collect(self) -> None:
@@ -70,4 +72,5 @@ class BatchWriter:
                     log.warning("a batch being written when the sync failed did not "
                                 "commit; the next sync fetches it again")
         finally:
-            self._pool.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from plugin.fetching import status as fetch_status
-from plugin.fetching.batch_writer import BatchWriter
 from plugin.fetching.pop3_window import POP3_FOLDER
 from plugin.fetching.server_flags import refresh_recent_flags
 from plugin.fetching.store import FetchedItem, _insert, begin_write
@@ -104,7 +103,7 @@ class ImapSync(SyncRun):
         imap.select(folder, readonly=True)
         uids = imap.search_uids_since(cursor["last_uid"] or 0)
         validity = cursor["uidvalidity"]
-        with BatchWriter(self.store, self._stored) as writer:  # fetch while storing
+        with self._batch_writer() as writer:  # fetch while storing
             for batch_uids in chunks(uids, IMAP_BATCH):
                 items = self._fetch(imap, folder, cursor["role"], validity, batch_uids)
                 top = max(batch_uids)
@@ -173,7 +172,7 @@ class ImapSync(SyncRun):
                     _LOC.c.mailbox_id == self.mailbox.id, _LOC.c.folder == folder,
                     _LOC.c.uidvalidity == validity))}
         todo = [u for u in uids if u not in have]
-        with BatchWriter(self.store, self._stored) as writer:  # fetch while storing
+        with self._batch_writer() as writer:  # fetch while storing
             for batch_uids in chunks(todo, IMAP_BATCH):
                 writer.submit(self._fetch(imap, folder, cursor["role"], validity, batch_uids))
         top = max([st.uidnext - 1] + uids) if st.uidvalidity == validity else max(uids or [0])

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from plugin.blobs.durable import durable_before_server_change
-from plugin.fetching.batch_writer import BatchWriter
 from plugin.fetching.pop3_window import Pop3Window
 from plugin.fetching.store import FetchedItem, begin_write
 from plugin.fetching.sync_run import SyncRun, chunks
@@ -74,7 +73,7 @@ class Pop3Sync(SyncRun):
             window = Pop3Window(self.engine, self.mailbox.id, self.window_days,
                                 self.window_messages)
             todo = window.select(pop, listing, have)
-            with BatchWriter(self.store, self._stored) as writer:  # RETR while storing
+            with self._batch_writer() as writer:  # RETR while storing
                 for batch in chunks(todo, POP3_BATCH):
                     items = window.keep([FetchedItem(raw=pop.retr(n), folder="INBOX",
                                                      role="inbox", uidl=key)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from plugin.context import AddonContext
+from plugin.fetching.batch_writer import BatchWriter
 from plugin.fetching.store import BatchResult, MessageStore
 from plugin.mail.account import ServerSettings
 from plugin.mail.connect import ConnectionPolicy
@@ -79,6 +80,11 @@ class SyncRun:
 
     def _defer_cursor(self, cursor_id: int, **values: object) -> None:
         self.cursor_updates.setdefault(cursor_id, {}).update(values)
+
+    def _batch_writer(self) -> BatchWriter:
+        """Where a run's loop hands its batches: stored while the next is fetched,
+        each committed one passed to :meth:`_stored` in this thread."""
+        return BatchWriter(self.store, self._stored)
 
     def _stored(self, batch: BatchResult) -> None:
         crashpoint("after_commit")
